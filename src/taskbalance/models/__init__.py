@@ -1,0 +1,17 @@
+"""Models: hard parameter sharing, registered by name and built as ``create(name, heads=..., **options)``."""
+
+from taskbalance.models.base import MultiTaskModel
+from taskbalance.registry import Registry
+
+MODELS: Registry[MultiTaskModel] = Registry("model")
+
+
+def create(name: str, **options: object) -> MultiTaskModel:
+    """Build a registered model by name, e.g. ``create("segnet", heads={"depth": HeadSpec(1, dense=True)})``."""
+    return MODELS.create(name, **options)
+
+
+# Model modules register themselves on import (keep below MODELS).
+# (one import line per model module)
+
+__all__ = ["MODELS", "MultiTaskModel", "create"]

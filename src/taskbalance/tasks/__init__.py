@@ -1,0 +1,1 @@
+"""Task kinds: loss, metrics with direction, and split-level accumulation."""

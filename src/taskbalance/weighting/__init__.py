@@ -1,0 +1,1 @@
+"""Loss-based weighting methods."""
