@@ -1,1 +1,7 @@
-"""training."""
+"""Training: a run's config, the plain training loop, atomic checkpoints and the run's result."""
+
+from taskbalance.training.config import ConfigError, RunConfig
+from taskbalance.training.loop import build, evaluate, train
+from taskbalance.training.result import EpochRecord, RunResult
+
+__all__ = ["ConfigError", "EpochRecord", "RunConfig", "RunResult", "build", "evaluate", "train"]

@@ -1,0 +1,235 @@
+"""The ``taskbalance`` command: ``bench``, ``train``, ``methods``, ``report``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_OUT = Path("runs/bench")
+
+# The fast default (fits ≤ 15 min on 2 CPU cores): the embedded MultiFashion problem, the LeNet-size model,
+# grids searched on one seed. ``--full`` switches to the paper's grid sizes.
+FAST_EPOCHS = 5
+FAST_TEMPERATURES = (1.0, 3.0, 5.0, 10.0, 20.0)
+FULL_LRS = (1e-4, 5e-4, 1e-3)
+
+
+def _csv(kind: type, value: str | None) -> list[Any] | None:
+    if value is None:
+        return None
+    try:
+        return [kind(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}, got {value!r}") from None
+
+
+def _configure_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="taskbalance")
+def main() -> None:
+    """Loss weighting for multi-task learning: UW-SO and its baselines, and the paper's benchmark protocol."""
+
+
+@main.command()
+@click.option("--dataset", default="multifashion", show_default=True, help="Registry name of the dataset.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of an on-disk dataset.")
+@click.option("--model", default="multilenet", show_default=True, help="Registry name of the model.")
+@click.option("--methods", "methods_csv", default=None, help="Comma-separated methods (default: the paper's).")
+@click.option("--seeds", "seeds_csv", default="0,1,2", show_default=True, help="Comma-separated seeds.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Epochs per run [default: {FAST_EPOCHS}].")
+@click.option("--lrs", "lrs_csv", default=None, help="Comma-separated learning rates (default 1e-3; --full: 3).")
+@click.option("--temperatures", "temperatures_csv", default=None, help="UW-SO's temperature grid.")
+@click.option("--full", is_flag=True, help="The paper's grids: LR grid per method, full T grid, every seed.")
+@click.option("--delta-m", "delta_m_variant", type=click.Choice(["all_metrics", "per_task"]), default="all_metrics",
+              show_default=True, help="Δm over all metrics (the paper) or averaged per task first.")
+@click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Cap on steps per epoch (0: no cap).")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Output folder: results store, report, checkpoints.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel runs.")
+def bench(
+    dataset: str,
+    data_root: Path | None,
+    model: str,
+    methods_csv: str | None,
+    seeds_csv: str,
+    epochs: int | None,
+    lrs_csv: str | None,
+    temperatures_csv: str | None,
+    full: bool,
+    delta_m_variant: str,
+    max_steps: int,
+    out: Path,
+    executor: str,
+    address: str | None,
+    workers: int,
+) -> None:
+    """Run the paper's protocol and print the table of test Δm per method.
+
+    STL baselines for every task, every method over its grid and the seeds, selection by validation Δm, test Δm
+    mean ± std. Finished runs are kept in OUT/results.sqlite and skipped when the command is run again.
+    """
+    from rich.console import Console
+
+    from taskbalance import data as datasets
+    from taskbalance.execution import run_configs
+    from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
+    from taskbalance.protocol.grid import PAPER_TEMPERATURES
+    from taskbalance.report import render_table, write_report
+    from taskbalance.store import RunStore
+
+    console = Console()
+    dataset_options: dict[str, Any] = {"root": str(data_root)} if data_root is not None else {}
+    try:
+        data = datasets.create(dataset, **dataset_options)
+    except (KeyError, TypeError, ValueError, FileNotFoundError) as error:
+        raise click.UsageError(f"--dataset {dataset}: {error}") from None
+    temperatures = _csv(float, temperatures_csv) or list(PAPER_TEMPERATURES if full else FAST_TEMPERATURES)
+    try:
+        spec = BenchSpec(
+            task_names=list(data.tasks),
+            dataset=dataset,
+            dataset_options=dataset_options,
+            model=model,
+            methods=_csv(str, methods_csv) or list(PAPER_METHODS),
+            seeds=_csv(int, seeds_csv) or [0],
+            epochs=epochs or FAST_EPOCHS,
+            lrs=_csv(float, lrs_csv) or (list(FULL_LRS) if full else [1e-3]),
+            temperatures=temperatures,
+            search="all_seeds" if full else "one_seed",
+            delta_m_variant=delta_m_variant,
+            max_steps_per_epoch=max_steps,
+        )
+    except (ValueError, KeyError) as error:
+        raise click.UsageError(str(error)) from None
+
+    out.mkdir(parents=True, exist_ok=True)
+    with RunStore(out / "results.sqlite") as store:
+
+        def run_many(configs: list) -> dict:
+            return run_configs(
+                configs, store=store, executor=executor, workers=workers, address=address,
+                checkpoint_dir=out / "checkpoints", progress=console.print if not console.is_terminal else None,
+            )
+
+        summary = run_bench(spec, run_many, log=console.print)
+        store.save_summary("bench", summary)
+        console.print(render_table(summary))
+        for note in summary.notes:
+            console.print(f"• {note}")
+        report = write_report(store, out)
+    console.print(f"Report: {report}   (wall time {summary.wall_seconds / 60:.1f} min)")
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Store the result in OUT/results.sqlite.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
+def train(config_file: Path, out: Path | None, threads: int) -> None:
+    """Train one run from a TOML config (fields of taskbalance.training.RunConfig)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from taskbalance.training import ConfigError, RunConfig
+    from taskbalance.training import train as train_run
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        values = tomllib.loads(config_file.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise click.UsageError(f"{config_file}: not valid TOML: {error}") from None
+    try:
+        config = RunConfig.from_dict(values)
+    except ConfigError as error:
+        raise click.UsageError(f"{config_file}: {error}") from None
+    _configure_threads(threads)
+    console = Console()
+
+    def show_epoch(record: Any) -> None:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in record.train_losses.items())
+        console.print(f"epoch {record.epoch}: train loss {losses} ({record.seconds:.1f} s)")
+
+    checkpoint_dir = out / "checkpoints" if out is not None else None
+    try:
+        result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
+    except ConfigError as error:
+        raise click.UsageError(f"{config_file}: {error}") from None
+    table = Table(title=f"run {result.run_id}: last epoch")
+    table.add_column("metric")
+    table.add_column("validation", justify="right")
+    table.add_column("test", justify="right")
+    last = result.epochs[-1]
+    for key in last.val:
+        table.add_row(key, f"{last.val[key]:.4f}", f"{last.test[key]:.4f}")
+    console.print(table)
+    console.print(f"{result.ms_per_step:.1f} ms/step, peak memory {result.peak_memory_mb:.0f} MiB")
+    if out is not None:
+        from taskbalance.store import RunStore
+
+        out.mkdir(parents=True, exist_ok=True)
+        with RunStore(out / "results.sqlite") as store:
+            store.save(result)
+        console.print(f"stored in {out / 'results.sqlite'}")
+
+
+@main.command(name="methods")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_methods(as_json: bool) -> None:
+    """List every method with its formula and hyper-parameters."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from taskbalance import methods
+
+    infos = [methods.info(name) for name in methods.names()]
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2, ensure_ascii=False))
+        return
+    table = Table(title="taskbalance methods", show_lines=True)
+    for column in ("name", "kind", "formula", "hyper-parameters", "paper"):
+        table.add_column(column, overflow="fold")
+    for i in infos:
+        hp = "\n".join(f"{k}: {v}" for k, v in i.hyperparameters.items()) or "—"
+        table.add_row(f"{i.name} ({i.label})", i.kind, i.formula, hp, i.paper)
+    Console().print(table)
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(output_dir: Path) -> None:
+    """Write report.md, results.csv and plots from OUTPUT_DIR/results.sqlite."""
+    from rich.console import Console
+
+    from taskbalance.report import render_table, write_report
+    from taskbalance.store import RunStore
+
+    database = output_dir / "results.sqlite"
+    if not database.exists():
+        raise click.UsageError(f"{database} does not exist: run `taskbalance bench --out {output_dir}` first")
+    with RunStore(database) as store:
+        summary = store.load_summary("bench")
+        if summary is None:
+            raise click.UsageError(f"{database} holds no benchmark summary: run `taskbalance bench` first")
+        Console().print(render_table(summary))
+        path = write_report(store, output_dir)
+    click.echo(f"Report: {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

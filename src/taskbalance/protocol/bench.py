@@ -1,0 +1,272 @@
+"""The paper's protocol: STL baselines, each method over its grid × seeds, selection by validation Δm, test Δm.
+
+Kirchdorfer et al. 2024, Sec. 5: single-task baselines with the same backbone; per method a learning-rate grid (and
+UW-SO's temperature grid, the Scalarization simplex grid) over 3 seeds; the configuration with the best validation
+Δm is selected and its test Δm reported as mean ± std over the seeds.
+
+Two search modes:
+
+* ``"all_seeds"`` (the paper, ``taskbalance bench --full``): every grid point on every seed; a point's score is its
+  validation Δm averaged over seeds.
+* ``"one_seed"`` (the fast default): every grid point on the first seed; the selected point is then run on the other
+  seeds. Methods whose grid has a single point run on every seed at once.
+
+Runs never depend on each other's results, so the driver hands every run of a phase to the executor at once:
+phase 1 = STL baselines + the grid search, phase 2 = the selected points on the remaining seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskbalance import methods as method_registry
+from taskbalance.protocol.grid import PAPER_TEMPERATURES, simplex_grid
+from taskbalance.protocol.selection import score, selected_record
+from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
+from taskbalance.training.config import DEFAULT_WEIGHT_DECAY, RunConfig
+from taskbalance.training.result import RunResult
+
+PAPER_METHODS: tuple[str, ...] = ("ew", "uw", "uwo", "uwso", "dwa", "rlw", "imtll", "gls", "scalarization")
+SEARCH_MODES = ("one_seed", "all_seeds")
+
+RunMany = Callable[[list[RunConfig]], Mapping[str, RunResult]]
+"""Runs configs (skipping those already finished) and returns run_id → result for all of them."""
+
+
+@dataclass
+class BenchSpec:
+    """What a benchmark runs.
+
+    Attributes:
+        dataset, dataset_options, model, model_options: the problem and the backbone.
+        tasks: the tasks (empty: all of the dataset's); the STL baselines cover each of them.
+        task_names: the tasks' names in order, as the dataset defines them (needed for the Scalarization grid size
+            and for STL; filled by the caller from the dataset when ``tasks`` is empty).
+        methods: registry names of the methods to compare.
+        seeds: seeds of the reported runs.
+        epochs, batch_size, max_steps_per_epoch, weight_decay, lr_step, lr_gamma: training settings of every run.
+        lrs: the learning-rate grid of every method and of the STL baselines.
+        temperatures: UW-SO's temperature grid.
+        simplex_step, simplex_min_weight: the Scalarization grid.
+        search: ``"one_seed"`` or ``"all_seeds"`` (see the module docstring).
+        delta_m_variant: ``"all_metrics"`` (the paper's Δm) or ``"per_task"``.
+        method_options: fixed hyper-parameters per method, merged into every grid point.
+    """
+
+    task_names: list[str]
+    dataset: str = "multifashion"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model: str = "multilenet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=lambda: list(PAPER_METHODS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: int = 5
+    batch_size: int = 256
+    max_steps_per_epoch: int = 0
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    lr_step: int = 100
+    lr_gamma: float = 0.5
+    lrs: list[float] = field(default_factory=lambda: [1e-3])
+    temperatures: list[float] = field(default_factory=lambda: list(PAPER_TEMPERATURES))
+    simplex_step: float = 0.1
+    simplex_min_weight: float = 0.1
+    search: str = "one_seed"
+    delta_m_variant: str = "all_metrics"
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.search not in SEARCH_MODES:
+            raise ValueError(f"search must be one of {SEARCH_MODES}, got {self.search!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if not self.lrs:
+            raise ValueError("lrs must list at least one learning rate")
+        if not self.methods:
+            raise ValueError("methods must list at least one method")
+        for name in self.methods:
+            method_registry.info(name)  # raises naming the unknown method
+        if "uwso" in self.methods and not self.temperatures:
+            raise ValueError("temperatures must list at least one value when uwso is benchmarked")
+        if len(self.trained_tasks) < 2:
+            raise ValueError(f"a multi-task benchmark needs at least two tasks, got {self.trained_tasks}")
+
+    @property
+    def trained_tasks(self) -> list[str]:
+        return self.tasks or self.task_names
+
+    def config(self, method: str, options: Mapping[str, Any], lr: float, seed: int, tasks: list[str]) -> RunConfig:
+        return RunConfig(
+            dataset=self.dataset,
+            dataset_options=dict(self.dataset_options),
+            model=self.model,
+            model_options=dict(self.model_options),
+            tasks=list(tasks),
+            method=method,
+            method_options=dict(options),
+            lr=lr,
+            weight_decay=self.weight_decay,
+            lr_step=self.lr_step,
+            lr_gamma=self.lr_gamma,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=seed,
+            max_steps_per_epoch=self.max_steps_per_epoch,
+        )
+
+    def grid(self, method: str) -> list[dict[str, Any]]:
+        """The method's hyper-parameter points (without the learning rate)."""
+        fixed = self.method_options.get(method, {})
+        if method == "uwso" and "temperature" not in fixed:
+            return [{**fixed, "temperature": float(t)} for t in self.temperatures]
+        if method == "scalarization" and "weights" not in fixed:
+            points = simplex_grid(len(self.trained_tasks), self.simplex_step, self.simplex_min_weight)
+            return [{**fixed, "weights": list(w)} for w in points]
+        return [dict(fixed)]
+
+
+@dataclass
+class _Point:
+    method: str
+    options: dict[str, Any]
+    lr: float
+
+    def configs(self, spec: BenchSpec, seeds: Sequence[int]) -> list[RunConfig]:
+        return [spec.config(self.method, self.options, self.lr, seed, spec.trained_tasks) for seed in seeds]
+
+
+def stl_configs(spec: BenchSpec) -> dict[str, list[list[RunConfig]]]:
+    """Per task, per learning rate, the STL runs over every seed (equal weighting of a single task)."""
+    return {
+        task: [[spec.config("ew", {}, lr, seed, [task]) for seed in spec.seeds] for lr in spec.lrs]
+        for task in spec.trained_tasks
+    }
+
+
+def _mean_metrics(records: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    return {key: statistics.fmean(r[key] for r in records) for key in records[0]}
+
+
+def stl_baseline(
+    spec: BenchSpec, runs: Mapping[str, list[list[RunConfig]]], results: Mapping[str, RunResult]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Validation and test baselines: per task, the learning rate whose seed-averaged validation metrics are best.
+
+    Each STL run's epoch is selected against its own first epoch (see :func:`select_epoch`). Learning rates are
+    compared by Δm against the mean of all candidates' metrics, a scale-free reference that every candidate shares.
+    """
+    baseline_val: dict[str, float] = {}
+    baseline_test: dict[str, float] = {}
+    for per_lr in runs.values():
+        candidates = []
+        for configs in per_lr:
+            selected = [selected_record(results[c.run_id()], None, spec.delta_m_variant) for c in configs]
+            candidates.append((_mean_metrics([r.val for r in selected]), _mean_metrics([r.test for r in selected])))
+        directions = results[per_lr[0][0].run_id()].higher_is_better
+        reference = _mean_metrics([val for val, _ in candidates])
+        best = min(candidates, key=lambda c: score(c[0], reference, directions, spec.delta_m_variant))
+        baseline_val.update(best[0])
+        baseline_test.update(best[1])
+    return baseline_val, baseline_test
+
+
+def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = lambda _: None) -> BenchSummary:
+    """Run the protocol and summarise it; ``run_many`` executes runs (local pool, Ray, or in-process)."""
+    started = time.perf_counter()
+    search_seeds = spec.seeds if spec.search == "all_seeds" else spec.seeds[:1]
+    points = {m: [_Point(m, o, lr) for o in spec.grid(m) for lr in spec.lrs] for m in spec.methods}
+    stl = stl_configs(spec)
+
+    phase1: list[RunConfig] = [c for per_lr in stl.values() for configs in per_lr for c in configs]
+    for method_points in points.values():
+        seeds = spec.seeds if len(method_points) == 1 else search_seeds
+        for point in method_points:
+            phase1.extend(point.configs(spec, seeds))
+    log(f"phase 1: {len(phase1)} runs (STL baselines and grid search on seeds {search_seeds})")
+    results: dict[str, RunResult] = dict(run_many(phase1))
+
+    baseline_val, baseline_test = stl_baseline(spec, stl, results)
+    any_result = next(iter(results.values()))
+    directions = {key: any_result.higher_is_better.get(key, True) for key in baseline_val}
+    for result in results.values():
+        directions.update({k: v for k, v in result.higher_is_better.items() if k in baseline_val})
+
+    def point_score(point: _Point, seeds: Sequence[int]) -> float:
+        values = [
+            score(selected_record(results[c.run_id()], baseline_val, spec.delta_m_variant).val, baseline_val,
+                  directions, spec.delta_m_variant)
+            for c in point.configs(spec, seeds)
+        ]
+        return statistics.fmean(values)
+
+    selected: dict[str, _Point] = {}
+    grids: dict[str, list[GridPoint]] = {}
+    for method, method_points in points.items():
+        seeds = spec.seeds if len(method_points) == 1 else search_seeds
+        scored = [(point_score(p, seeds), p) for p in method_points]
+        grids[method] = [
+            GridPoint(p.options, p.lr, s, [c.run_id() for c in p.configs(spec, seeds)]) for s, p in scored
+        ]
+        selected[method] = min(scored, key=lambda sp: sp[0])[1]
+
+    phase2 = [c for p in selected.values() for c in p.configs(spec, spec.seeds) if c.run_id() not in results]
+    if phase2:
+        log(f"phase 2: {len(phase2)} runs (selected points on seeds {spec.seeds[1:]})")
+        results.update(run_many(phase2))
+
+    summaries = []
+    for method, point in selected.items():
+        seed_results = [results[c.run_id()] for c in point.configs(spec, spec.seeds)]
+        records = [selected_record(r, baseline_val, spec.delta_m_variant) for r in seed_results]
+        test_dm = [score(r.test, baseline_test, directions, spec.delta_m_variant) for r in records]
+        method_run_ids = {rid for g in grids[method] for rid in g.run_ids} | {r.run_id for r in seed_results}
+        selected_point = next(g for g in grids[method] if g.options == point.options and g.lr == point.lr)
+        summaries.append(
+            MethodSummary(
+                method=method,
+                label=method_registry.label(method),
+                selected=selected_point,
+                delta_m_mean=statistics.fmean(test_dm),
+                delta_m_std=statistics.pstdev(test_dm),
+                delta_m_per_seed=test_dm,
+                metrics_mean=_mean_metrics([r.test for r in records]),
+                metrics_std={k: statistics.pstdev([r.test[k] for r in records]) for k in records[0].test},
+                rank=0,
+                runs=len(method_run_ids),
+                cpu_seconds=sum(results[rid].cpu_seconds for rid in method_run_ids),
+                grid=grids[method],
+                seed_run_ids=[r.run_id for r in seed_results],
+            )
+        )
+    summaries.sort(key=lambda s: s.delta_m_mean)
+    for rank, summary in enumerate(summaries, start=1):
+        summary.rank = rank
+
+    stl_ids = [c.run_id() for per_lr in stl.values() for configs in per_lr for c in configs]
+    notes = [
+        (
+            "grids searched on every seed (the paper's protocol)"
+            if spec.search == "all_seeds"
+            else f"grids searched on seed {search_seeds[0]}; the selected point then run on seeds {spec.seeds}"
+        ),
+        f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids):.0f} CPU-s",
+        f"learning rates {spec.lrs}; {spec.epochs} epochs; Δm variant {spec.delta_m_variant}",
+    ]
+    return BenchSummary(
+        dataset=spec.dataset,
+        model=spec.model,
+        tasks=spec.trained_tasks,
+        metric_keys=list(baseline_val),
+        higher_is_better=directions,
+        delta_m_variant=spec.delta_m_variant,
+        baseline_val=baseline_val,
+        baseline_test=baseline_test,
+        methods=summaries,
+        seeds=list(spec.seeds),
+        notes=notes,
+        wall_seconds=time.perf_counter() - started,
+    )

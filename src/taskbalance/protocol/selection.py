@@ -1,0 +1,57 @@
+"""Model selection: the epoch of a run and the point of a grid with the lowest validation Δm."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from taskbalance.protocol.delta_m import delta_m, delta_m_per_task
+from taskbalance.training.result import EpochRecord, RunResult
+
+DELTA_M_VARIANTS = ("all_metrics", "per_task")
+
+
+def task_groups(metric_keys: Sequence[str]) -> dict[str, list[str]]:
+    """``"task/metric"`` keys grouped by task, in order."""
+    groups: dict[str, list[str]] = {}
+    for key in metric_keys:
+        groups.setdefault(key.split("/", 1)[0], []).append(key)
+    return groups
+
+
+def score(
+    metrics: Mapping[str, float],
+    baseline: Mapping[str, float],
+    higher_is_better: Mapping[str, bool],
+    variant: str = "all_metrics",
+) -> float:
+    """Δm of ``metrics`` against ``baseline`` over the baseline's metrics, in the requested variant."""
+    if variant == "all_metrics":
+        return delta_m(metrics, baseline, higher_is_better)
+    if variant == "per_task":
+        return delta_m_per_task(metrics, baseline, higher_is_better, task_groups(list(baseline)))
+    raise ValueError(f"delta_m variant must be one of {DELTA_M_VARIANTS}, got {variant!r}")
+
+
+def select_epoch(
+    records: Sequence[EpochRecord],
+    baseline: Mapping[str, float] | None,
+    higher_is_better: Mapping[str, bool],
+    variant: str = "all_metrics",
+) -> int:
+    """Index of the epoch with the lowest validation Δm (the first on ties).
+
+    ``baseline=None`` is the single-task case, which has no baseline of its own: epochs are then compared by their
+    Δm against the first epoch's validation metrics, i.e. by the mean relative improvement over the task's metrics.
+    """
+    if not records:
+        raise ValueError("a run without epochs has nothing to select")
+    reference = baseline if baseline is not None else records[0].val
+    scores = [score(record.val, reference, higher_is_better, variant) for record in records]
+    return min(range(len(scores)), key=scores.__getitem__)
+
+
+def selected_record(
+    result: RunResult, baseline: Mapping[str, float] | None, variant: str = "all_metrics"
+) -> EpochRecord:
+    """The record of the run's selected epoch."""
+    return result.epochs[select_epoch(result.epochs, baseline, result.higher_is_better, variant)]

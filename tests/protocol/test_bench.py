@@ -1,0 +1,106 @@
+"""The protocol's selection and Δm arithmetic on numbers worked out by hand (runs are faked, no training)."""
+
+import math
+
+import pytest
+
+from taskbalance.protocol.bench import BenchSpec, run_bench
+from taskbalance.protocol.selection import select_epoch
+from taskbalance.training.config import RunConfig
+from taskbalance.training.result import EpochRecord, RunResult
+
+DIRECTIONS = {"a/acc": True, "b/mae": False}
+
+
+def _record(epoch: int, val: dict[str, float], test: dict[str, float]) -> EpochRecord:
+    return EpochRecord(epoch, {}, val, test, {}, 1e-3, 1.0)
+
+
+def fake_result(config: RunConfig) -> RunResult:
+    """Synthetic metrics chosen so that every selection below can be checked by hand."""
+    if config.tasks == ["a"]:
+        epochs = [_record(1, {"a/acc": 0.7}, {"a/acc": 0.75}), _record(2, {"a/acc": 0.8}, {"a/acc": 0.8})]
+    elif config.tasks == ["b"]:
+        epochs = [_record(1, {"b/mae": 0.2}, {"b/mae": 0.2}), _record(2, {"b/mae": 0.1}, {"b/mae": 0.1})]
+    elif config.method == "ew":
+        # Validation Δm vs (0.8, 0.1): epoch 1 → (0 + 20)/2 = 10, epoch 2 → (10 + 0)/2 = 5: epoch 2 is selected.
+        test = {0: {"a/acc": 0.84, "b/mae": 0.1}, 1: {"a/acc": 0.8, "b/mae": 0.11}}[config.seed]
+        epochs = [
+            _record(1, {"a/acc": 0.8, "b/mae": 0.12}, {"a/acc": 0.0, "b/mae": 9.0}),
+            _record(2, {"a/acc": 0.72, "b/mae": 0.1}, test),
+        ]
+    else:  # uwso: T = 2 matches the baseline (Δm 0), T = 1 is worse (Δm 56.25)
+        good = config.method_options["temperature"] == 2.0
+        val = {"a/acc": 0.8, "b/mae": 0.1} if good else {"a/acc": 0.7, "b/mae": 0.2}
+        test = {"a/acc": 0.8 + 0.08 * config.seed, "b/mae": 0.1}
+        epochs = [_record(1, val, test)]
+    directions = {k: v for k, v in DIRECTIONS.items() if k.split("/")[0] in config.tasks}
+    return RunResult(config, list(config.tasks), directions, epochs, cpu_seconds=2.0)
+
+
+class FakeExecutor:
+    def __init__(self) -> None:
+        self.calls: list[list[RunConfig]] = []
+
+    def __call__(self, configs: list[RunConfig]) -> dict[str, RunResult]:
+        self.calls.append(list(configs))
+        return {c.run_id(): fake_result(c) for c in configs}
+
+
+def test_one_seed_search_selects_by_validation_and_reports_test_delta_m() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    executor = FakeExecutor()
+    summary = run_bench(spec, executor)
+
+    assert summary.baseline_val == {"a/acc": 0.8, "b/mae": 0.1}
+    assert summary.baseline_test == {"a/acc": 0.8, "b/mae": 0.1}
+    by_method = {m.method: m for m in summary.methods}
+
+    ew = by_method["ew"]
+    # seed 0: a: −(0.84−0.8)/0.8·100 = −5, b: 0 → −2.5; seed 1: a: 0, b: (0.11−0.1)/0.1·100 = 10 → 5.
+    assert ew.delta_m_per_seed == pytest.approx([-2.5, 5.0])
+    assert ew.delta_m_mean == pytest.approx(1.25)
+    assert ew.delta_m_std == pytest.approx(3.75)
+    assert ew.runs == 2 and ew.cpu_seconds == pytest.approx(4.0)
+
+    uwso = by_method["uwso"]
+    assert uwso.selected.options == {"temperature": 2.0}
+    assert uwso.selected.val_delta_m == pytest.approx(0.0)
+    assert {g.options["temperature"]: g.val_delta_m for g in uwso.grid} == pytest.approx({1.0: 56.25, 2.0: 0.0})
+    # seed 0: 0; seed 1: a: −(0.88−0.8)/0.8·100 = −10 → −5.
+    assert uwso.delta_m_per_seed == pytest.approx([0.0, -5.0])
+    assert uwso.runs == 3  # two temperatures on seed 0, the selected one on seed 1
+    assert [m.method for m in summary.methods] == ["uwso", "ew"] and [m.rank for m in summary.methods] == [1, 2]
+
+    # Phase 1: 2 tasks × 2 seeds STL + EW on both seeds + 2 temperatures on seed 0; phase 2: T = 2 on seed 1.
+    assert [len(call) for call in executor.calls] == [8, 1]
+    (phase2,) = executor.calls[1]
+    assert (phase2.method, phase2.seed, phase2.method_options) == ("uwso", 1, {"temperature": 2.0})
+    assert "seed 0" in summary.notes[0]
+
+
+def test_all_seeds_search_averages_validation_over_seeds() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     search="all_seeds")
+    executor = FakeExecutor()
+    summary = run_bench(spec, executor)
+    assert len(executor.calls) == 1 and len(executor.calls[0]) == 4 + 4
+    assert summary.methods[0].runs == 4
+
+
+def test_scalarization_grid_has_the_paper_size() -> None:
+    spec = BenchSpec(task_names=["a", "b", "c"], methods=["scalarization"], seeds=[0])
+    assert len(spec.grid("scalarization")) == 36
+    assert all(math.isclose(sum(p["weights"]), 1.0) for p in spec.grid("scalarization"))
+
+
+def test_spec_rejects_unknown_methods_and_single_tasks() -> None:
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        BenchSpec(task_names=["a", "b"], methods=["nope"])
+    with pytest.raises(ValueError, match="at least two tasks"):
+        BenchSpec(task_names=["a"])
+
+
+def test_stl_epoch_selection_is_self_referenced() -> None:
+    records = [_record(1, {"b/mae": 0.3}, {}), _record(2, {"b/mae": 0.1}, {}), _record(3, {"b/mae": 0.2}, {})]
+    assert select_epoch(records, None, {"b/mae": False}) == 1

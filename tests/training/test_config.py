@@ -1,0 +1,39 @@
+import pytest
+
+from taskbalance.training.config import ConfigError, RunConfig
+
+
+def test_run_id_is_stable_and_sensitive_to_every_field() -> None:
+    base = RunConfig()
+    assert base.run_id() == RunConfig().run_id()
+    assert len(base.run_id()) == 16
+    assert base.replace(seed=1).run_id() != base.run_id()
+    assert base.replace(method_options={"temperature": 2.0}).run_id() != base.run_id()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", -1.0, "lr must be a positive"),
+        ("lr", float("nan"), "lr must be a positive"),
+        ("epochs", 0, "epochs must be an integer ≥ 1"),
+        ("batch_size", 2.5, "batch_size must be an integer"),
+        ("weight_decay", -0.1, "weight_decay"),
+        ("tasks", ["a", "a"], "tasks lists a task twice"),
+        ("method_options", [1], "method_options must be a table"),
+        ("method", "", "method must be a non-empty string"),
+    ],
+)
+def test_invalid_fields_are_named(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict({field: value})
+
+
+def test_unknown_fields_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['learning_rate'\]"):
+        RunConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_round_trip_through_dict() -> None:
+    config = RunConfig(method="uwso", method_options={"temperature": 3.0}, tasks=["left", "right"], seed=4)
+    assert RunConfig.from_dict(config.to_dict()) == config
