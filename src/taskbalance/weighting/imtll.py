@@ -1,0 +1,56 @@
+"""IMTL-L, the loss-balancing part of Impartial Multi-Task Learning (Liu et al. 2021)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+
+
+@WEIGHTINGS.register("imtll")
+class IMTLL(LossWeighting):
+    """IMTL-L: ``total = Σ_k e^(s_k)·L_k − s_k`` with learnable scales ``s_k`` (init 0).
+
+    Minimising over ``s_k`` drives ``e^(s_k)·L_k`` to 1 (fixed point ``e^(s_k) = 1/L_k``), so every scaled loss is
+    balanced at 1 (Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021, Sec. 3.2). ``last_weights`` is
+    ``e^(s_k)``. The scales are the ``nn.Parameter`` ``log_scales``: give ``method.parameters()`` to the optimizer.
+
+    Args:
+        num_tasks: K.
+        init: initial ``s_k`` (default 0.0, as in the paper).
+
+    Example:
+        >>> import torch
+        >>> IMTLL(2)(torch.tensor([1.0, 3.0]))
+        tensor(4., grad_fn=<SubBackward0>)
+    """
+
+    formula = "Σ_k e^(s_k)·L_k − s_k, s learnable, init 0"
+    paper = "Liu et al., ICLR 2021 (IMTL)"
+    hyperparameters: ClassVar[dict[str, str]] = {"init": "initial log-scale s_k (default 0.0)"}
+
+    log_scales: nn.Parameter
+
+    def __init__(
+        self,
+        num_tasks: int,
+        init: float = 0.0,
+        *,
+        task_names: Sequence[str] | None = None,
+        validate: bool = True,
+        sync_across_ranks: bool = False,
+    ) -> None:
+        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        if not math.isfinite(float(init)):
+            raise ValueError(f"IMTLL: init must be a finite log-scale, got {init}")
+        self.log_scales = nn.Parameter(torch.full((num_tasks,), float(init)))
+        self.last_weights = torch.exp(self.log_scales).detach()
+
+    def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        weights = torch.exp(self.log_scales)
+        return (weights * losses).sum() - self.log_scales.sum(), weights

@@ -1,0 +1,90 @@
+"""Uncertainty weighting (UW) of Kendall et al. (2018): learnable log-variances per task."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+
+KINDS = ("regression", "classification")
+
+
+@WEIGHTINGS.register("uw")
+class UW(LossWeighting):
+    """Homoscedastic uncertainty weighting with one learnable log-variance ``s_k = log σ_k²`` per task.
+
+    Per task, by likelihood form (Kendall, Gal & Cipolla 2018, CVPR, eqs. 7 and 10):
+
+    - regression (Gaussian likelihood): ``½·e^(−s_k)·L_k + ½·s_k``; minimising over ``s_k`` gives ``e^(s_k) = L_k``;
+    - classification (scaled softmax): ``e^(−s_k)·L_k + ½·s_k`` — the loss term has no ½, the regulariser keeps
+      Kendall's ½·log σ²; minimising over ``s_k`` gives ``e^(s_k) = 2·L_k``.
+
+    ``total`` is the sum over tasks. ``last_weights`` is ``c_k·e^(−s_k)`` with ``c_k = ½`` (regression) or
+    ``1`` (classification): the factor each loss is multiplied by (the ``½·s_k`` term is not a weight).
+    The log-variances are the ``nn.Parameter`` ``log_variances``: hand ``method.parameters()`` to the optimizer
+    (without weight decay) and they are saved in ``state_dict``.
+
+    Args:
+        num_tasks: K.
+        init: initial ``s_k`` for every task (default 0.0, i.e. σ² = 1; LibMTL and MTAN's code start from −0.5).
+        kinds: per task ``"regression"`` or ``"classification"``; default all ``"regression"`` (the form most
+            implementations use for every task).
+
+    Example:
+        >>> import torch
+        >>> uw = UW(2, kinds=["classification", "regression"])
+        >>> uw(torch.tensor([1.0, 2.0]))  # e^0·1 + ½·e^0·2 + ½·(0 + 0)
+        tensor(2., grad_fn=<AddBackward0>)
+    """
+
+    formula = "Σ_k c_k·e^(−s_k)·L_k + ½·s_k, c_k = ½ (regression) or 1 (classification), s learnable"
+    paper = "Kendall, Gal & Cipolla, CVPR 2018"
+    hyperparameters: ClassVar[dict[str, str]] = {
+        "init": "initial log-variance s_k (default 0.0; LibMTL/MTAN use −0.5)",
+        "kinds": "per task 'regression' or 'classification' (default all regression)",
+    }
+
+    log_variances: nn.Parameter
+    loss_factors: Tensor
+
+    def __init__(
+        self,
+        num_tasks: int,
+        init: float = 0.0,
+        kinds: Sequence[str] | None = None,
+        *,
+        task_names: Sequence[str] | None = None,
+        validate: bool = True,
+        sync_across_ranks: bool = False,
+    ) -> None:
+        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        if not math.isfinite(float(init)):
+            raise ValueError(f"UW: init must be a finite log-variance, got {init}")
+        kinds = list(kinds) if kinds is not None else ["regression"] * num_tasks
+        if len(kinds) != num_tasks:
+            raise ValueError(f"UW: got {len(kinds)} kinds {kinds} for {num_tasks} tasks")
+        for index, kind in enumerate(kinds):
+            if kind not in KINDS:
+                raise ValueError(f"UW: kind of {self.task_label(index)} is {kind!r}; expected one of {KINDS}")
+        self.kinds = kinds
+        self.log_variances = nn.Parameter(torch.full((num_tasks,), float(init)))
+        # c_k: Kendall's ½ on the loss of a Gaussian likelihood, 1 for a softmax likelihood.
+        self.register_buffer("loss_factors", torch.tensor([0.5 if kind == "regression" else 1.0 for kind in kinds]))
+        self.last_weights = self.current_weights()
+
+    def current_weights(self) -> Tensor:
+        """``c_k·e^(−s_k)``, detached."""
+        return (self.loss_factors * torch.exp(-self.log_variances)).detach()
+
+    def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        weights = self.loss_factors * torch.exp(-self.log_variances)
+        total = (weights * losses).sum() + 0.5 * self.log_variances.sum()
+        return total, weights
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.num_tasks}, kinds={self.kinds}"

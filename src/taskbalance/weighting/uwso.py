@@ -1,0 +1,67 @@
+"""UW-SO: soft analytical uncertainty weighting, the core method of Kirchdorfer et al. (2024)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+
+
+@WEIGHTINGS.register("uwso")
+class UWSO(LossWeighting):
+    """UW-SO: ``total = Σ_k ω_k·L_k`` with ``ω = softmax_k((1/sg[L_k]) / T)``.
+
+    Kirchdorfer et al. 2024, "Analytical Uncertainty-Based Loss Weighting in Multi-Task Learning", arXiv 2408.07985:
+    the analytical inverse-loss weights of UW-O, made to sum to 1 by a tempered softmax. The weights come from the
+    detached losses (no gradient flows through them), have no learnable state, and sum to 1; ``last_weights`` is ω.
+    A large ``T`` tends to equal weights 1/K; a small ``T`` puts all weight on the smallest loss. Because the
+    softmax input is 1/L, a sensible ``T`` scales with the spread of 1/L_k (see docs/methods.md; the paper tunes T
+    over {1, 3, 5, 7, 10, 15, 20}, higher for small loss units). The softmax is ``torch.softmax``, which subtracts
+    the maximum first, so large 1/(L·T) cannot overflow. Every loss must be finite and > 0.
+
+    Args:
+        num_tasks: K.
+        temperature: T > 0 (default 1.0, the smallest value of the paper's grid; tune it).
+
+    Example:
+        >>> import torch
+        >>> method = UWSO(2, temperature=1.0)
+        >>> total = method(torch.tensor([1.0, 0.5]))  # softmax([1, 2]) = [0.2689, 0.7311]
+        >>> method.last_weights
+        tensor([0.2689, 0.7311])
+    """
+
+    formula = "Σ_k softmax_k((1/sg[L_k]) / T)·L_k"
+    paper = "Kirchdorfer et al., arXiv 2408.07985 (2024)"
+    hyperparameters: ClassVar[dict[str, str]] = {"temperature": (
+        "softmax temperature T > 0 on 1/L (default 1.0; paper grid 1–20, higher for small loss units)"
+    )}
+    requires_positive_losses = True
+
+    def __init__(
+        self,
+        num_tasks: int,
+        temperature: float = 1.0,
+        *,
+        task_names: Sequence[str] | None = None,
+        validate: bool = True,
+        sync_across_ranks: bool = False,
+    ) -> None:
+        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        temperature = float(temperature)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"UWSO: temperature must be finite and > 0, got {temperature}")
+        self.temperature = temperature
+        self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
+
+    def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        weights = torch.softmax(values.reciprocal() / self.temperature, dim=0)
+        return (weights * losses).sum(), weights
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.num_tasks}, temperature={self.temperature}"
