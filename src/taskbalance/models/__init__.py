@@ -13,5 +13,8 @@ def create(name: str, **options: object) -> MultiTaskModel:
 
 # Model modules register themselves on import (keep below MODELS).
 # (one import line per model module)
+from taskbalance.models import deeplab  # noqa: E402, F401, I001
+from taskbalance.models import resnet  # noqa: E402, F401
+from taskbalance.models import segnet  # noqa: E402, F401
 
 __all__ = ["MODELS", "MultiTaskModel", "create"]
