@@ -27,6 +27,20 @@ def _csv(kind: type, value: str | None) -> list[Any] | None:
         raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}, got {value!r}") from None
 
 
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs to a dict; values are parsed as JSON when they can be (numbers, booleans, lists)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
 def _configure_threads(threads: int) -> None:
     import torch
 
@@ -42,6 +56,8 @@ def main() -> None:
 @main.command()
 @click.option("--dataset", default="multifashion", show_default=True, help="Registry name of the dataset.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of an on-disk dataset.")
+@click.option("--dataset-option", "dataset_option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Option of the dataset builder (repeatable), e.g. num_train=2000.")
 @click.option("--model", default="multilenet", show_default=True, help="Registry name of the model.")
 @click.option("--methods", "methods_csv", default=None, help="Comma-separated methods (default: the paper's).")
 @click.option("--seeds", "seeds_csv", default="0,1,2", show_default=True, help="Comma-separated seeds.")
@@ -60,6 +76,7 @@ def main() -> None:
 def bench(
     dataset: str,
     data_root: Path | None,
+    dataset_option_pairs: tuple[str, ...],
     model: str,
     methods_csv: str | None,
     seeds_csv: str,
@@ -89,7 +106,9 @@ def bench(
     from taskbalance.store import RunStore
 
     console = Console()
-    dataset_options: dict[str, Any] = {"root": str(data_root)} if data_root is not None else {}
+    dataset_options = _options(dataset_option_pairs)
+    if data_root is not None:
+        dataset_options["root"] = str(data_root)
     try:
         data = datasets.create(dataset, **dataset_options)
     except (KeyError, TypeError, ValueError, FileNotFoundError) as error:

@@ -104,3 +104,9 @@ def test_spec_rejects_unknown_methods_and_single_tasks() -> None:
 def test_stl_epoch_selection_is_self_referenced() -> None:
     records = [_record(1, {"b/mae": 0.3}, {}), _record(2, {"b/mae": 0.1}, {}), _record(3, {"b/mae": 0.2}, {})]
     assert select_epoch(records, None, {"b/mae": False}) == 1
+
+
+def test_a_diverged_epoch_is_never_selected_over_a_finite_one() -> None:
+    nan = float("nan")
+    records = [_record(1, {"b/mae": nan}, {}), _record(2, {"b/mae": 0.5}, {}), _record(3, {"b/mae": nan}, {})]
+    assert select_epoch(records, {"b/mae": 0.1}, {"b/mae": False}) == 1

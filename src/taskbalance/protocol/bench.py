@@ -25,7 +25,7 @@ from typing import Any
 
 from taskbalance import methods as method_registry
 from taskbalance.protocol.grid import PAPER_TEMPERATURES, simplex_grid
-from taskbalance.protocol.selection import score, selected_record
+from taskbalance.protocol.selection import rank_key, score, selected_record
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
 from taskbalance.training.config import DEFAULT_WEIGHT_DECAY, RunConfig
 from taskbalance.training.result import RunResult
@@ -168,7 +168,7 @@ def stl_baseline(
             candidates.append((_mean_metrics([r.val for r in selected]), _mean_metrics([r.test for r in selected])))
         directions = results[per_lr[0][0].run_id()].higher_is_better
         reference = _mean_metrics([val for val, _ in candidates])
-        best = min(candidates, key=lambda c: score(c[0], reference, directions, spec.delta_m_variant))
+        best = min(candidates, key=lambda c: rank_key(score(c[0], reference, directions, spec.delta_m_variant)))
         baseline_val.update(best[0])
         baseline_test.update(best[1])
     return baseline_val, baseline_test
@@ -211,7 +211,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         grids[method] = [
             GridPoint(p.options, p.lr, s, [c.run_id() for c in p.configs(spec, seeds)]) for s, p in scored
         ]
-        selected[method] = min(scored, key=lambda sp: sp[0])[1]
+        selected[method] = min(scored, key=lambda sp: rank_key(sp[0]))[1]
 
     phase2 = [c for p in selected.values() for c in p.configs(spec, spec.seeds) if c.run_id() not in results]
     if phase2:
@@ -242,7 +242,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
                 seed_run_ids=[r.run_id for r in seed_results],
             )
         )
-    summaries.sort(key=lambda s: s.delta_m_mean)
+    summaries.sort(key=lambda s: rank_key(s.delta_m_mean))
     for rank, summary in enumerate(summaries, start=1):
         summary.rank = rank
 

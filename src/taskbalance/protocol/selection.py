@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from taskbalance.protocol.delta_m import delta_m, delta_m_per_task
@@ -32,6 +33,11 @@ def score(
     raise ValueError(f"delta_m variant must be one of {DELTA_M_VARIANTS}, got {variant!r}")
 
 
+def rank_key(value: float) -> float:
+    """Sort key of a Δm: a diverged run (NaN or inf metrics) ranks after every finite one, whatever its order."""
+    return value if math.isfinite(value) else math.inf
+
+
 def select_epoch(
     records: Sequence[EpochRecord],
     baseline: Mapping[str, float] | None,
@@ -42,12 +48,13 @@ def select_epoch(
 
     ``baseline=None`` is the single-task case, which has no baseline of its own: epochs are then compared by their
     Δm against the first epoch's validation metrics, i.e. by the mean relative improvement over the task's metrics.
+    Non-finite scores (a diverged epoch) are never preferred to finite ones.
     """
     if not records:
         raise ValueError("a run without epochs has nothing to select")
     reference = baseline if baseline is not None else records[0].val
     scores = [score(record.val, reference, higher_is_better, variant) for record in records]
-    return min(range(len(scores)), key=scores.__getitem__)
+    return min(range(len(scores)), key=lambda i: rank_key(scores[i]))
 
 
 def selected_record(

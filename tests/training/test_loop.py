@@ -1,0 +1,113 @@
+"""The training loop end to end on a tiny synthetic problem: determinism, resume, logging, STL and methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from taskbalance.data.base import MultiTaskData
+from taskbalance.models import MODELS
+from taskbalance.models.base import MultiTaskModel
+from taskbalance.tasks import Classification, Regression
+from taskbalance.training import ConfigError, RunConfig, train
+from taskbalance.types import HeadSpec
+
+
+class _Synthetic(Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 1, 4, 4, generator=g)
+        flat = self.x.flatten(1)
+        self.cls = (flat[:, :8].sum(1) > 0).long() + (flat[:, 8:].sum(1) > 1).long()
+        self.reg = flat.mean(1, keepdim=True)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.x[i], {"cls": self.cls[i], "reg": self.reg[i]}
+
+
+def synthetic_data() -> MultiTaskData:
+    tasks = {"cls": Classification("cls", 3), "reg": Regression("reg")}
+    return MultiTaskData("synthetic", _Synthetic(96, 0), _Synthetic(32, 1), _Synthetic(32, 2), tasks, (1, 4, 4))
+
+
+@MODELS.register("tiny_test_mlp")
+def tiny_test_mlp(heads: Mapping[str, HeadSpec], in_channels: int = 1) -> MultiTaskModel:
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(16 * in_channels, 12), nn.ReLU())
+    return MultiTaskModel(encoder, {name: nn.Linear(12, spec.out_channels) for name, spec in heads.items()})
+
+
+def config(**changes: object) -> RunConfig:
+    base = RunConfig(dataset="synthetic", model="tiny_test_mlp", epochs=3, batch_size=16, eval_batch_size=32, lr=1e-2)
+    return base.replace(**changes)
+
+
+def test_identical_runs_give_identical_metrics() -> None:
+    first = train(config(method="rlw"), data=synthetic_data())
+    second = train(config(method="rlw"), data=synthetic_data())
+    assert [e.val for e in first.epochs] == [e.val for e in second.epochs]
+    assert first.step_weights == second.step_weights
+    other_seed = train(config(method="rlw", seed=1), data=synthetic_data())
+    assert [e.val for e in other_seed.epochs] != [e.val for e in first.epochs]
+
+
+def test_training_learns_and_logs_every_step() -> None:
+    result = train(config(method="uwso", method_options={"temperature": 1.0}), data=synthetic_data())
+    assert result.tasks == ["cls", "reg"]
+    assert [e.epoch for e in result.epochs] == [1, 2, 3]
+    assert result.steps == list(range(3 * 6))  # 96 samples / batch 16 = 6 steps per epoch
+    assert all(len(w) == 2 and abs(sum(w) - 1) < 1e-5 for w in result.step_weights)
+    losses = [e.train_losses["cls"] for e in result.epochs]
+    assert losses[-1] < losses[0]
+    assert set(result.epochs[0].val) == set(result.epochs[0].test) == {"cls/accuracy", "reg/mae", "reg/rmse"}
+    assert result.higher_is_better["cls/accuracy"] is True and result.higher_is_better["reg/mae"] is False
+    assert result.ms_per_step > 0 and result.cpu_seconds > 0 and result.peak_memory_mb > 0
+
+
+class _KilledError(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    run = config(method="dwa", epochs=4)
+    uninterrupted = train(run, data=synthetic_data())
+
+    def die_after_epoch_2(record: object) -> None:
+        if record.epoch == 2:  # type: ignore[attr-defined]
+            raise _KilledError
+
+    with pytest.raises(_KilledError):
+        train(run, data=synthetic_data(), checkpoint_dir=tmp_path, on_epoch=die_after_epoch_2)
+    checkpoint = tmp_path / f"{run.run_id()}.pt"
+    assert checkpoint.exists()
+    assert torch.load(checkpoint, weights_only=True)["records"][-1]["epoch"] == 2
+
+    seen: list[int] = []
+    resumed = train(run, data=synthetic_data(), checkpoint_dir=tmp_path, on_epoch=lambda r: seen.append(r.epoch))
+    assert seen == [3, 4]  # epochs 1-2 were not trained again
+    assert [e.val for e in resumed.epochs] == [e.val for e in uninterrupted.epochs]
+    assert resumed.step_weights == uninterrupted.step_weights  # DWA's epoch history survived the resume
+    assert not checkpoint.exists()
+
+
+def test_single_task_run_uses_only_its_head() -> None:
+    result = train(config(tasks=["reg"]), data=synthetic_data())
+    assert result.tasks == ["reg"] and set(result.epochs[0].val) == {"reg/mae", "reg/rmse"}
+
+
+def test_bad_config_values_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"tasks: .*no task"):
+        train(config(tasks=["depth"]), data=synthetic_data())
+    with pytest.raises(ConfigError, match="method: unknown method 'nope'"):
+        train(config(method="nope"), data=synthetic_data())
+    with pytest.raises(ConfigError, match="model: unknown model"):
+        train(config(model="nope"), data=synthetic_data())
+    with pytest.raises(ConfigError, match="method_options"):
+        train(config(method="uwso", method_options={"temprature": 1.0}), data=synthetic_data())
