@@ -13,5 +13,9 @@ def create(name: str, **options: object) -> MultiTaskData:
 
 # Dataset modules register themselves on import (keep below DATASETS).
 # (one import line per dataset module)
+from taskbalance.data import celeba as celeba  # noqa: E402
+from taskbalance.data import cityscapes as cityscapes  # noqa: E402
+from taskbalance.data import nyuv2 as nyuv2  # noqa: E402
+from taskbalance.data.errors import DatasetFormatError as DatasetFormatError  # noqa: E402
 
 __all__ = ["DATASETS", "MultiTaskData", "create"]

@@ -1,0 +1,74 @@
+"""CelebA (Liu et al. 2015) as 40 binary attribute tasks on 64 × 64 faces, from the official files.
+
+Files under ``root`` (see :mod:`taskbalance.data.celeba_files`): ``list_attr_celeba.txt`` (−1/1 → 0/1),
+``list_eval_partition.txt`` (0/1/2 = train/val/test: the official validation split is used, nothing is carved), and
+``img_align_celeba/`` with the aligned JPEGs. Images are read with Pillow and resized to 64 × 64 (bilinear); by
+default the whole 178 × 218 aligned image is resized (aspect ratio not kept), ``center_crop=True`` cuts the central
+square first. Pixel values are scaled to [0, 1]; there is no augmentation.
+
+Tasks: one :class:`BinaryAttribute` per attribute, named as in the file's header (``5_o_Clock_Shadow`` …
+``Young``), in file order. Each target is a 0-dim float32 0/1 tensor, batched to ``[B]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from taskbalance.data import DATASETS
+from taskbalance.data.base import MultiTaskData
+from taskbalance.data.celeba_dataset import CelebADataset
+from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations
+from taskbalance.data.mtan_layout import choose_tasks
+from taskbalance.tasks import BinaryAttribute
+
+CELEBA_SIZE = 64
+
+
+@DATASETS.register("celeba")
+def celeba(
+    root: str | Path,
+    *,
+    tasks: Sequence[str] | None = None,
+    image_size: int = CELEBA_SIZE,
+    center_crop: bool = False,
+) -> MultiTaskData:
+    """CelebA from the official files under ``root`` (module docstring).
+
+    Args:
+        root: folder with ``list_attr_celeba.txt``, ``list_eval_partition.txt`` and ``img_align_celeba/``.
+        tasks: attribute names to use (default all 40, in file order).
+        image_size: side of the square input (64 in the paper).
+        center_crop: cut the central square before resizing.
+
+    Raises:
+        DatasetFormatError: a file is missing or malformed (the message names the path, and the line where it
+            applies).
+
+    Example:
+        >>> data = celeba("data/celeba")  # doctest: +SKIP
+        >>> len(data.train), len(data.val), len(data.test), len(data.tasks), data.input_shape  # doctest: +SKIP
+        (162770, 19867, 19962, 40, (3, 64, 64))
+    """
+    annotations = read_annotations(root)
+    chosen = choose_tasks("celeba", annotations.attribute_names, tasks)
+    columns = [annotations.attribute_names.index(name) for name in chosen]
+    splits = {}
+    for split in ("train", "val", "test"):
+        rows = annotations.rows(split)
+        splits[split] = CelebADataset(
+            Path(root) / IMAGE_FOLDER,
+            [annotations.file_names[row] for row in rows],
+            annotations.attributes[rows][:, columns],
+            chosen,
+            size=image_size,
+            center_crop=center_crop,
+        )
+    return MultiTaskData(
+        name="celeba",
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        tasks={name: BinaryAttribute(name) for name in chosen},
+        input_shape=(3, image_size, image_size),
+    )

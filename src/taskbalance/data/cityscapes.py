@@ -1,0 +1,88 @@
+"""Cityscapes (Cordts et al. 2016) with 7-class segmentation and inverse depth, in MTAN's layout.
+
+Files (MTAN's pre-processed release, Liu et al. 2019; nominal size 128 × 256, read from the files)::
+
+    root/train/{image,label,depth}/{0..2974}.npy     2975 training images
+    root/val/{image,label,depth}/{0..499}.npy        500 images: the TEST split
+
+``image`` is H × W × 3 float in [0, 1], ``label`` H × W with 7 classes and −1 = ignore, ``depth`` H × W × 1 inverse
+depth (disparity-like; 0 = no ground truth). MTAN's release names the 7-class label folder ``label_7`` (beside
+``label_2`` and ``label_19``): with ``label_folder=None`` the loader uses ``label`` if ``root/train/label`` exists,
+else ``label_7``. Validation: 595 of the 2975 training images, chosen by the seeded hash of
+:mod:`taskbalance.data.splits` (``val_seed``, default 0). Training augmentation (``augment=True``): random
+scale-crop s ∈ {1.0, 1.2, 1.5} and horizontal flip, train split only; inverse depth is multiplied by s (depth ÷ s),
+see :mod:`taskbalance.data.transforms`.
+
+Tasks: ``segmentation`` (:class:`SemanticSegmentation`, 7 classes, ignore −1), ``depth`` (:class:`Depth` with
+``inverse=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from taskbalance.data import DATASETS
+from taskbalance.data.base import MultiTaskData
+from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data
+from taskbalance.tasks import Depth, SemanticSegmentation
+
+CITYSCAPES_CLASSES = 7
+CITYSCAPES_SIZE = (128, 256)
+"""Nominal (H, W) of MTAN's Cityscapes files; the loader reads the actual size from the files."""
+
+
+def cityscapes_tasks() -> dict[str, DenseTaskSpec]:
+    """Cityscapes' tasks in canonical order, with the modality folder of each."""
+    return {
+        "segmentation": DenseTaskSpec(
+            SemanticSegmentation("segmentation", CITYSCAPES_CLASSES, ignore_index=-1), "label"
+        ),
+        "depth": DenseTaskSpec(Depth("depth", inverse=True), "depth"),
+    }
+
+
+def _label_folder(root: Path, label_folder: str | None) -> str:
+    if label_folder is not None:
+        return label_folder
+    return "label" if (root / "train" / "label").is_dir() or not (root / "train" / "label_7").is_dir() else "label_7"
+
+
+@DATASETS.register("cityscapes")
+def cityscapes(
+    root: str | Path,
+    *,
+    augment: bool = True,
+    val_seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    label_folder: str | None = None,
+) -> MultiTaskData:
+    """Cityscapes from MTAN's pre-processed files under ``root`` (module docstring).
+
+    Args:
+        root: folder holding ``train/`` and ``val/``.
+        augment: random scale-crop and flip on the train split.
+        val_seed: seed of the validation split carved from ``train``.
+        tasks: subset of ``("segmentation", "depth")`` (default both); only their folders are read.
+        label_folder: name of the 7-class label folder (None: ``label``, or ``label_7`` when only that exists).
+
+    Raises:
+        DatasetFormatError: a folder or file is missing or malformed (the message names the path).
+
+    Example:
+        >>> data = cityscapes("data/cityscapes")  # doctest: +SKIP
+        >>> len(data.train), len(data.val), len(data.test), data.input_shape  # doctest: +SKIP
+        (2380, 595, 500, (3, 128, 256))
+    """
+    root = Path(root)
+    return build_mtan_data(
+        "cityscapes",
+        root,
+        cityscapes_tasks(),
+        tasks=tasks,
+        augment=augment,
+        val_seed=val_seed,
+        num_classes=CITYSCAPES_CLASSES,
+        inverse_depth=True,
+        folder_names={"label": _label_folder(root, label_folder)},
+    )
