@@ -1,0 +1,107 @@
+"""The local executor: a ``spawn`` process pool, one run per task, one torch thread per worker (design.md §7).
+
+Measured on 2 cores: six ~7 s trainings took 25 s against 43 s sequentially; each worker costs 3–4 CPU-s to start
+Python and torch, so the pool is never larger than the number of runs. ``workers=1`` trains in the driver process
+(no pool): easiest to debug, and the only mode that reports epochs as they end.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+
+from taskbalance.execution.outcome import RunFunction, RunOutcome, execute_run
+from taskbalance.training.config import RunConfig
+from taskbalance.training.result import EpochRecord
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_driver(driver_pid: int) -> None:
+    """Ask Linux to end this worker when the driver dies, so a killed sweep leaves no trainings running."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver_pid:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def initialize_worker(driver_pid: int) -> None:
+    """Pool initializer: one torch thread (several threads per worker slow every run on a shared CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+    _stop_with_driver(driver_pid)
+
+
+def run_in_process(
+    configs: Sequence[RunConfig],
+    run_fn: RunFunction | None,
+    checkpoint_dir: Path | None,
+    on_epoch: Callable[[RunConfig, EpochRecord], None] | None = None,
+) -> Iterator[RunOutcome]:
+    """Run one config after the other in this process."""
+    for config in configs:
+        callback = None if on_epoch is None else (lambda record, config=config: on_epoch(config, record))
+        yield execute_run(run_fn, config, checkpoint_dir, callback)
+
+
+def run_in_pool(
+    configs: Sequence[RunConfig], run_fn: RunFunction | None, checkpoint_dir: Path | None, workers: int
+) -> Iterator[RunOutcome]:
+    """Run the configs on a spawn process pool and yield each outcome as soon as it is there."""
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers, len(configs))),
+        mp_context=get_context("spawn"),
+        initializer=initialize_worker,
+        initargs=(os.getpid(),),
+    )
+    finished = False
+    try:
+        futures: dict[Future[RunOutcome], RunConfig] = {
+            pool.submit(execute_run, run_fn, config, checkpoint_dir): config for config in configs
+        }
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                config = futures[future]
+                try:
+                    yield future.result()
+                except BrokenProcessPool as error:
+                    # A worker died (killed, out of memory): every run still in the pool is lost with it.
+                    yield RunOutcome(config, None, f"worker process died: {error!r}", 0.0, -1)
+                except Exception as error:  # e.g. the run function could not be pickled
+                    yield RunOutcome(config, None, f"could not run in the pool: {error!r}", 0.0, -1)
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _abandon(pool)
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """The driver stops early (interrupted, or failed to store a result): end the workers instead of waiting.
+
+    The unfinished runs stay ``running`` in the store and resume from their checkpoints on the next sweep.
+    """
+    # ``_processes`` is private, but the executor offers no public way to stop runs that have already started.
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)

@@ -1,0 +1,64 @@
+"""Run functions for the execution tests: no training, deterministic results, a marker line per invocation.
+
+They live in their own module so that spawn workers and Ray workers can import them by name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from taskbalance.training.config import RunConfig
+from taskbalance.training.result import EpochRecord, RunResult
+
+
+def fake_result(config: RunConfig) -> RunResult:
+    """What a run of ``config`` returns: a pure function of the config, so reruns can be compared exactly."""
+    base = 0.5 + 0.01 * config.seed + 0.001 * config.lr
+    records = [
+        EpochRecord(e, {"a": 1.0 / e, "b": 0.5 / e}, {"a/acc": base + 0.05 * e, "b/mae": 0.2 / e},
+                    {"a/acc": base + 0.04 * e, "b/mae": 0.21 / e}, {"a": 0.6, "b": 0.4}, config.lr, 0.1)
+        for e in range(1, config.epochs + 1)
+    ]
+    steps = list(range(1, 2 * config.epochs + 1))
+    return RunResult(config, ["a", "b"], {"a/acc": True, "b/mae": False}, records, steps,
+                     [[0.6, 0.4] for _ in steps], [[1.0 / s, 0.5 / s] for s in steps], 5.0, 100.0, 1.0, 0.9)
+
+
+def sleepy_run(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoch=None) -> RunResult:
+    """Sleep per epoch, checkpoint after each epoch like ``train``, resume from the checkpoint, log invocations.
+
+    ``dataset_options``: ``marker_dir`` (one line per invocation: start epoch, pid, torch threads), ``sleep``
+    (seconds per epoch), ``fail_flag`` (a file: while it exists, the run raises in its second epoch).
+    """
+    import torch
+
+    options = config.dataset_options
+    run_id = config.run_id()
+    checkpoint = Path(checkpoint_dir) / f"{run_id}.pt" if checkpoint_dir is not None else None
+    first_epoch = int(checkpoint.read_text()) + 1 if checkpoint is not None and checkpoint.exists() else 1
+    with open(Path(options["marker_dir"]) / f"{run_id}.log", "a") as marker:
+        marker.write(f"{first_epoch} {os.getpid()} {torch.get_num_threads()}\n")
+    result = fake_result(config)
+    for epoch in range(first_epoch, config.epochs + 1):
+        time.sleep(options.get("sleep", 0.0))
+        if epoch == 2 and "fail_flag" in options and Path(options["fail_flag"]).exists():
+            raise ValueError(f"loss of task 'b' is nan in epoch {epoch}")
+        if checkpoint is not None:
+            partial = checkpoint.with_suffix(".tmp")
+            partial.write_text(str(epoch))
+            os.replace(partial, checkpoint)
+        if on_epoch is not None:
+            on_epoch(result.epochs[epoch - 1])
+    if checkpoint is not None:
+        checkpoint.unlink()
+    return result
+
+
+def invocations(marker_dir: Path, run_id: str) -> list[tuple[int, int, int]]:
+    """(first epoch, pid, torch threads) of every invocation of a run."""
+    path = marker_dir / f"{run_id}.log"
+    if not path.exists():
+        return []
+    return [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines()]
