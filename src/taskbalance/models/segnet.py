@@ -71,9 +71,10 @@ class SegNetEncoderDecoder(nn.Module):
             encoder_stages.append(nn.Sequential(*convs))
             channels = width
         self.encoder_stages = nn.ModuleList(encoder_stages)
-        # decoder_stages[i] undoes encoder_stages[i]; it runs in reverse order (deepest first).
+        # Deepest first (execution order): decoder_stages[j] undoes encoder_stages[-1 - j].
         decoder_stages = []
-        for level, (width, num_convs) in enumerate(zip(STAGE_WIDTHS, ENCODER_CONVS, strict=True)):
+        for level in reversed(range(len(STAGE_WIDTHS))):
+            width, num_convs = STAGE_WIDTHS[level], ENCODER_CONVS[level]
             target = STAGE_WIDTHS[max(level - 1, 0)]
             convs = [conv_bn_relu(width, target, bias=True)]
             convs += [conv_bn_relu(target, target, bias=True) for _ in range(num_convs - 1)]
@@ -95,9 +96,8 @@ class SegNetEncoderDecoder(nn.Module):
             sizes.append((x.shape[-2], x.shape[-1]))
             x, stage_indices = self.pool(x)
             indices.append(stage_indices)
-        for level in reversed(range(len(self.decoder_stages))):
-            x = self.unpool(x, indices[level], output_size=sizes[level])
-            x = self.decoder_stages[level](x)
+        for stage, stage_indices, size in zip(self.decoder_stages, reversed(indices), reversed(sizes), strict=True):
+            x = stage(self.unpool(x, stage_indices, output_size=size))
         return x
 
 
