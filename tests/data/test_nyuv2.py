@@ -104,8 +104,12 @@ def test_task_subset_reads_only_its_folders(tmp_path: Path) -> None:
     assert set(data.test[0][1]) == {"depth", "segmentation"}
     with pytest.raises(DatasetFormatError, match=r"train/normal: missing folder"):
         nyuv2(tmp_path)
-    with pytest.raises(KeyError, match="no task"):
+    with pytest.raises(KeyError, match=r"no task\(s\) \['edges'\]"):
         nyuv2(tmp_path, tasks=["edges"])
+    with pytest.raises(ValueError, match="non-empty list of distinct names"):
+        nyuv2(tmp_path, tasks=["depth", "depth"])
+    with pytest.raises(TypeError, match="got the string 'depth'"):
+        nyuv2(tmp_path, tasks="depth")
 
 
 def test_missing_modality_file_is_named(tmp_path: Path) -> None:

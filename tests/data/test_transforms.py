@@ -177,3 +177,11 @@ def test_augmentation_in_workers_is_reproducible_given_the_loader_seed() -> None
     main_first = _draws(0, 0)
     torch.manual_seed(5)
     assert torch.equal(main_first, _draws(0, 0))
+
+
+def test_scale_crop_renormalises_valid_normals_and_keeps_zero_ones() -> None:
+    normals = torch.zeros(3, 2, 2)
+    normals[:, 0, 0] = torch.tensor([0.0, 3.0, 4.0])  # length 5
+    out = scale_crop(DenseSample(torch.zeros(3, 2, 2), normals=normals), 1.0, top=0, left=0)
+    assert torch.allclose(out.normals[:, 0, 0], torch.tensor([0.0, 0.6, 0.8]))
+    assert torch.equal(out.normals[:, 1, 1], torch.zeros(3)) and not out.normals.isnan().any()

@@ -73,8 +73,9 @@ def _resize_bilinear(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _unit_where_valid(normals: Tensor) -> Tensor:
-    norm = normals.norm(dim=0, keepdim=True)
-    return torch.where(norm > 0, normals / norm.clamp(min=torch.finfo(normals.dtype).tiny), torch.zeros_like(normals))
+    norm = normals.square().sum(dim=0, keepdim=True).sqrt()
+    # Dividing the zero vectors by 1 keeps them zero (invalid) without a NaN from 0/0.
+    return normals / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 def scale_crop(sample: DenseSample, scale: float, top: int, left: int, *, inverse_depth: bool = False) -> DenseSample:
