@@ -1,1 +1,65 @@
-"""aggregation."""
+"""Gradient methods for multi-task learning: per-task gradients of the shared part, combined into one update.
+
+Use in a training step instead of ``loss.backward()``::
+
+    rep = model.shared(x)
+    preds = model.decode(rep)
+    losses = torch.stack([task.loss(preds[n], targets[n]) for n in names])
+    method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+    optimizer.step()
+
+Every method is a :class:`GradientAggregation` built as ``Method(num_tasks, weighting=..., mode=..., **hp)`` (or by
+name with :func:`create`); ``mode="representation"`` takes the per-task gradients w.r.t. the shared representation
+(cheap), ``"parameters"`` w.r.t. the shared parameters. Methods: MGDA, MGDA-UB, PCGrad, CAGrad, IMTL-G, Nash-MTL,
+Aligned-MTL, UPGrad, GradDrop, GradNorm, DB-MTL. FAMO and STCH need only one backward and are
+:class:`~taskbalance.weighting.LossWeighting` subclasses, registered here in ``AGGREGATIONS`` with the rest.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from taskbalance.aggregation.alignedmtl import AlignedMTL
+from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, GramAggregation
+from taskbalance.aggregation.cagrad import CAGrad
+from taskbalance.aggregation.dbmtl import DBMTL
+from taskbalance.aggregation.famo import FAMO
+from taskbalance.aggregation.graddrop import GradDrop
+from taskbalance.aggregation.gradnorm import GradNorm
+from taskbalance.aggregation.imtlg import IMTLG
+from taskbalance.aggregation.mgda import MGDA, MGDAUB
+from taskbalance.aggregation.nashmtl import NashMTL
+from taskbalance.aggregation.pcgrad import PCGrad
+from taskbalance.aggregation.stch import STCH
+from taskbalance.aggregation.upgrad import UPGrad
+
+
+def create(name: str, num_tasks: int, **options: object) -> nn.Module:
+    """Build a gradient method (or FAMO/STCH) by registry name.
+
+    Example:
+        >>> create("cagrad", num_tasks=3, c=0.5, mode="representation")
+        CAGrad(num_tasks=3, mode='representation', c=0.5, rescale=True)
+    """
+    return AGGREGATIONS.create(name, num_tasks, **options)
+
+
+__all__ = [
+    "AGGREGATIONS",
+    "DBMTL",
+    "FAMO",
+    "IMTLG",
+    "MGDA",
+    "MGDAUB",
+    "STCH",
+    "AlignedMTL",
+    "CAGrad",
+    "GradDrop",
+    "GradNorm",
+    "GradientAggregation",
+    "GramAggregation",
+    "NashMTL",
+    "PCGrad",
+    "UPGrad",
+    "create",
+]

@@ -1,0 +1,279 @@
+"""The base class of every gradient method, its Gram-matrix specialisation, and the registry ``AGGREGATIONS``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from taskbalance.aggregation.engine import per_task_gradients, stack_tasks, task_leaves
+from taskbalance.registry import Registry
+from taskbalance.weighting.base import LossWeighting
+
+Mode = Literal["parameters", "representation"]
+MODES: tuple[str, ...] = ("parameters", "representation")
+
+
+class GradientAggregation(nn.Module):
+    """Combines K per-task gradients of the shared part into one update direction.
+
+    Call ``method.backward(losses, shared_parameters=..., representation=rep)`` instead of ``loss.backward()``;
+    afterwards every parameter's ``.grad`` holds its update direction (then ``optimizer.step()``):
+
+    - shared parameters get the aggregated direction;
+    - every other parameter a task reaches (its head) gets the gradient of ``Σ_k s_k·L_k`` (``s_k`` = the task
+      scales below), i.e. the plain gradient of its own weighted loss.
+
+    ``.grad`` is assigned, never accumulated, so nothing stale survives a call.
+
+    Per-task gradients come from K ``torch.autograd.grad`` calls (see :mod:`taskbalance.aggregation.engine`):
+
+    - ``mode="parameters"``: w.r.t. the shared parameters (exact per-task gradients, K backward passes through the
+      encoder);
+    - ``mode="representation"``: w.r.t. the shared representation (cheap: K head backwards), then one backward of
+      the aggregated representation gradient through the encoder. The shared parameters must affect the losses
+      only through the representation. MGDA-UB is MGDA in this mode.
+
+    Composition with a loss weighting (design.md §2): ``weighting`` is applied to the losses first and its gradient
+    ``s_k = ∂total/∂L_k`` scales task k's gradients before aggregation (``g_k ← s_k·g_k``); the weighting's own
+    parameters (UW's log-variances) get the gradient of its total.
+
+    ``last_weights`` (detached, ``[K]``) holds the effective weight of each raw task gradient ``∇L_k`` in the shared
+    direction where the method defines it (``d = Σ_k last_weights_k ∇L_k``), else the task scales ``s_k``.
+
+    Subclasses implement :meth:`aggregate` on stacked per-task gradients (or :meth:`GramAggregation.coefficients`);
+    the benchmark's reference loop calls the same :meth:`aggregate` on a flattened ``K×P`` matrix.
+
+    Args:
+        num_tasks: K.
+        weighting: an optional loss weighting composed with the method.
+        mode: ``"parameters"`` or ``"representation"`` (default: the class's ``default_mode``).
+        task_names: optional names of the K tasks, for error messages.
+    """
+
+    formula: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    hyperparameters: ClassVar[dict[str, str]] = {}
+    default_mode: ClassVar[Mode] = "parameters"
+
+    last_weights: Tensor
+
+    def __init__(
+        self,
+        num_tasks: int,
+        *,
+        weighting: LossWeighting | None = None,
+        mode: Mode | None = None,
+        task_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ValueError(f"{name}: num_tasks must be a positive int, got {num_tasks!r}")
+        mode = self.default_mode if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
+        if task_names is not None:
+            task_names = [str(task) for task in task_names]
+            if len(task_names) != num_tasks:
+                raise ValueError(f"{name}: got {len(task_names)} task_names {task_names} for num_tasks={num_tasks}")
+        if weighting is not None:
+            if not isinstance(weighting, LossWeighting):
+                raise TypeError(f"{name}: weighting must be a LossWeighting, got {type(weighting).__name__}")
+            if weighting.num_tasks != num_tasks:
+                raise ValueError(f"{name}: weighting has num_tasks={weighting.num_tasks}, expected {num_tasks}")
+        self.num_tasks = num_tasks
+        self.mode: Mode = mode
+        self.task_names: list[str] | None = task_names
+        self.weighting = weighting
+        self.register_buffer("last_weights", torch.ones(num_tasks), persistent=False)
+
+    # ----------------------------------------------------------------------------------------------- the step
+    def backward(
+        self,
+        losses: Tensor,
+        *,
+        shared_parameters: Iterable[nn.Parameter],
+        representation: Tensor | Sequence[Tensor] | None = None,
+    ) -> None:
+        """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.
+
+        Args:
+            losses: 1-D tensor of the K task losses, carrying their graph.
+            shared_parameters: the encoder's parameters (``model.shared_parameters()``).
+            representation: ``model.shared(x)`` (a tensor or a tuple of tensors); required in representation mode,
+                optional in parameters mode.
+        """
+        self.check_shape(losses)
+        shared = [p for p in shared_parameters if p.requires_grad]
+        if not shared:
+            raise ValueError(f"{type(self).__name__}: shared_parameters is empty (or nothing in it requires grad)")
+        reps = self._representation_tensors(representation)
+        scales = self.task_scales(losses, self._weighting_scales(losses))
+
+        shared_ids = {id(p) for p in shared}
+        if self.mode == "representation":
+            stop_at = [r.grad_fn for r in reps]
+            targets: list[Tensor] = list(reps)
+        else:
+            stop_at = []
+            targets = shared
+        reached = [task_leaves(losses[k], stop_at=stop_at) for k in range(self.num_tasks)]
+        if self.mode == "representation":
+            self._check_heads_avoid_shared(reached, shared_ids)
+        extras = [[leaf for leaf in leaves if id(leaf) not in shared_ids] for leaves in reached]
+
+        by_target, by_extra = per_task_gradients(losses, targets, extras)
+        self._write_task_gradients(extras, by_extra, scales)
+
+        used = [i for i, grads in enumerate(by_target) if any(g is not None for g in grads)]
+        pieces: list[Tensor] = []
+        for i in used:
+            pieces.append(stack_tasks(by_target[i], targets[i]))
+            by_target[i] = []  # drop the per-task tensors now that they are copied into the stack
+        directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
+        self.last_weights = weights.detach()
+
+        if self.mode == "representation":
+            for p in shared:
+                p.grad = None
+            if used:
+                torch.autograd.backward([targets[i] for i in used], grad_tensors=directions)
+        else:
+            for p in shared:
+                p.grad = None
+            for i, direction in zip(used, directions, strict=True):
+                targets[i].grad = direction
+
+    def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        """The shared update direction from stacked per-task gradients.
+
+        Args:
+            pieces: one tensor ``[K, ...]`` per shared tensor (parameter or representation); ``pieces[i][k]`` is the
+                raw (unscaled) gradient of task k. A single flattened ``K×P`` matrix is a valid input too.
+            scales: ``[K]`` task scales ``s_k`` (ones without a weighting); task k's gradient is ``s_k·pieces[i][k]``.
+
+        Returns:
+            The direction, one tensor per piece (shape ``pieces[i].shape[1:]``), and the effective weights ``[K]``.
+        """
+        raise NotImplementedError
+
+    def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
+        """The factors ``s_k`` applied to task k's gradients; the weighting's ``∂total/∂L_k`` unless overridden."""
+        return weighting_scales
+
+    def end_epoch(self, mean_losses: Tensor) -> None:
+        """Epoch hook, forwarded to the composed weighting (DWA needs it)."""
+        if self.weighting is not None:
+            self.weighting.end_epoch(mean_losses)
+
+    # ----------------------------------------------------------------------------------------------- helpers
+    def check_shape(self, losses: Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(losses, Tensor):
+            raise TypeError(f"{name}: losses must be a 1-D tensor of {self.num_tasks} task losses, got {type(losses)}")
+        if losses.dim() != 1 or losses.shape[0] != self.num_tasks:
+            raise ValueError(
+                f"{name}: losses must be a 1-D tensor of {self.num_tasks} task losses, got shape {tuple(losses.shape)}"
+            )
+        if losses.grad_fn is None:
+            raise ValueError(f"{name}: losses carry no graph (computed under no_grad or detached?)")
+
+    def task_label(self, index: int) -> str:
+        if self.task_names is None:
+            return f"task {index}"
+        return f"task {index} ({self.task_names[index]!r})"
+
+    def _representation_tensors(self, representation: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
+        name = type(self).__name__
+        if representation is None:
+            if self.mode == "representation":
+                raise ValueError(f"{name}: mode='representation' needs representation=model.shared(x)")
+            return ()
+        reps = (representation,) if isinstance(representation, Tensor) else tuple(representation)
+        if self.mode == "representation":
+            for index, rep in enumerate(reps):
+                if not isinstance(rep, Tensor) or rep.grad_fn is None:
+                    raise ValueError(
+                        f"{name}: representation[{index}] must be a tensor computed by the encoder (with a grad_fn), "
+                        f"got {type(rep).__name__} without graph"
+                    )
+        return reps
+
+    def _weighting_scales(self, losses: Tensor) -> Tensor:
+        """``∂total/∂L_k`` of the composed weighting (ones without one); sets the weighting parameters' ``.grad``."""
+        if self.weighting is None:
+            return torch.ones(self.num_tasks, dtype=losses.dtype, device=losses.device)
+        total = self.weighting(losses)
+        params = [p for p in self.weighting.parameters() if p.requires_grad]
+        # Only the small graph between the losses and the total is walked: `losses` is an input, not passed through.
+        grads = torch.autograd.grad(total, [losses, *params], retain_graph=True, allow_unused=True)
+        for p, g in zip(params, grads[1:], strict=True):
+            p.grad = g
+        scales = grads[0]
+        return torch.zeros_like(losses) if scales is None else scales.detach()
+
+    def _check_heads_avoid_shared(self, reached: list[list[Tensor]], shared_ids: set[int]) -> None:
+        # A shared parameter reached by a head without passing the representation would lose that gradient part.
+        for k, leaves in enumerate(reached):
+            hit = [tuple(p.shape) for p in leaves if id(p) in shared_ids]
+            if hit:
+                raise ValueError(
+                    f"{type(self).__name__}: the loss of {self.task_label(k)} uses shared parameters of shape {hit} "
+                    "outside the representation; use mode='parameters'"
+                )
+
+    @staticmethod
+    def _write_task_gradients(extras: list[list[Tensor]], by_extra: list[list[Tensor | None]], scales: Tensor) -> None:
+        totals: dict[int, tuple[Tensor, Tensor]] = {}
+        for k, (leaves, grads) in enumerate(zip(extras, by_extra, strict=True)):
+            for leaf, grad in zip(leaves, grads, strict=True):
+                if grad is None:
+                    continue
+                scaled = grad * scales[k]
+                key = id(leaf)
+                totals[key] = (leaf, totals[key][1] + scaled) if key in totals else (leaf, scaled)
+        for leaf, grad in totals.values():
+            leaf.grad = grad
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.num_tasks}, mode={self.mode!r}"
+
+
+class GramAggregation(GradientAggregation):
+    """A method whose direction is a combination ``d = Σ_k c_k·g_k`` with ``c`` a function of the Gram matrix.
+
+    ``G_ij = g_i·g_j`` is summed over the pieces (per parameter, no flattening of the whole gradient); the scaled
+    Gram is ``diag(s)·G·diag(s)``; ``c = coefficients(G)``; the direction of each piece is ``Σ_k (c_k·s_k)·piece[k]``,
+    and ``last_weights = c·s``.
+    """
+
+    def coefficients(self, gram: Tensor) -> Tensor:
+        """``c`` (shape ``[K]``) from the ``K×K`` Gram matrix of the (scaled) task gradients."""
+        raise NotImplementedError
+
+    def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        gram = gram_matrix(pieces)
+        scaled_gram = gram * scales[:, None] * scales[None, :]
+        weights = self.coefficients(scaled_gram).to(gram.dtype) * scales
+        return combine(pieces, weights), weights
+
+
+def gram_matrix(pieces: list[Tensor]) -> Tensor:
+    """``Σ_pieces P·Pᵀ`` with each piece viewed as ``K×n`` (a view, no copy, for contiguous pieces)."""
+    flat = pieces[0].reshape(pieces[0].shape[0], -1)
+    gram = flat @ flat.T
+    for piece in pieces[1:]:
+        flat = piece.reshape(piece.shape[0], -1)
+        gram = gram.addmm(flat, flat.T)
+    return gram
+
+
+def combine(pieces: list[Tensor], weights: Tensor) -> list[Tensor]:
+    """``Σ_k weights_k·piece[k]`` for every piece."""
+    return [torch.tensordot(weights.to(piece.dtype), piece, dims=1) for piece in pieces]
+
+
+AGGREGATIONS: Registry[nn.Module] = Registry("gradient method")

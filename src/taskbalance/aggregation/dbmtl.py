@@ -1,0 +1,95 @@
+"""DB-MTL: log-transformed losses and task gradients rescaled to the largest (EMA) gradient norm."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
+from taskbalance.weighting.base import LossWeighting
+
+
+@AGGREGATIONS.register("dbmtl")
+class DBMTL(GradientAggregation):
+    """DB-MTL: ``ĝ_k = EMA_t(∇ log L_k)``, ``d = max_j |ĝ_j| · Σ_k ĝ_k / |ĝ_k|``.
+
+    Lin et al. 2023, "Dual-Balancing for Multi-Task Learning" (arXiv 2308.12029): loss-scale balancing by the log
+    transform (``∇ log L_k = ∇L_k / L_k``, applied as the task scale ``1/L_k``) and gradient-magnitude balancing
+    by normalising every task's EMA gradient to the largest norm. EMA:
+    ``ĝ_k ← g_k + (β / t^σ)·(ĝ_k − g_k)`` at step t (β = 0.9, σ = 0.5, the authors' defaults).
+
+    The EMA buffers (one per shared tensor, ``K×`` its size) are not saved in ``state_dict`` (they are as large as K
+    gradients); the step count is. They restart when the shapes change (e.g. a smaller last batch in
+    representation mode). Losses must be > 0; ``validate`` checks it with one host sync per call.
+    ``last_weights`` is ``max_j|ĝ_j| / (|ĝ_k|·L_k)``.
+
+    Example:
+        >>> import torch
+        >>> method = DBMTL(2, beta=0.0)
+        >>> directions, _ = method.aggregate([torch.tensor([[3.0, 0.0], [0.0, 1.0]])], torch.ones(2))
+        >>> directions[0]
+        tensor([3., 3.])
+    """
+
+    formula = "d = max_j|ĝ_j|·Σ_k ĝ_k/|ĝ_k|, ĝ_k = EMA(∇ log L_k)"
+    paper = "Lin et al., arXiv 2308.12029 (2023)"
+    hyperparameters: ClassVar[dict[str, str]] = {
+        "beta": "EMA factor β of the gradients (default 0.9; 0 = no EMA)",
+        "beta_sigma": "decay exponent σ of the EMA factor β/t^σ (default 0.5)",
+        "validate": "raise if a loss is not finite and > 0 (one host sync per call; default True)",
+    }
+
+    def __init__(
+        self,
+        num_tasks: int,
+        *,
+        beta: float = 0.9,
+        beta_sigma: float = 0.5,
+        validate: bool = True,
+        weighting: LossWeighting | None = None,
+        mode: Mode | None = None,
+        task_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"DBMTL: beta must be in [0, 1), got {beta!r}")
+        self.beta = float(beta)
+        self.beta_sigma = float(beta_sigma)
+        self.validate = validate
+        self.steps = 0
+        self.buffers: list[Tensor] = []
+
+    def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
+        values = losses.detach()
+        if self.validate and not bool(((values > 0) & (values < math.inf)).all()):
+            bad = [(self.task_label(k), v) for k, v in enumerate(values.tolist()) if not 0 < v < math.inf]
+            raise ValueError(f"DBMTL: takes the log of each loss, so every loss must be finite and > 0; got {bad}")
+        return weighting_scales / values
+
+    def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        self.steps += 1
+        factor = self.beta / self.steps**self.beta_sigma
+        scaled = [piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1))) for piece in pieces]
+        if [b.shape for b in self.buffers] != [p.shape for p in scaled]:
+            self.buffers = [p.clone() for p in scaled]
+        else:
+            self.buffers = [p + factor * (b - p) for b, p in zip(self.buffers, scaled, strict=True)]
+        squared = sum(b.reshape(b.shape[0], -1).pow(2).sum(dim=1) for b in self.buffers)
+        norms = torch.as_tensor(squared).sqrt()
+        inverse = torch.where(norms > 0, norms.max() / norms.clamp_min(torch.finfo(norms.dtype).tiny), 0.0)
+        directions = [torch.tensordot(inverse.to(b.dtype), b, dims=1) for b in self.buffers]
+        return directions, inverse * scales
+
+    def get_extra_state(self) -> Any:
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: Any) -> None:
+        self.steps = int(state["steps"])
+        self.buffers = []
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, beta={self.beta}, beta_sigma={self.beta_sigma}"

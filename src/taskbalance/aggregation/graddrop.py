@@ -1,0 +1,75 @@
+"""GradDrop: per coordinate, keep only the task gradients of one randomly chosen sign."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
+from taskbalance.weighting.base import LossWeighting
+
+
+@AGGREGATIONS.register("graddrop")
+class GradDrop(GradientAggregation):
+    """GradDrop: ``P = ½(1 + Σ_k g_k / Σ_k |g_k|)`` per coordinate, ``U ~ Uniform(0, 1)``,
+    ``M_k = [P > U]·[g_k > 0] + [P < U]·[g_k < 0]``, ``d = Σ_k (ℓ + (1 − ℓ)·M_k)·g_k``.
+
+    Chen et al. 2020, "Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout" (NeurIPS),
+    Eq. 1–3 (ℓ = leak, 0 in the paper's main results). The paper applies it at the shared activations, so
+    ``mode="representation"`` is the default: ``P`` is computed per element of the representation gradient
+    (including the batch dimension). Coordinates where all tasks agree in sign keep every gradient. Works
+    elementwise on the stacked per-task gradients (no Gram matrix); ``U`` comes from a ``torch.Generator`` seeded
+    by ``seed``. ``last_weights`` is the task scales (GradDrop defines no per-task weights).
+
+    Example:
+        >>> import torch
+        >>> directions, _ = GradDrop(2).aggregate([torch.tensor([[1.0, 2.0], [3.0, 4.0]])], torch.ones(2))
+        >>> directions[0]
+        tensor([4., 6.])
+    """
+
+    formula = "P = ½(1 + Σg/Σ|g|); d = Σ_k [sign(g_k) chosen w.p. P]·g_k"
+    paper = "Chen et al., NeurIPS 2020"
+    hyperparameters: ClassVar[dict[str, str]] = {
+        "leak": "ℓ ∈ [0, 1]: share of each gradient kept regardless of sign (default 0)",
+        "seed": "seed of the generator of U (default 0)",
+    }
+    default_mode: ClassVar[Mode] = "representation"
+
+    def __init__(
+        self,
+        num_tasks: int,
+        *,
+        leak: float = 0.0,
+        seed: int = 0,
+        weighting: LossWeighting | None = None,
+        mode: Mode | None = None,
+        task_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        if not 0.0 <= leak <= 1.0:
+            raise ValueError(f"GradDrop: leak must be in [0, 1], got {leak!r}")
+        self.leak = float(leak)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        directions = []
+        for piece in pieces:
+            scaled = piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1)))
+            total = scaled.sum(dim=0)
+            magnitude = scaled.abs().sum(dim=0)
+            ratio = total / magnitude.clamp_min(torch.finfo(piece.dtype).tiny)
+            purity = torch.where(magnitude > 0, 0.5 * (1 + ratio), 0.5)
+            uniform = torch.rand(purity.shape, generator=self.generator, dtype=piece.dtype).to(piece.device)
+            mask = torch.where(purity > uniform, scaled > 0, scaled < 0).to(piece.dtype)
+            if self.leak > 0:
+                mask = self.leak + (1 - self.leak) * mask
+            directions.append((scaled * mask).sum(dim=0))
+        return directions, scales
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, leak={self.leak}, seed={self.seed}"

@@ -1,0 +1,88 @@
+"""GradNorm: learnable task weights trained so that the weighted gradient norms follow the relative losses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.weighting.base import LossWeighting
+
+
+@AGGREGATIONS.register("gradnorm")
+class GradNorm(GramAggregation):
+    """GradNorm: direction ``Σ_k w_k g_k``; the weights ``w`` minimise ``Σ_k |w_k|g_k| − mean_j(w_j|g_j|)·r_k^α|``.
+
+    Chen et al. 2018, "GradNorm: Gradient Normalization for Adaptive Loss Balancing in Deep Multitask Networks"
+    (ICML), Eq. 1–2: ``r_k = L̃_k / mean_j L̃_j``, ``L̃_k = L_k(t)/L_k(0)``, the target ``mean·r^α`` treated as a
+    constant, ``α = 1.5`` (the paper uses 0.12–3 depending on the problem).
+
+    Interface: the weights are the parameter ``task_weights`` (init 1) and are trained by the *same optimizer* as
+    the model — the training loop passes ``method.parameters()`` to it. Each :meth:`backward` (1) renormalises
+    ``w`` to sum to K (the paper does this after every update), (2) sets ``task_weights.grad`` to the gradient of the
+    GradNorm objective, (3) uses ``w`` to combine the task gradients; ``optimizer.step()`` then updates the model
+    and ``w`` together. ``L(0)`` is recorded at the first call (a buffer, saved in ``state_dict``).
+
+    The paper measures ``|g_k|`` at the last shared layer to save compute; here it is the gradient of whatever the
+    mode gives: all shared parameters, or (cheaper) the shared representation with ``mode="representation"``.
+    ``last_weights`` is ``w`` (times a weighting's scales).
+
+    Example:
+        >>> import torch
+        >>> method = GradNorm(2)
+        >>> method.task_weights.data
+        tensor([1., 1.])
+    """
+
+    formula = "d = Σ w_k g_k; w ← argmin Σ_k |w_k|g_k| − mean(w|g|)·r_k^α|, Σ w = K"
+    paper = "Chen et al., ICML 2018"
+    hyperparameters: ClassVar[dict[str, str]] = {
+        "alpha": "strength α of the pull towards the relative training rates (default 1.5)",
+    }
+
+    initial_losses: Tensor
+
+    def __init__(
+        self,
+        num_tasks: int,
+        *,
+        alpha: float = 1.5,
+        weighting: LossWeighting | None = None,
+        mode: Mode | None = None,
+        task_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        if not alpha >= 0:
+            raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.task_weights = nn.Parameter(torch.ones(num_tasks))
+        self.register_buffer("initial_losses", torch.full((num_tasks,), torch.nan))
+        self.register_buffer("relative_rates", torch.ones(num_tasks), persistent=False)
+
+    def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
+        values = losses.detach().to(self.initial_losses.dtype)
+        with torch.no_grad():
+            self.task_weights.mul_(self.num_tasks / self.task_weights.sum())
+            self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses), values, self.initial_losses))
+            ratios = values / self.initial_losses
+            self.relative_rates = ratios / ratios.mean()
+        return weighting_scales * self.task_weights.detach().to(weighting_scales.dtype)
+
+    def coefficients(self, gram: Tensor) -> Tensor:
+        # gram is of the scaled gradients s_k·g_k with s_k = weighting_k·w_k, so |g_k| (times weighting) = √G_kk / w_k.
+        weights = self.task_weights
+        detached = weights.detach()
+        scaled_norms = torch.diagonal(gram).clamp_min(0.0).sqrt().detach().to(weights.dtype)
+        unit_norms = torch.where(detached != 0, scaled_norms / detached, torch.zeros_like(scaled_norms))
+        with torch.enable_grad():
+            norms = weights * unit_norms
+            target = norms.mean().detach() * self.relative_rates.pow(self.alpha)
+            objective = (norms - target).abs().sum()
+            (self.task_weights.grad,) = torch.autograd.grad(objective, [weights])
+        return torch.ones_like(torch.diagonal(gram))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha}"
