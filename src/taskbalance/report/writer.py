@@ -1,0 +1,136 @@
+"""``write_report``: report.md, results.csv and the plots of a benchmark summary kept in the results store.
+
+Example:
+    >>> from pathlib import Path
+    >>> from taskbalance.report import write_report
+    >>> from taskbalance.store import RunStore
+    >>> with RunStore("runs/bench/results.sqlite") as store:  # doctest: +SKIP
+    ...     write_report(store, Path("runs/bench"))
+    PosixPath('runs/bench/report.md')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from taskbalance.protocol.summary import BenchSummary, MethodSummary
+from taskbalance.report.plots import plot_compute, plot_delta_m, plot_simplex, plot_weights
+from taskbalance.report.tables import format_value, markdown_table, metric_header, write_results_csv
+from taskbalance.store.run_store import RunStore
+from taskbalance.training.result import RunResult
+
+DELTA_M_DEFINITION = (
+    "Δm = (1/N)·Σᵢ (−1)^hᵢ·(Mᵢ − Bᵢ)/Bᵢ·100 over the N metrics, B = the single-task (STL) baseline, hᵢ = 1 when "
+    "higher is better (Maninis et al. 2019; Kirchdorfer et al. 2024). Lower is better; 0 matches STL."
+)
+
+
+def mean_weights(runs: list[RunResult]) -> list[float] | None:
+    """Mean task weights over all logged steps of the runs (per-epoch means when no steps were logged)."""
+    rows = []
+    for run in runs:
+        if run.step_weights:
+            rows.extend(run.step_weights)
+        else:
+            rows.extend([r.mean_weights[t] for t in run.tasks] for r in run.epochs if r.mean_weights)
+    if not rows:
+        return None
+    return [float(v) for v in np.nanmean(np.asarray(rows, dtype=float), axis=0)]
+
+
+def _options(method: MethodSummary) -> str:
+    return json.dumps(method.selected.options, sort_keys=True) if method.selected.options else "—"
+
+
+def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) -> str:
+    minutes = summary.wall_seconds / 60
+    lines = [
+        f"# taskbalance benchmark: {summary.dataset} / {summary.model}",
+        "",
+        f"Tasks: {', '.join(summary.tasks)} · seeds: {summary.seeds} · Δm variant: `{summary.delta_m_variant}` · "
+        f"wall time {minutes:.1f} min",
+        "",
+        "## Test results at the configuration selected by validation Δm",
+        "",
+        markdown_table(summary),
+        DELTA_M_DEFINITION + " Metric columns are test means over the seeds (↑ higher / ↓ lower is better); runs and "
+        "CPU-s count the grid search and every seed.",
+        "",
+        "## Selected configurations",
+        "",
+        "| method | options | lr | validation Δm | test Δm per seed |",
+        "|---|---|---:|---:|---|",
+    ]
+    for method in sorted(summary.methods, key=lambda m: m.rank):
+        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed)
+        lines.append(f"| {method.label} | `{_options(method)}` | {method.selected.lr:g} | "
+                     f"{method.selected.val_delta_m:+.2f} | {per_seed} |")
+    lines += ["", "## Single-task baselines", "", "| metric | validation | test |", "|---|---:|---:|"]
+    for key in summary.metric_keys:
+        lines.append(f"| {metric_header(summary, key)} | {format_value(summary.baseline_val.get(key, math.nan))} | "
+                     f"{format_value(summary.baseline_test.get(key, math.nan))} |")
+    lines += ["", "## Plots", ""]
+    captions = {
+        "delta_m": "Test Δm per method (bars: mean, whiskers: ± std, dots: seeds).",
+        "compute": "Δm against the compute spent on each method (training runs and CPU-seconds).",
+        "weights": "Task weights over training of each method's selected configuration (first seed).",
+        "simplex": "Scalarization's grid on the simplex, coloured by validation Δm; the star is the selected "
+                   "point, the diamond UW-SO's mean weights, the cross equal weighting.",
+    }
+    for name, file_name in plots.items():
+        lines += [f"![{name}]({file_name})", "", captions[name], ""]
+    if summary.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in summary.notes] + [""]
+    statuses = store.statuses()
+    counts = {s: sum(1 for v in statuses.values() if v == s) for s in ("finished", "running", "failed")}
+    lines += ["## Runs in the store", "",
+              f"{counts['finished']} finished, {counts['running']} unfinished, {counts['failed']} failed "
+              f"(`{store.path.name}`)."]
+    failed = [rid for rid, status in statuses.items() if status == "failed"]
+    for run_id in failed:
+        error = (store.error(run_id) or "").strip().splitlines()
+        lines.append(f"- failed `{run_id}`: {error[-1] if error else 'no error recorded'}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") -> Path:
+    """Write ``report.md``, ``results.csv`` and the PNG plots to ``out_dir``; return the path of report.md.
+
+    Plots: ``delta_m.png``, ``compute.png``, ``weights.png`` and, for 3 tasks with Scalarization benchmarked,
+    ``simplex.png`` (see :mod:`taskbalance.report.plots`).
+
+    Raises:
+        ValueError: the store holds no summary of that name (the message lists the names it holds).
+    """
+    summary = store.load_summary(summary_name)
+    if summary is None:
+        raise ValueError(
+            f"{store.path} holds no benchmark summary named {summary_name!r} "
+            f"(it holds {store.summary_names() or 'none'}): run `taskbalance bench` first"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_results_csv(summary, out_dir / "results.csv")
+
+    needed = {rid for m in summary.methods for rid in m.seed_run_ids}
+    runs = {rid: run for rid in needed if (run := store.get(rid)) is not None}
+    plots = {
+        "delta_m": plot_delta_m(summary, out_dir / "delta_m.png").name,
+        "compute": plot_compute(summary, out_dir / "compute.png").name,
+        "weights": plot_weights(summary, runs, out_dir / "weights.png").name,
+    }
+    by_method = {m.method: m for m in summary.methods}
+    scalarization = by_method.get("scalarization")
+    if len(summary.tasks) == 3 and scalarization is not None and scalarization.grid:
+        uwso = by_method.get("uwso")
+        uwso_weights = None
+        if uwso is not None:
+            uwso_weights = mean_weights([runs[rid] for rid in uwso.seed_run_ids if rid in runs])
+        plots["simplex"] = plot_simplex(summary, scalarization, uwso_weights, out_dir / "simplex.png").name
+    report = out_dir / "report.md"
+    report.write_text(_report_text(summary, store, plots))
+    return report
