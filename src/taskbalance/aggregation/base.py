@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from taskbalance.aggregation.engine import per_task_gradients, stack_tasks, task_leaves
+from taskbalance.aggregation.engine import per_task_gradients, stack_tasks, task_leaves, task_roots
 from taskbalance.registry import Registry
 from taskbalance.weighting.base import LossWeighting
 
@@ -93,7 +93,7 @@ class GradientAggregation(nn.Module):
     # ----------------------------------------------------------------------------------------------- the step
     def backward(
         self,
-        losses: Tensor,
+        losses: Tensor | Sequence[Tensor],
         *,
         shared_parameters: Iterable[nn.Parameter],
         representation: Tensor | Sequence[Tensor] | None = None,
@@ -101,11 +101,17 @@ class GradientAggregation(nn.Module):
         """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.
 
         Args:
-            losses: 1-D tensor of the K task losses, carrying their graph.
+            losses: 1-D tensor of the K task losses (``torch.stack``), carrying their graph, or a list of the K
+                scalar losses (slightly cheaper with costly heads: see
+                :func:`~taskbalance.aggregation.engine.per_task_gradients`).
             shared_parameters: the encoder's parameters (``model.shared_parameters()``).
             representation: ``model.shared(x)`` (a tensor or a tuple of tensors); required in representation mode,
                 optional in parameters mode.
         """
+        task_losses = losses
+        if not isinstance(losses, Tensor):
+            task_losses = list(losses)
+            losses = torch.stack(task_losses)
         self.check_shape(losses)
         shared = [p for p in shared_parameters if p.requires_grad]
         if not shared:
@@ -120,12 +126,12 @@ class GradientAggregation(nn.Module):
         else:
             stop_at = []
             targets = shared
-        reached = [task_leaves(losses[k], stop_at=stop_at) for k in range(self.num_tasks)]
+        reached = [task_leaves(root, stop_at=stop_at) for root in task_roots(task_losses)]
         if self.mode == "representation":
             self._check_heads_avoid_shared(reached, shared_ids)
         extras = [[leaf for leaf in leaves if id(leaf) not in shared_ids] for leaves in reached]
 
-        by_target, by_extra = per_task_gradients(losses, targets, extras)
+        by_target, by_extra = per_task_gradients(task_losses, targets, extras)
         self._write_task_gradients(extras, by_extra, scales)
 
         used = [i for i, grads in enumerate(by_target) if any(g is not None for g in grads)]

@@ -14,16 +14,29 @@ import torch
 from torch import Tensor
 
 
-def task_leaves(loss: Tensor, *, stop_at: Sequence[object]) -> list[Tensor]:
-    """Leaf tensors requiring grad that ``loss`` reaches in its autograd graph, without passing ``stop_at`` nodes.
+def task_roots(losses: Tensor | Sequence[Tensor]) -> list[object]:
+    """The autograd node of each task's own loss.
+
+    For a stacked tensor (``torch.stack([l_1, …, l_K])``) these are the stack's inputs, not ``losses[k]``: walking
+    from ``losses[k]`` would pass the stack node and reach every task's head.
+    """
+    if not isinstance(losses, Tensor):
+        return [loss.grad_fn for loss in losses]
+    node = losses.grad_fn
+    if node is not None and type(node).__name__.startswith("StackBackward") and len(node.next_functions) == len(losses):
+        return [child for child, _ in node.next_functions]
+    return [losses[k].grad_fn for k in range(losses.shape[0])]
+
+
+def task_leaves(root: object, *, stop_at: Sequence[object]) -> list[Tensor]:
+    """Leaf tensors requiring grad reachable from the autograd node ``root`` without passing ``stop_at`` nodes.
 
     Args:
-        loss: a scalar that carries a graph.
+        root: a task's loss node (see :func:`task_roots`).
         stop_at: autograd nodes (``grad_fn`` objects) where the walk stops, e.g. the representation's node.
 
     A pure-Python walk over the graph nodes: a few microseconds per node, no tensor work and no host sync.
     """
-    root = loss.grad_fn
     if root is None:
         return []
     stops = {id(node) for node in stop_at if node is not None}
@@ -45,9 +58,12 @@ def task_leaves(loss: Tensor, *, stop_at: Sequence[object]) -> list[Tensor]:
 
 
 def per_task_gradients(
-    losses: Tensor, targets: Sequence[Tensor], extra_inputs: Sequence[Sequence[Tensor]]
+    losses: Tensor | Sequence[Tensor], targets: Sequence[Tensor], extra_inputs: Sequence[Sequence[Tensor]]
 ) -> tuple[list[list[Tensor | None]], list[list[Tensor | None]]]:
     """Gradients of every ``losses[k]`` w.r.t. ``targets`` and w.r.t. its own ``extra_inputs[k]``.
+
+    With a stacked ``losses`` tensor each call backpropagates through the stack node, which sends zero gradients
+    through the other tasks' heads (the autograd engine cannot skip them); a list of K scalar losses avoids that.
 
     The last call does not retain the graph, so the buffers of the part every task walked through are freed as soon
     as possible (the encoder's graph stays alive in representation mode: no task call walks it).
@@ -56,7 +72,7 @@ def per_task_gradients(
         ``(by_target, by_extra)``: ``by_target[i][k]`` is task k's gradient of target i (None where unused);
         ``by_extra[k][j]`` is task k's gradient of ``extra_inputs[k][j]``.
     """
-    num_tasks = losses.shape[0]
+    num_tasks = len(losses)
     by_target: list[list[Tensor | None]] = [[None] * num_tasks for _ in targets]
     by_extra: list[list[Tensor | None]] = []
     for k in range(num_tasks):
