@@ -1,0 +1,120 @@
+"""GradDrop, GradNorm, DB-MTL and the loss-level FAMO and STCH: values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from taskbalance.aggregation import DBMTL, FAMO, STCH, GradDrop, GradNorm
+
+
+def test_graddrop_keeps_everything_without_sign_conflict() -> None:
+    pieces = [torch.tensor([[1.0, -2.0, 0.0], [3.0, -1.0, 0.0]])]
+    (d,), _ = GradDrop(2).aggregate(pieces, torch.ones(2))
+    torch.testing.assert_close(d, torch.tensor([4.0, -3.0, 0.0]))
+
+
+def test_graddrop_keeps_one_sign_per_coordinate() -> None:
+    generator = torch.Generator().manual_seed(0)
+    piece = torch.randn(4, 500, generator=generator)
+    (d,), _ = GradDrop(4, seed=3).aggregate([piece], torch.ones(4))
+    positive = piece.clamp(min=0).sum(dim=0)
+    negative = piece.clamp(max=0).sum(dim=0)
+    assert torch.all(torch.isclose(d, positive) | torch.isclose(d, negative))
+    # P(keep positive) = ½(1 + Σg/Σ|g|): with a strongly positive coordinate the positive side wins almost always.
+    chosen_positive = torch.isclose(d, positive) & (positive != 0)
+    purity = 0.5 * (1 + piece.sum(0) / piece.abs().sum(0))
+    assert float(chosen_positive[purity > 0.9].float().mean()) > 0.8
+    assert float(chosen_positive[purity < 0.1].float().mean()) < 0.2
+
+
+def test_graddrop_full_leak_is_the_sum() -> None:
+    piece = torch.tensor([[1.0, -2.0], [-3.0, 1.0]])
+    (d,), _ = GradDrop(2, leak=1.0).aggregate([piece], torch.ones(2))
+    torch.testing.assert_close(d, piece.sum(0))
+
+
+def test_gradnorm_weight_gradient_and_renormalisation_by_hand() -> None:
+    method = GradNorm(2, alpha=1.0)
+    with torch.no_grad():
+        method.task_weights.copy_(torch.tensor([1.0, 3.0]))  # renormalised to sum 2: (0.5, 1.5)
+    method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))  # first call: L(0) = L, rates r = 1
+    torch.testing.assert_close(method.task_weights.detach(), torch.tensor([0.5, 1.5]))
+    # Raw gradient norms |g| = (2, 1): weighted norms w|g| = (1, 1.5), mean 1.25 = target (r = 1).
+    # Objective Σ|w_k|g_k| − 1.25| → gradient sign(w_k|g_k| − 1.25)·|g_k| = (−2, +1).
+    scales = method.task_weights.detach()
+    gram = torch.diag(torch.tensor([4.0, 1.0])) * scales[:, None] * scales[None, :]
+    coefficients = method.coefficients(gram)
+    torch.testing.assert_close(coefficients, torch.ones(2))
+    torch.testing.assert_close(method.task_weights.grad, torch.tensor([-2.0, 1.0]))
+
+
+def test_gradnorm_relative_rates_follow_the_loss_ratios() -> None:
+    method = GradNorm(2)
+    method.task_scales(torch.tensor([2.0, 4.0]), torch.ones(2))
+    method.task_scales(torch.tensor([1.0, 4.0]), torch.ones(2))  # ratios (0.5, 1) → r = (2/3, 4/3)
+    torch.testing.assert_close(method.relative_rates, torch.tensor([2 / 3, 4 / 3]))
+
+
+def test_dbmtl_ema_follows_the_authors_update() -> None:
+    method = DBMTL(2, beta=0.9, beta_sigma=0.5)
+    first = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    second = torch.tensor([[0.0, 1.0], [0.0, 4.0]])
+    method.aggregate([first], torch.ones(2))
+    (d,), weights = method.aggregate([second], torch.ones(2))
+    factor = 0.9 / math.sqrt(2)
+    buffer = second + factor * (first - second)
+    norms = buffer.norm(dim=1)
+    torch.testing.assert_close(d, (norms.max() / norms) @ buffer)
+    torch.testing.assert_close(weights, norms.max() / norms)
+
+
+def test_dbmtl_rejects_a_non_positive_loss_naming_the_task() -> None:
+    with pytest.raises(ValueError, match=r"task 1 \('depth'\)"):
+        DBMTL(2, task_names=["seg", "depth"]).task_scales(torch.tensor([1.0, 0.0]), torch.ones(2))
+
+
+def test_famo_weights_and_first_logit_update_by_hand() -> None:
+    method = FAMO(2, lr=0.025, weight_decay=0.0)
+    losses = torch.tensor([1.0, 4.0], requires_grad=True)
+    method(losses).backward()
+    # z = (½, ½), c = ½/1 + ½/4 = 0.625 → ∂total/∂L = z/(c·L) = (0.8, 0.2).
+    torch.testing.assert_close(method.last_weights, torch.tensor([0.8, 0.2]))
+    torch.testing.assert_close(losses.grad, torch.tensor([0.8, 0.2]))
+    torch.testing.assert_close(method.logits, torch.zeros(2))  # no previous losses: no update
+    # Task 0's log-loss falls by log 2, task 1's by 0: gradient z⊙(δ − z·δ) = (+, −)·log(2)/4; Adam's first step
+    # moves each logit by lr against the sign of its gradient.
+    method(torch.tensor([0.5, 4.0]))
+    torch.testing.assert_close(method.logits, torch.tensor([-0.025, 0.025]), atol=1e-6, rtol=0)
+    assert method.last_weights[0] / method.last_weights[1] < (1 / 0.5) / (1 / 4.0)
+
+
+def test_famo_state_survives_a_state_dict_round_trip() -> None:
+    method = FAMO(2)
+    method(torch.tensor([1.0, 4.0]))
+    method(torch.tensor([0.5, 4.0]))
+    clone = FAMO(2)
+    clone.load_state_dict(method.state_dict())
+    method(torch.tensor([0.4, 3.0]))
+    clone(torch.tensor([0.4, 3.0]))
+    torch.testing.assert_close(clone.logits, method.logits)
+
+
+def test_stch_value_and_weights_by_hand() -> None:
+    losses = torch.tensor([1.0, math.e], requires_grad=True)
+    method = STCH(2, mu=0.5)
+    total = method(losses)
+    # u = log L = (0, 1); total = ½·log(e⁰ + e²) ; weights = softmax(u/μ)_k / L_k.
+    torch.testing.assert_close(total, torch.tensor(0.5 * math.log(1 + math.e**2)))
+    share = math.e**2 / (1 + math.e**2)
+    expected = torch.tensor([1 - share, share / math.e])
+    torch.testing.assert_close(method.last_weights, expected)
+    total.backward()
+    torch.testing.assert_close(losses.grad, expected)
+
+
+def test_stch_small_mu_approaches_the_max() -> None:
+    total = STCH(3, mu=1e-3, log_losses=False)(torch.tensor([0.2, 0.7, 0.5]))
+    assert abs(float(total) - 0.7) < 1e-3
