@@ -15,6 +15,7 @@ def create(name: str, **options: object) -> MultiTaskData:
 # (one import line per dataset module)
 from taskbalance.data import celeba as celeba  # noqa: E402
 from taskbalance.data import cityscapes as cityscapes  # noqa: E402
+from taskbalance.data import multifashion as multifashion  # noqa: E402
 from taskbalance.data import nyuv2 as nyuv2  # noqa: E402
 from taskbalance.data.errors import DatasetFormatError as DatasetFormatError  # noqa: E402
 

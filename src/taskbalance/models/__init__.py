@@ -16,5 +16,6 @@ def create(name: str, **options: object) -> MultiTaskModel:
 from taskbalance.models import deeplab  # noqa: E402, F401, I001
 from taskbalance.models import resnet  # noqa: E402, F401
 from taskbalance.models import segnet  # noqa: E402, F401
+from taskbalance.models import small_cnn  # noqa: E402, F401
 
 __all__ = ["MODELS", "MultiTaskModel", "create"]
