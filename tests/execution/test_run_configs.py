@@ -9,13 +9,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from fake_runs import fake_result, invocations, sleepy_run
+from rich.console import Console
 from sweep_driver import sweep_configs
 
-from taskbalance.execution import LineProgress, RunsFailedError, run_configs
+from taskbalance.execution import BarProgress, LineProgress, RunsFailedError, run_configs
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import EpochRecord
@@ -150,6 +152,15 @@ def test_line_progress_counts_and_estimates() -> None:
     assert lines[1].startswith(f"[1/2] finished uwso(temperature=5.0) lr=0.001 seed=1 [{config.run_id()}] in 3.2 s")
     assert lines[2].startswith("[2/2] FAILED (ValueError: boom) uwso") and lines[2].endswith("about 0s left")
     assert lines[3].startswith("2/2 runs ended, 1 failed in ")
+
+
+def test_bar_progress_draws_one_bar_that_reaches_the_total(tmp_path: Path) -> None:
+    screen = StringIO()
+    progress = BarProgress(Console(file=screen, force_terminal=True, width=100))
+    with RunStore(tmp_path / "r.sqlite") as store:
+        run_configs(configs(tmp_path, range(3)), store=store, workers=1, progress=progress, run_fn=sleepy_run)
+    text = screen.getvalue()
+    assert "3/3" in text and "runs in-process" in text and "FAILED" not in text
 
 
 def _finished(database: Path) -> set[str]:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from taskbalance.execution.outcome import describe
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import EpochRecord
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @runtime_checkable
@@ -85,9 +88,13 @@ class LineProgress:
 
 
 class BarProgress:
-    """A single rich progress bar (runs done / total) with the latest event as its description."""
+    """A single rich progress bar (runs done / total) with the latest event as its description.
 
-    def __init__(self) -> None:
+    Args:
+        console: where to draw (default: rich's console on stdout).
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
@@ -96,6 +103,7 @@ class BarProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             transient=False,
+            console=console,
         )
         self._task: object | None = None
         self.failed = 0
