@@ -28,6 +28,7 @@ def loopback_only() -> list[str]:
     return [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "loopback-only"]
 
 
+@pytest.mark.ray
 def test_sweep_on_a_local_ray_instance_with_loopback_only(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the optional extra taskbalance[ray] is not installed")
     links = subprocess.run([*loopback_only(), "ip", "-o", "link"], capture_output=True, text=True, check=True)

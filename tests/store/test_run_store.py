@@ -211,7 +211,8 @@ def _writer(path: str, seeds: list[int]) -> None:
 def test_two_processes_writing_at_once(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite"
     RunStore(path).close()
-    context = multiprocessing.get_context("spawn")
+    # fork: the writers need only sqlite, and a spawned process would spend seconds importing torch.
+    context = multiprocessing.get_context("fork")
     # Seeds 10..14 are written by both processes: each must end up stored once.
     workers = [context.Process(target=_writer, args=(str(path), list(range(s, s + 15)))) for s in (0, 10)]
     for worker in workers:

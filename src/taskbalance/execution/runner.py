@@ -8,6 +8,7 @@ checkpoints in ``checkpoint_dir``.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,17 @@ class RunsFailedError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+def _check_picklable(run_fn: RunFunction) -> None:
+    """Workers receive the run function by name: fail before anything starts when that cannot work."""
+    try:
+        pickle.dumps(run_fn)
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        raise TypeError(
+            f"run_fn {getattr(run_fn, '__qualname__', run_fn)!r} cannot be sent to worker processes ({error}); "
+            "use a function defined at the top level of an importable module, or workers=1"
+        ) from None
+
+
 def run_configs(
     configs: Sequence[RunConfig],
     *,
@@ -70,6 +82,7 @@ def run_configs(
 
     Raises:
         RunsFailedError: after every other run ended, when some runs failed; they are marked ``failed``.
+        TypeError: ``run_fn`` cannot be pickled for worker processes (nothing was run).
 
     Example:
         >>> from taskbalance.execution import run_configs
@@ -85,6 +98,8 @@ def run_configs(
     if address is not None and executor != "ray":
         raise ValueError(f"address={address!r} is only used with executor='ray', got executor={executor!r}")
 
+    if run_fn is not None and (executor == "ray" or workers > 1):
+        _check_picklable(run_fn)
     unique = {config.run_id(): config for config in configs}
     results: dict[str, RunResult] = {}
     pending: list[RunConfig] = []
