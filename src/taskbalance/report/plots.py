@@ -130,13 +130,22 @@ def plot_delta_m(summary: BenchSummary, path: Path) -> Path:
     return path
 
 
-def _label_points(axes: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str]) -> None:
-    # Alternate label sides among points with nearly the same x, so labels of equal-cost methods do not overlap.
-    order = np.argsort(ys)
-    for rank, index in enumerate(order):
-        right = rank % 2 == 0
-        axes.annotate(labels[index], (xs[index], ys[index]), xytext=(6 if right else -6, 0),
+def _label_points(axes: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], log_x: bool) -> None:
+    """Label each point on its right; a point crowding the previous one (in y order) gets its label on the left."""
+    x_values = np.log10(np.asarray(xs, dtype=float)) if log_x else np.asarray(xs, dtype=float)
+    x_span = max(float(np.ptp(x_values)), 1e-9)
+    y_span = max(float(np.ptp(ys)), 1e-9)
+    previous: tuple[int, bool] | None = None
+    for index in np.argsort(ys):
+        right = True
+        if previous is not None:
+            other, other_right = previous
+            crowded = (abs(x_values[index] - x_values[other]) < 0.05 * x_span
+                       and abs(ys[index] - ys[other]) < 0.08 * y_span)
+            right = not other_right if crowded else True
+        axes.annotate(labels[index], (xs[index], ys[index]), xytext=(7 if right else -7, 0),
                       textcoords="offset points", ha="left" if right else "right", va="center", fontsize=7.5)
+        previous = (int(index), right)
 
 
 def plot_compute(summary: BenchSummary, path: Path) -> Path:
@@ -151,14 +160,17 @@ def plot_compute(summary: BenchSummary, path: Path) -> Path:
     for index, (name, xs) in enumerate(panels):
         axes = figure.add_subplot(1, 2, index + 1)
         axes.errorbar(xs, means, yerr=stds, fmt="o", color="#264653", ecolor="#8d99ae", capsize=3, markersize=5)
-        _label_points(axes, xs, means, labels)
+        log_x = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 20
+        _label_points(axes, xs, means, labels, log_x)
         axes.axhline(0.0, color="black", linewidth=0.8)
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
-            axes.set_xscale("log")
         left, right = min(xs, default=0.0), max(xs, default=1.0)
-        pad = 0.25 * (right - left) if right > left else max(1.0, 0.25 * right)
-        if axes.get_xscale() == "linear":
-            axes.set_xlim(max(0.0, left - pad), right + pad)
+        # Wide x margins: the labels beside the outermost points must stay inside the panel.
+        if log_x:
+            axes.set_xscale("log")
+            axes.set_xlim(left / 2.5, right * 3.5)
+        else:
+            pad = 0.3 * (right - left) if right > left else max(1.0, 0.3 * right)
+            axes.set_xlim(left - pad, right + pad)
         axes.set_xlabel(name, fontsize=9)
         axes.set_ylabel("test Δm (%) — lower is better", fontsize=9)
         axes.grid(alpha=0.3)
