@@ -12,9 +12,10 @@ weights for every variant), one timed step = forward, the variant's backward, SG
   representation, one encoder backward).
 
 Variants are interleaved within every repeat so that drift of the shared machine hits all alike; the median step
-time is reported. Memory (``--memory``): each (K, method, variant) runs in its own fresh process and reports the
-growth of the process's peak resident set size (``ru_maxrss``) over its value just before the first step — the
-extra memory the steps needed at their peak (allocator caching included), not an exact tensor count.
+time is reported. Memory (``--memory``, Linux): each (K, method, variant) runs in its own fresh process; the peak
+resident set size is reset (``/proc/self/clear_refs``) right before the first of 3 steps, and the growth of the peak
+(VmHWM) over the resident size at that moment is reported — the extra memory the steps needed at their peak
+(allocator caching included), not an exact tensor count.
 
 Example:
     python benchmarks/gradient_methods.py --threads 1 --steps 5 --tasks 2,3,5,10 --memory
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -142,15 +142,28 @@ def time_methods(num_tasks: int, names: list[str], steps: int, warmup: int, batc
     return result
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def memory_child(name: str, variant: str, num_tasks: int, steps: int, batch_size: int) -> None:
-    """Runs in a fresh process: prints the peak RSS growth (MiB) over ``steps`` steps of one variant."""
+    """Runs in a fresh process: prints the peak RSS growth (MiB) over ``steps`` steps of one variant.
+
+    Linux only: writing 5 to ``/proc/self/clear_refs`` resets the peak (VmHWM) to the current RSS, so the growth
+    is measured from the state right before the first step (libraries, model and batch loaded), not from import.
+    """
     inputs, labels = batch(num_tasks, batch_size)
     runner = Runner(name, variant, num_tasks, small_cnn(num_tasks).state_dict())
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _status_kib("VmRSS")
     for _ in range(steps):
         runner.step(inputs, labels)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"mib": (after - before) / 1024}))
+    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
 
 
 def measure_memory(name: str, variant: str, num_tasks: int, args: argparse.Namespace) -> float:
