@@ -20,7 +20,7 @@ from sweep_driver import sweep_configs
 from taskbalance.execution import BarProgress, LineProgress, RunsFailedError, run_configs
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
-from taskbalance.training.result import EpochRecord
+from taskbalance.training.result import EpochRecord, RunResult
 
 HERE = Path(__file__).parent
 
@@ -126,6 +126,21 @@ def test_a_run_function_workers_cannot_import_is_refused_before_anything_runs(tm
         with pytest.raises(TypeError, match=r"cannot be sent to worker processes .* or workers=1"):
             run_configs(runs, store=store, workers=2, run_fn=lambda config, **_: fake_result(config))
         assert store.statuses() == {}
+
+
+def test_a_result_the_store_rejects_is_a_failed_run(tmp_path: Path) -> None:
+    runs = configs(tmp_path, range(2))
+
+    def broken_logs(config: RunConfig, **options: object) -> RunResult:
+        result = sleepy_run(config, **options)
+        if config.seed == 1:
+            result.step_weights = result.step_weights[:-1]
+        return result
+
+    with RunStore(tmp_path / "r.sqlite") as store:
+        with pytest.raises(RunsFailedError, match=r"StoreError: run .* step_weights has 3 rows but steps has 4"):
+            run_configs(runs, store=store, workers=1, progress=lambda _: None, run_fn=broken_logs)
+        assert store.status(runs[0].run_id()) == "finished" and store.status(runs[1].run_id()) == "failed"
 
 
 def test_bad_arguments_name_the_offending_value(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from taskbalance.execution.local_pool import run_in_pool, run_in_process
 from taskbalance.execution.outcome import RunFunction, RunOutcome, describe
 from taskbalance.execution.progress import RunProgress, make_progress
 from taskbalance.execution.ray_tasks import run_on_ray
-from taskbalance.store.run_store import RunStore
+from taskbalance.store.run_store import RunStore, StoreError
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import RunResult
 
@@ -132,14 +132,18 @@ def run_configs(
         try:
             for outcome in outcomes:
                 run_id = outcome.config.run_id()
+                error = outcome.error
                 if outcome.result is not None:
-                    store.save(outcome.result)
-                    results[run_id] = outcome.result
-                else:
-                    error = outcome.error or "unknown error"
+                    try:
+                        store.save(outcome.result)
+                        results[run_id] = outcome.result
+                    except StoreError as store_error:  # a result that cannot be stored is a failed run
+                        error = f"StoreError: {store_error}"
+                if run_id not in results:
+                    error = error or "unknown error"
                     store.mark_failed(outcome.config, error)
                     failures[run_id] = error
-                reporter.run_finished(outcome.config, outcome.seconds, outcome.error)
+                reporter.run_finished(outcome.config, outcome.seconds, error)
         finally:
             close = getattr(outcomes, "close", None)
             if close is not None:

@@ -132,6 +132,8 @@ def plot_delta_m(summary: BenchSummary, path: Path) -> Path:
 
 def _label_points(axes: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], log_x: bool) -> None:
     """Label each point on its right; a point crowding the previous one (in y order) gets its label on the left."""
+    if not xs:
+        return
     x_values = np.log10(np.asarray(xs, dtype=float)) if log_x else np.asarray(xs, dtype=float)
     x_span = max(float(np.ptp(x_values)), 1e-9)
     y_span = max(float(np.ptp(ys)), 1e-9)
