@@ -5,17 +5,20 @@ Both share one encoder among all tasks and give every task its own head; the enc
 
 * ``multilenet`` — the convolutional part of MultiLeNet (Sener & Koltun 2018, "Multi-Task Learning as
   Multi-Objective Optimization", NeurIPS, used on MultiMNIST/MultiFashion): ``Conv5×5(→10) → MaxPool2 → ReLU →
-  Conv5×5(10→20) → MaxPool2 → ReLU``; a 36 × 36 input gives ``[B, 20, 6, 6]``. The shared part has
-  ``(25·C_in + 1)·10 + (250 + 1)·20`` = 5,280 parameters for one input channel. Unlike the original, the fully
-  connected 320→50 layer is moved into each head (so the representation stays spatial for the dense task) and there
-  is no dropout (runs stay deterministic). Vector heads: ``Flatten → Linear(720, 50) → ReLU → Linear(50, C)``.
+  Conv5×5(10→20) → MaxPool2 → ReLU``, with "same" padding (2); a 36 × 36 input gives ``[B, 20, 9, 9]``, whose cell
+  (i, j) is centred on the 4 × 4 input block (i, j) — exactly the cells of MultiFashion's 9 × 9 depth map. (With
+  the original unpadded convolutions the map is 6 × 6, covers only the image centre, and the depth task did not
+  beat predicting the mean within 3 epochs.) The shared part has ``(25·C_in + 1)·10 + (250 + 1)·20`` = 5,280
+  parameters for one input channel. Unlike the original, the fully connected layer is moved into each head (so the
+  representation stays spatial for the dense task) and there is no dropout (runs stay deterministic). Vector heads:
+  ``Flatten → Linear(1620, 50) → ReLU → Linear(50, C)``.
 * ``small_cnn`` — three ``Conv3×3 → BatchNorm → ReLU`` stages of 32, 64, 96 channels with 2× max pooling after the
   first two; a 36 × 36 input gives ``[B, 96, 9, 9]`` (74,400 shared parameters). Vector heads:
   ``AdaptiveAvgPool(3 × 3) → Flatten → Linear(864, C)``.
 
 Dense heads (both models) are cheap: a 1×1 convolution to the task's channels, resized bilinearly to
 ``HeadSpec.size`` (or to ``input_size`` when the spec has none). With the MultiFashion heads (two 10-way classes and
-a 9 × 9 map) ``multilenet`` has 78,421 parameters in all (5,280 shared) and ``small_cnn`` 91,797 (74,400 shared).
+a 9 × 9 map) ``multilenet`` has 168,421 parameters in all (5,280 shared) and ``small_cnn`` 91,797 (74,400 shared).
 
 Example:
     >>> import torch
@@ -92,12 +95,12 @@ def _check_heads(model: str, heads: Mapping[str, HeadSpec], input_size: tuple[in
 
 
 def multilenet_encoder(in_channels: int = 1) -> nn.Sequential:
-    """MultiLeNet's convolutional part: 36 × 36 → ``[B, 20, 6, 6]`` (module docstring)."""
+    """MultiLeNet's convolutional part with "same" padding: 36 × 36 → ``[B, 20, 9, 9]`` (module docstring)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, 10, kernel_size=5),
+        nn.Conv2d(in_channels, 10, kernel_size=5, padding=2),
         nn.MaxPool2d(2),
         nn.ReLU(inplace=True),
-        nn.Conv2d(10, 20, kernel_size=5),
+        nn.Conv2d(10, 20, kernel_size=5, padding=2),
         nn.MaxPool2d(2),
         nn.ReLU(inplace=True),
     )
@@ -128,7 +131,7 @@ def build_multilenet(
     _check_heads("multilenet", heads, input_size)
     size = (int(input_size[0]), int(input_size[1]))
     modules = {
-        name: LowResDenseHead(20, spec, size) if spec.dense else VectorHead(20, 6, spec.out_channels, hidden=50)
+        name: LowResDenseHead(20, spec, size) if spec.dense else VectorHead(20, 9, spec.out_channels, hidden=50)
         for name, spec in heads.items()
     }
     return MultiTaskModel(multilenet_encoder(in_channels), modules)
