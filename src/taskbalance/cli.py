@@ -13,7 +13,7 @@ DEFAULT_OUT = Path("runs/bench")
 
 # The fast default (fits ≤ 15 min on 2 CPU cores): the embedded MultiFashion problem, the LeNet-size model,
 # grids searched on one seed. ``--full`` switches to the paper's grid sizes.
-FAST_EPOCHS = 5
+FAST_EPOCHS = 3
 FAST_TEMPERATURES = (1.0, 3.0, 5.0, 10.0, 20.0)
 FULL_LRS = (1e-4, 5e-4, 1e-3)
 
@@ -99,7 +99,7 @@ def bench(
     from rich.console import Console
 
     from taskbalance import data as datasets
-    from taskbalance.execution import run_configs
+    from taskbalance.execution import RunsFailedError, run_configs
     from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
     from taskbalance.protocol.grid import PAPER_TEMPERATURES
     from taskbalance.report import render_table, write_report
@@ -138,10 +138,13 @@ def bench(
         def run_many(configs: list) -> dict:
             return run_configs(
                 configs, store=store, executor=executor, workers=workers, address=address,
-                checkpoint_dir=out / "checkpoints", progress=console.print if not console.is_terminal else None,
+                checkpoint_dir=out / "checkpoints",
             )
 
-        summary = run_bench(spec, run_many, log=console.print)
+        try:
+            summary = run_bench(spec, run_many, log=console.print)
+        except RunsFailedError as error:
+            raise click.ClickException(f"{error}\nFinished runs are kept in {out / 'results.sqlite'}.") from None
         store.save_summary("bench", summary)
         console.print(render_table(summary))
         for note in summary.notes:

@@ -1,0 +1,51 @@
+"""`taskbalance bench` end to end on a tiny slice of the embedded dataset (few steps, 2 seeds, in-process)."""
+
+import csv
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from taskbalance.cli import main
+from taskbalance.store import RunStore
+
+TINY = [
+    "--dataset-option", "num_train=64", "--dataset-option", "num_val=32", "--dataset-option", "num_test=32",
+    "--epochs", "2", "--max-steps", "2", "--workers", "1", "--seeds", "0,1",
+]
+
+
+def test_tiny_protocol_end_to_end_then_rerun_skips_finished_runs(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", *TINY, "--methods", "ew,uwso,scalarization", "--temperatures", "1,5",
+            "--dataset-option", "tasks=[\"left\",\"depth\"]", "--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "UW-SO" in first.output and "Scalarization" in first.output
+    assert "grids searched on seed 0" in first.output
+
+    with RunStore(out / "results.sqlite") as store:
+        summary = store.load_summary("bench")
+        assert summary is not None
+        runs = store.results()
+    # STL: 2 tasks × 2 seeds; EW: 2 seeds; UW-SO: 2 temperatures + 1; Scalarization: 9 points + 1.
+    assert len(runs) == 4 + 2 + 3 + 10
+    by_method = {m.method: m for m in summary.methods}
+    assert set(by_method) == {"ew", "uwso", "scalarization"}
+    assert len(by_method["scalarization"].grid) == 9 and by_method["uwso"].runs == 3
+    assert sorted(m.rank for m in summary.methods) == [1, 2, 3]
+    assert summary.metric_keys == ["left/accuracy", "depth/mae", "depth/rmse"]
+
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [row["method"] for row in rows] == [m.method for m in summary.methods]
+    assert {row["label"] for row in rows} == {"EW", "UW-SO", "Scalarization"}
+    assert [float(row["delta_m_mean"]) for row in rows] == [m.delta_m_mean for m in summary.methods]
+    assert (out / "report.md").exists()
+
+    with sqlite3.connect(out / "results.sqlite") as db:
+        finished_before = db.execute("SELECT run_id, finished FROM runs ORDER BY run_id").fetchall()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    with sqlite3.connect(out / "results.sqlite") as db:
+        finished_after = db.execute("SELECT run_id, finished FROM runs ORDER BY run_id").fetchall()
+    assert finished_after == finished_before  # nothing was trained or written again
