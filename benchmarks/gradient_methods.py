@@ -12,22 +12,20 @@ weights for every variant), one timed step = forward, the variant's backward, SG
   representation, one encoder backward).
 
 Variants are interleaved within every repeat so that drift of the shared machine hits all alike; the median step
-time is reported. Memory (``--memory``, Linux): each (K, method, variant) runs in its own fresh process; the peak
-resident set size is reset (``/proc/self/clear_refs``) right before the first of 3 steps, and the growth of the peak
-(VmHWM) over the resident size at that moment is reported — the extra memory the steps needed at their peak
-(allocator caching included), not an exact tensor count.
+time is reported. Memory: after timing, one more step of every variant runs under ``torch.profiler`` with
+``profile_memory=True``; the reported number is the peak, over the step, of the bytes of tensors allocated during
+the step and still alive (frees of tensors allocated before the step — last step's gradients — are invisible to
+the profiler, alike for every variant). It counts tensors (activations, saved graph buffers, per-task gradients,
+copies), not allocator caching or Python objects: exact and repeatable, unlike process RSS on a shared machine.
 
 Example:
-    python benchmarks/gradient_methods.py --threads 1 --steps 5 --tasks 2,3,5,10 --memory
+    python benchmarks/gradient_methods.py --threads 1 --steps 5 --tasks 2,3,5,10
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
@@ -120,8 +118,11 @@ def gradient_methods() -> list[str]:
     return [n for n in AGGREGATIONS.names() if issubclass(AGGREGATIONS.get(n), GradientAggregation)]
 
 
-def time_methods(num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int) -> dict[str, dict]:
-    """Median step seconds: ``{"ew": t, method: {variant: t}}``, all variants interleaved per repeat."""
+def time_methods(
+    num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int, memory: bool
+) -> dict[str, dict]:
+    """Median step seconds ``{"ew": t, method: {variant: t}}`` (variants interleaved per repeat), and with
+    ``memory`` the peak tensor MiB under ``"ew_mib"`` and ``method + "_mib"``."""
     inputs, labels = batch(num_tasks, batch_size)
     state = small_cnn(num_tasks).state_dict()
     runners: dict[tuple[str, str], Runner] = {("ew", "ew"): Runner("ew", "ew", num_tasks, state)}
@@ -139,46 +140,23 @@ def time_methods(num_tasks: int, names: list[str], steps: int, warmup: int, batc
     result: dict[str, dict] = {"ew": statistics.median(times[("ew", "ew")])}
     for name in names:
         result[name] = {variant: statistics.median(times[(name, variant)]) for variant in VARIANTS[1:]}
+    if memory:
+        result["ew_mib"] = peak_tensor_mib(runners[("ew", "ew")], inputs, labels)
+        for name in names:
+            result[name + "_mib"] = {v: peak_tensor_mib(runners[(name, v)], inputs, labels) for v in VARIANTS[1:]}
     return result
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def memory_child(name: str, variant: str, num_tasks: int, steps: int, batch_size: int) -> None:
-    """Runs in a fresh process: prints the peak RSS growth (MiB) over ``steps`` steps of one variant.
-
-    Linux only: writing 5 to ``/proc/self/clear_refs`` resets the peak (VmHWM) to the current RSS, so the growth
-    is measured from the state right before the first step (libraries, model and batch loaded), not from import.
-    """
-    inputs, labels = batch(num_tasks, batch_size)
-    runner = Runner(name, variant, num_tasks, small_cnn(num_tasks).state_dict())
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    before = _status_kib("VmRSS")
-    for _ in range(steps):
+def peak_tensor_mib(runner: Runner, inputs: Tensor, labels: Tensor) -> float:
+    """Peak live tensor memory (MiB) of one step above its starting level, from the profiler's memory events."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
         runner.step(inputs, labels)
-    print(json.dumps({"mib": (_status_kib("VmHWM") - before) / 1024}))
-
-
-def measure_memory(name: str, variant: str, num_tasks: int, args: argparse.Namespace) -> float:
-    command = [
-        sys.executable,
-        __file__,
-        "--memory-child",
-        f"{name}:{variant}:{num_tasks}",
-        "--threads",
-        str(args.threads),
-        "--batch",
-        str(args.batch),
-    ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return float(json.loads(output.strip().splitlines()[-1])["mib"])
+    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
+    level = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        level += event.nbytes()
+        peak = max(peak, level)
+    return peak / 2**20
 
 
 def ratio(value: float, base: float) -> str:
@@ -193,40 +171,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default="2,3,5,10", help="comma-separated K values")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--methods", default=",".join(gradient_methods()))
-    parser.add_argument("--memory", action="store_true", help="also measure peak RSS growth, one process per cell")
-    parser.add_argument("--memory-methods", default="mgda", help="methods whose memory is measured")
-    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.memory_child:
-        name, variant, num_tasks = args.memory_child.split(":")
-        memory_child(name, variant, int(num_tasks), steps=3, batch_size=args.batch)
-        return
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.steps} timed steps")
-    print("| K | method | EW ms | reference ms | parameters ms | representation ms | param/ref | rep/ref | rep/EW |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| K | method | EW ms | reference ms | parameters ms | representation ms | param/ref | rep/ref | rep/EW "
+        "| MiB EW / ref / param / rep |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for num_tasks in [int(k) for k in args.tasks.split(",")]:
-        timings = time_methods(num_tasks, names, args.steps, args.warmup, args.batch)
-        ew = timings["ew"]
+        results = time_methods(num_tasks, names, args.steps, args.warmup, args.batch, memory=not args.no_memory)
+        ew = results["ew"]
         for name in names:
-            t = timings[name]
+            t = results[name]
+            mib = results.get(name + "_mib")
+            memory = (
+                f"{results['ew_mib']:.1f} / {mib['reference']:.1f} / {mib['parameters']:.1f} / "
+                f"{mib['representation']:.1f}"
+                if mib
+                else "-"
+            )
             print(
                 f"| {num_tasks} | {name} | {1000 * ew:.1f} | {1000 * t['reference']:.1f} | "
                 f"{1000 * t['parameters']:.1f} | {1000 * t['representation']:.1f} | "
                 f"{ratio(t['parameters'], t['reference'])} | {ratio(t['representation'], t['reference'])} | "
-                f"{ratio(t['representation'], ew)} |",
+                f"{ratio(t['representation'], ew)} | {memory} |",
                 flush=True,
             )
-    if args.memory:
-        print("\nPeak RSS growth during 3 steps (MiB), one fresh process per cell")
-        print("| K | method | EW | reference | parameters | representation |")
-        print("|---|---|---|---|---|---|")
-        for num_tasks in [int(k) for k in args.tasks.split(",")]:
-            for name in [n.strip() for n in args.memory_methods.split(",") if n.strip()]:
-                cells = [measure_memory("ew" if v == "ew" else name, v, num_tasks, args) for v in VARIANTS]
-                print(f"| {num_tasks} | {name} | " + " | ".join(f"{c:.1f}" for c in cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
