@@ -87,6 +87,9 @@ def create(name: str, tasks: Mapping[str, Task], options: Mapping[str, Any] | No
     """Build a method for the given tasks.
 
     UW gets each task's likelihood form from the task kind (:func:`uw_kind`) unless ``options`` sets ``kinds``.
+    A gradient method composes with a loss weighting named in its options, so configs can say
+    ``method = "pcgrad"`` with ``method_options = {weighting = "uwso", weighting_options = {temperature = 2.0}}``:
+    the weighting's weights scale the per-task gradients before aggregation.
 
     Example:
         >>> from taskbalance.tasks import Classification, Regression
@@ -94,10 +97,20 @@ def create(name: str, tasks: Mapping[str, Task], options: Mapping[str, Any] | No
         >>> type(m).__name__
         'UWSO'
     """
-    _, cls = _lookup(name)
+    kind, cls = _lookup(name)
     opts = dict(options or {})
     if name.lower() == "uw" and "kinds" not in opts:
         opts["kinds"] = [uw_kind(task) for task in tasks.values()]
+    weighting_options = opts.pop("weighting_options", None)
+    if isinstance(opts.get("weighting"), str):
+        if kind != "gradient method":
+            raise MethodError(f"method {name!r}: only gradient methods compose with a weighting")
+        weighting_name = opts["weighting"]
+        if weighting_name not in WEIGHTINGS:
+            raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {WEIGHTINGS.names()}")
+        opts["weighting"] = create(weighting_name, tasks, weighting_options)
+    elif weighting_options is not None:
+        raise MethodError(f"method {name!r}: weighting_options given without a weighting name")
     try:
         return cls(len(tasks), task_names=list(tasks), **opts)
     except TypeError as error:

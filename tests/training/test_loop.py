@@ -111,3 +111,25 @@ def test_bad_config_values_are_named() -> None:
         train(config(model="nope"), data=synthetic_data())
     with pytest.raises(ConfigError, match="method_options"):
         train(config(method="uwso", method_options={"temprature": 1.0}), data=synthetic_data())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"mode": "representation"}, {"weighting": "uwso", "weighting_options": {"temperature": 1.0}}],
+    ids=["parameters", "representation", "with-uwso"],
+)
+def test_gradient_methods_train_through_the_loop(options: dict) -> None:
+    result = train(config(method="pcgrad", method_options=options, epochs=2), data=synthetic_data())
+    losses = [e.train_losses["cls"] for e in result.epochs]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    if "weighting" in options:  # UW-SO's weights scale the task gradients, so the updates differ from plain PCGrad
+        plain = train(config(method="pcgrad", epochs=2), data=synthetic_data())
+        assert result.step_weights[0] != plain.step_weights[0]
+        assert [e.val for e in result.epochs] != [e.val for e in plain.epochs]
+
+
+def test_composition_errors_are_named() -> None:
+    with pytest.raises(ConfigError, match="unknown weighting 'nope'"):
+        train(config(method="pcgrad", method_options={"weighting": "nope"}), data=synthetic_data())
+    with pytest.raises(ConfigError, match="only gradient methods compose"):
+        train(config(method="ew", method_options={"weighting": "uwso"}), data=synthetic_data())
