@@ -11,12 +11,15 @@ weights for every variant), one timed step = forward, the variant's backward, SG
 - ``representation``: ``method.backward`` with ``mode="representation"`` (per-task gradients of the shared
   representation, one encoder backward).
 
-Variants are interleaved within every repeat so that drift of the shared machine hits all alike; the median step
-time is reported. Memory: after timing, one more step of every variant runs under ``torch.profiler`` with
-``profile_memory=True``; the reported number is the peak, over the step, of the bytes of tensors allocated during
-the step and still alive (frees of tensors allocated before the step — last step's gradients — are invisible to
-the profiler, alike for every variant). It counts tensors (activations, saved graph buffers, per-task gradients,
-copies), not allocator caching or Python objects: exact and repeatable, unlike process RSS on a shared machine.
+In every repeat each method runs a block of four steps (EW and its three variants, rotating order); ratios are the
+median over repeats of the ratios within a block (steps a fraction of a second apart), which cancels most of the
+drift of a shared machine; step times are medians.
+
+Memory: after timing, one more step of every variant runs under ``torch.profiler`` with ``profile_memory=True``;
+the reported number is the peak, over the step, of the bytes of tensors allocated during the step and still alive
+(frees of tensors allocated before the step — last step's gradients — are invisible to the profiler, alike for
+every variant). It counts tensors (activations, saved graph buffers, per-task gradients, copies), not allocator
+caching or Python objects: exact and repeatable, unlike process RSS on a shared machine.
 
 Example:
     python benchmarks/gradient_methods.py --threads 1 --steps 5 --tasks 2,3,5,10
@@ -121,29 +124,42 @@ def gradient_methods() -> list[str]:
 def time_methods(
     num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int, memory: bool
 ) -> dict[str, dict]:
-    """Median step seconds ``{"ew": t, method: {variant: t}}`` (variants interleaved per repeat), and with
-    ``memory`` the peak tensor MiB under ``"ew_mib"`` and ``method + "_mib"``."""
+    """Per method: median step seconds of EW and of every variant, and the median of per-repeat paired ratios.
+
+    In every repeat each method runs a block of four steps — EW and its three variants, in a rotating order — so
+    every ratio compares steps taken within a second of each other; the median over repeats is reported. With
+    ``memory``, ``"mib"`` holds the peak tensor MiB of one profiled step per variant.
+    """
     inputs, labels = batch(num_tasks, batch_size)
     state = small_cnn(num_tasks).state_dict()
-    runners: dict[tuple[str, str], Runner] = {("ew", "ew"): Runner("ew", "ew", num_tasks, state)}
-    for name in names:
-        for variant in VARIANTS[1:]:
-            runners[(name, variant)] = Runner(name, variant, num_tasks, state)
+    ew = Runner("ew", "ew", num_tasks, state)
+    runners = {(name, v): Runner(name, v, num_tasks, state) for name in names for v in VARIANTS[1:]}
+    runners.update({(name, "ew"): ew for name in names})
     times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
-    keys = list(runners)
     for repeat in range(warmup + steps):
-        shift = repeat % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            seconds = runners[key].step(inputs, labels)
-            if repeat >= warmup:
-                times[key].append(seconds)
-    result: dict[str, dict] = {"ew": statistics.median(times[("ew", "ew")])}
+        for index, name in enumerate(names):
+            shift = (repeat + index) % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                seconds = runners[(name, variant)].step(inputs, labels)
+                if repeat >= warmup:
+                    times[(name, variant)].append(seconds)
+    result: dict[str, dict] = {}
     for name in names:
-        result[name] = {variant: statistics.median(times[(name, variant)]) for variant in VARIANTS[1:]}
-    if memory:
-        result["ew_mib"] = peak_tensor_mib(runners[("ew", "ew")], inputs, labels)
-        for name in names:
-            result[name + "_mib"] = {v: peak_tensor_mib(runners[(name, v)], inputs, labels) for v in VARIANTS[1:]}
+        t = {v: times[(name, v)] for v in VARIANTS}
+
+        def paired(numerator: str, denominator: str, t: dict[str, list[float]] = t) -> float:
+            return statistics.median(a / b for a, b in zip(t[numerator], t[denominator], strict=True))
+
+        result[name] = {
+            "ms": {v: 1000 * statistics.median(t[v]) for v in VARIANTS},
+            "param/ref": paired("parameters", "reference"),
+            "rep/ref": paired("representation", "reference"),
+            "rep/ew": paired("representation", "ew"),
+            "param/ew": paired("parameters", "ew"),
+            "ref/ew": paired("reference", "ew"),
+        }
+        if memory:
+            result[name]["mib"] = {v: peak_tensor_mib(runners[(name, v)], inputs, labels) for v in VARIANTS}
     return result
 
 
@@ -159,10 +175,6 @@ def peak_tensor_mib(runner: Runner, inputs: Tensor, labels: Tensor) -> float:
     return peak / 2**20
 
 
-def ratio(value: float, base: float) -> str:
-    return f"{value / base:.2f}" if base > 0 else "n/a"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -176,29 +188,21 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.steps} timed steps")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.steps} timed repeats")
     print(
-        "| K | method | EW ms | reference ms | parameters ms | representation ms | param/ref | rep/ref | rep/EW "
-        "| MiB EW / ref / param / rep |"
+        "| K | method | EW | reference | parameters | representation (ms) | ref/EW | param/ref | rep/ref | rep/EW "
+        "| peak MiB EW / ref / param / rep |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for num_tasks in [int(k) for k in args.tasks.split(",")]:
         results = time_methods(num_tasks, names, args.steps, args.warmup, args.batch, memory=not args.no_memory)
-        ew = results["ew"]
         for name in names:
-            t = results[name]
-            mib = results.get(name + "_mib")
-            memory = (
-                f"{results['ew_mib']:.1f} / {mib['reference']:.1f} / {mib['parameters']:.1f} / "
-                f"{mib['representation']:.1f}"
-                if mib
-                else "-"
-            )
+            r = results[name]
+            ms = " | ".join(f"{r['ms'][v]:.1f}" for v in VARIANTS)
+            mib = " / ".join(f"{r['mib'][v]:.1f}" for v in VARIANTS) if "mib" in r else "-"
             print(
-                f"| {num_tasks} | {name} | {1000 * ew:.1f} | {1000 * t['reference']:.1f} | "
-                f"{1000 * t['parameters']:.1f} | {1000 * t['representation']:.1f} | "
-                f"{ratio(t['parameters'], t['reference'])} | {ratio(t['representation'], t['reference'])} | "
-                f"{ratio(t['representation'], ew)} | {memory} |",
+                f"| {num_tasks} | {name} | {ms} | {r['ref/ew']:.2f} | {r['param/ref']:.2f} | {r['rep/ref']:.2f} | "
+                f"{r['rep/ew']:.2f} | {mib} |",
                 flush=True,
             )
 
