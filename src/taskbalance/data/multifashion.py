@@ -48,8 +48,8 @@ import io
 import json
 from collections.abc import Sequence
 from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.mtan_layout import choose_tasks
 from taskbalance.tasks import Classification, Regression
 from taskbalance.tasks.base import Task
+
+if TYPE_CHECKING:  # importlib.resources.abc is new in Python 3.11; the annotations are strings at run time.
+    from importlib.resources.abc import Traversable
 
 SOURCE_FILE = "fashion_mnist_subset.npz"
 PROVENANCE_FILE = "provenance.json"
