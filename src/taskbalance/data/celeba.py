@@ -45,10 +45,11 @@ def celeba(
         DatasetFormatError: a file is missing or malformed (the message names the path, and the line where it
             applies).
 
-    Example:
-        >>> data = celeba("data/celeba")  # doctest: +SKIP
-        >>> len(data.train), len(data.val), len(data.test), len(data.tasks), data.input_shape  # doctest: +SKIP
-        (162770, 19867, 19962, 40, (3, 64, 64))
+    Example (needs the files on disk, so it is not run as a doctest)::
+
+        data = celeba("data/celeba")
+        len(data.train), len(data.val), len(data.test), len(data.tasks), data.input_shape
+        # → (162770, 19867, 19962, 40, (3, 64, 64))
     """
     annotations = read_annotations(root)
     chosen = choose_tasks("celeba", annotations.attribute_names, tasks)

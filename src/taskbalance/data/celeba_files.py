@@ -149,10 +149,11 @@ def check_images(folder: Path, file_names: tuple[str, ...]) -> None:
 def read_annotations(root: str | Path) -> CelebAAnnotations:
     """Read and check CelebA's attribute and partition files and the image folder under ``root``.
 
-    Example:
-        >>> annotations = read_annotations("data/celeba")  # doctest: +SKIP
-        >>> len(annotations.attribute_names), len(annotations.rows("train"))  # doctest: +SKIP
-        (40, 162770)
+    Example (needs the files on disk, so it is not run as a doctest)::
+
+        annotations = read_annotations("data/celeba")
+        len(annotations.attribute_names), len(annotations.rows("train"))
+        # → (40, 162770)
     """
     root = Path(root)
     if not root.is_dir():

@@ -69,10 +69,11 @@ def cityscapes(
     Raises:
         DatasetFormatError: a folder or file is missing or malformed (the message names the path).
 
-    Example:
-        >>> data = cityscapes("data/cityscapes")  # doctest: +SKIP
-        >>> len(data.train), len(data.val), len(data.test), data.input_shape  # doctest: +SKIP
-        (2380, 595, 500, (3, 128, 256))
+    Example (needs the files on disk, so it is not run as a doctest)::
+
+        data = cityscapes("data/cityscapes")
+        len(data.train), len(data.val), len(data.test), data.input_shape
+        # → (2380, 595, 500, (3, 128, 256))
     """
     root = Path(root)
     return build_mtan_data(

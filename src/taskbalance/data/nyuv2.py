@@ -54,10 +54,11 @@ def nyuv2(
     Raises:
         DatasetFormatError: a folder or file is missing or malformed (the message names the path).
 
-    Example:
-        >>> data = nyuv2("data/nyuv2")  # doctest: +SKIP
-        >>> len(data.train), len(data.val), len(data.test), data.input_shape  # doctest: +SKIP
-        (636, 159, 654, (3, 288, 384))
+    Example (needs the files on disk, so it is not run as a doctest)::
+
+        data = nyuv2("data/nyuv2")
+        len(data.train), len(data.val), len(data.test), data.input_shape
+        # → (636, 159, 654, (3, 288, 384))
     """
     return build_mtan_data(
         "nyuv2", root, nyuv2_tasks(), tasks=tasks, augment=augment, val_seed=val_seed, num_classes=NYUV2_CLASSES

@@ -1,12 +1,13 @@
 """``write_report``: report.md, results.csv and the plots of a benchmark summary kept in the results store.
 
-Example:
-    >>> from pathlib import Path
-    >>> from taskbalance.report import write_report
-    >>> from taskbalance.store import RunStore
-    >>> with RunStore("runs/bench/results.sqlite") as store:  # doctest: +SKIP
-    ...     write_report(store, Path("runs/bench"))
-    PosixPath('runs/bench/report.md')
+Example (needs the files on disk, so it is not run as a doctest)::
+
+    from pathlib import Path
+    from taskbalance.report import write_report
+    from taskbalance.store import RunStore
+    with RunStore("runs/bench/results.sqlite") as store:
+        write_report(store, Path("runs/bench"))
+    # → PosixPath('runs/bench/report.md')
 """
 
 from __future__ import annotations

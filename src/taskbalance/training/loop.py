@@ -122,9 +122,11 @@ def train(
 
     Example:
         >>> from taskbalance.training import RunConfig, train
-        >>> result = train(RunConfig(epochs=1, max_steps_per_epoch=2, method="uwso",
-        ...                          method_options={"temperature": 1.0}))  # doctest: +SKIP
-        >>> result.epochs[-1].val  # doctest: +SKIP
+        >>> tiny = {"num_train": 64, "num_val": 16, "num_test": 16}
+        >>> result = train(RunConfig(dataset_options=tiny, epochs=1, max_steps_per_epoch=2, method="uwso",
+        ...                          method_options={"temperature": 1.0}))
+        >>> sorted(result.epochs[-1].val)
+        ['depth/mae', 'depth/rmse', 'left/accuracy', 'right/accuracy']
     """
     device = torch.device(device)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
