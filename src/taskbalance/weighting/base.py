@@ -151,4 +151,12 @@ class LossWeighting(nn.Module):
         return f"num_tasks={self.num_tasks}"
 
 
+def positive_temperature(owner: str, temperature: float) -> float:
+    """``temperature`` as a float, or a ``ValueError`` naming ``owner`` unless it is finite and > 0."""
+    value = float(temperature)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{owner}: temperature must be finite and > 0, got {value}")
+    return value
+
+
 WEIGHTINGS: Registry[LossWeighting] = Registry("loss weighting")

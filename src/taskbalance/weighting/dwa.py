@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import WEIGHTINGS, LossWeighting, positive_temperature
 
 
 @WEIGHTINGS.register("dwa")
@@ -56,10 +55,7 @@ class DWA(LossWeighting):
         sync_across_ranks: bool = False,
     ) -> None:
         super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
-        temperature = float(temperature)
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"DWA: temperature must be finite and > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = positive_temperature("DWA", temperature)
         # Row 0 = L̄(t−2), row 1 = L̄(t−1).
         self.register_buffer("previous_means", torch.ones(2, num_tasks))
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
@@ -33,16 +31,6 @@ class GLS(LossWeighting):
     formula = "(Π_k L_k)^(1/K), in log space"
     paper = "Chennupati et al., CVPR Workshops 2019 (MultiNet++)"
     requires_positive_losses = True
-
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
-    ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         log_values = torch.log(values)

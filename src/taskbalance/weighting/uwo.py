@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import Tensor
 
 from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
@@ -31,16 +29,6 @@ class UWO(LossWeighting):
     formula = "Σ_k L_k / sg[L_k]"
     paper = "Kirchdorfer et al., arXiv 2408.07985 (2024)"
     requires_positive_losses = True
-
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
-    ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         weights = values.reciprocal()

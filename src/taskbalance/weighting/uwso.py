@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import WEIGHTINGS, LossWeighting, positive_temperature
 
 
 @WEIGHTINGS.register("uwso")
@@ -53,10 +52,7 @@ class UWSO(LossWeighting):
         sync_across_ranks: bool = False,
     ) -> None:
         super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
-        temperature = float(temperature)
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"UWSO: temperature must be finite and > 0, got {temperature}")
-        self.temperature = temperature
+        self.temperature = positive_temperature("UWSO", temperature)
         self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
