@@ -94,11 +94,12 @@ def build(config: RunConfig, data: MultiTaskData | None = None) -> tuple[MultiTa
     return data, model, method
 
 
-def _step_losses(model: MultiTaskModel, tasks: Mapping[str, Task], inputs: Tensor, targets: Mapping[str, Tensor]):
+def _step_losses(
+    model: MultiTaskModel, tasks: Mapping[str, Task], inputs: Tensor, targets: Mapping[str, Tensor]
+) -> tuple[Tensor | tuple[Tensor, ...], list[Tensor]]:
     representation = model.shared(inputs)
     predictions = model.decode(representation)
-    losses = torch.stack([task.loss(predictions[name], targets[name]) for name, task in tasks.items()])
-    return representation, losses
+    return representation, [task.loss(predictions[name], targets[name]) for name, task in tasks.items()]
 
 
 def train(
@@ -188,10 +189,12 @@ def train(
             targets = {name: targets[name].to(device) for name in task_names}
             step_start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            representation, losses = _step_losses(model, tasks, inputs, targets)
+            representation, task_losses = _step_losses(model, tasks, inputs, targets)
+            losses = torch.stack(task_losses)
             if is_gradient_method:
+                # The list, not the stack: a task's gradient then never flows back through the other heads.
                 shared = list(model.shared_parameters())
-                method.backward(losses, shared_parameters=shared, representation=representation)
+                method.backward(task_losses, shared_parameters=shared, representation=representation)
             else:
                 method(losses).backward()
             optimizer.step()
