@@ -1,7 +1,8 @@
 """Step time and peak memory of every gradient method, as ratios to EW and to a reference per-task loop.
 
-For K = 2, 3, 5, 10 classification heads on a small CNN (input 1×36×36, batch 256, random data, same initial
-weights for every variant), one timed step = forward, the variant's backward, SGD step. Variants:
+For K = 2, 3, 5, 10 classification heads on an embedded-dataset model from the registry (``--model``: ``multilenet``
+by default, or ``small_cnn``; input 1×36×36, batch 256, random data, same initial weights for every variant), one
+timed step = forward, the variant's backward, SGD step. Variants:
 
 - ``ew``: one backward of ``Σ_k L_k`` (the floor: no per-task gradient at all);
 - ``reference``: the loop common libraries use — K ``loss_k.backward(retain_graph=True)`` calls, after each the
@@ -35,27 +36,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from taskbalance import models
 from taskbalance.aggregation import AGGREGATIONS, GradientAggregation, create
 from taskbalance.models.base import MultiTaskModel
+from taskbalance.types import HeadSpec
 
 VARIANTS = ("ew", "reference", "parameters", "representation")
 
 
-def small_cnn(num_tasks: int) -> MultiTaskModel:
-    """Two conv blocks and a 64-unit embedding shared; one 10-way linear head per task (≈171k shared params)."""
+def build_model(name: str, num_tasks: int) -> MultiTaskModel:
+    """An embedded-dataset model from the registry with K 10-way classification heads, seeded."""
     torch.manual_seed(0)
-    encoder = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 9 * 9, 64),
-        nn.ReLU(),
-    )
-    return MultiTaskModel(encoder, {f"t{k}": nn.Linear(64, 10) for k in range(num_tasks)})
+    return models.create(name, heads={f"t{k}": HeadSpec(10, dense=False) for k in range(num_tasks)})
 
 
 def batch(num_tasks: int, size: int) -> tuple[Tensor, Tensor]:
@@ -89,8 +81,8 @@ def reference_backward(method: GradientAggregation, losses: Tensor, shared: list
 class Runner:
     """One model copy, one method instance and an SGD optimizer for one variant; ``step`` returns seconds."""
 
-    def __init__(self, name: str, variant: str, num_tasks: int, state: dict[str, Tensor]) -> None:
-        self.model = small_cnn(num_tasks)
+    def __init__(self, name: str, variant: str, num_tasks: int, state: dict[str, Tensor], model: str) -> None:
+        self.model = build_model(model, num_tasks)
         self.model.load_state_dict(state)
         self.variant = variant
         mode = "representation" if variant == "representation" else "parameters"
@@ -122,7 +114,7 @@ def gradient_methods() -> list[str]:
 
 
 def time_methods(
-    num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int, memory: bool
+    num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int, memory: bool, model: str
 ) -> dict[str, dict]:
     """Per method: median step seconds of EW and of every variant, and the median of per-repeat paired ratios.
 
@@ -131,9 +123,9 @@ def time_methods(
     ``memory``, ``"mib"`` holds the peak tensor MiB of one profiled step per variant.
     """
     inputs, labels = batch(num_tasks, batch_size)
-    state = small_cnn(num_tasks).state_dict()
-    ew = Runner("ew", "ew", num_tasks, state)
-    runners = {(name, v): Runner(name, v, num_tasks, state) for name in names for v in VARIANTS[1:]}
+    state = build_model(model, num_tasks).state_dict()
+    ew = Runner("ew", "ew", num_tasks, state, model)
+    runners = {(name, v): Runner(name, v, num_tasks, state, model) for name in names for v in VARIANTS[1:]}
     runners.update({(name, "ew"): ew for name in names})
     times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
     for repeat in range(warmup + steps):
@@ -182,20 +174,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--tasks", default="2,3,5,10", help="comma-separated K values")
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--model", default="multilenet", choices=["multilenet", "small_cnn"])
     parser.add_argument("--methods", default=",".join(gradient_methods()))
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.steps} timed repeats")
+    print(
+        f"torch {torch.__version__}, model {args.model}, {args.threads} thread(s), batch {args.batch}, "
+        f"{args.steps} timed repeats"
+    )
     print(
         "| K | method | EW | reference | parameters | representation (ms) | ref/EW | param/ref | rep/ref | rep/EW "
         "| peak MiB EW / ref / param / rep |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for num_tasks in [int(k) for k in args.tasks.split(",")]:
-        results = time_methods(num_tasks, names, args.steps, args.warmup, args.batch, memory=not args.no_memory)
+        results = time_methods(
+            num_tasks, names, args.steps, args.warmup, args.batch, memory=not args.no_memory, model=args.model
+        )
         for name in names:
             r = results[name]
             ms = " | ".join(f"{r['ms'][v]:.1f}" for v in VARIANTS)
