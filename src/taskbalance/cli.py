@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_OUT = Path("runs/bench")
 
@@ -39,6 +42,13 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = raw
     return options
+
+
+def _console() -> Console:
+    """A rich console; when output is not a terminal (CI logs, files) wide enough that tables are not truncated."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _configure_threads(threads: int) -> None:
@@ -96,8 +106,6 @@ def bench(
     STL baselines for every task, every method over its grid and the seeds, selection by validation Δm, test Δm
     mean ± std. Finished runs are kept in OUT/results.sqlite and skipped when the command is run again.
     """
-    from rich.console import Console
-
     from taskbalance import data as datasets
     from taskbalance.execution import RunsFailedError, run_configs
     from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
@@ -105,7 +113,7 @@ def bench(
     from taskbalance.report import render_table, write_report
     from taskbalance.store import RunStore
 
-    console = Console()
+    console = _console()
     dataset_options = _options(dataset_option_pairs)
     if data_root is not None:
         dataset_options["root"] = str(data_root)
@@ -159,7 +167,6 @@ def bench(
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 def train(config_file: Path, out: Path | None, threads: int) -> None:
     """Train one run from a TOML config (fields of taskbalance.training.RunConfig)."""
-    from rich.console import Console
     from rich.table import Table
 
     from taskbalance.training import ConfigError, RunConfig
@@ -179,7 +186,7 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     except ConfigError as error:
         raise click.UsageError(f"{config_file}: {error}") from None
     _configure_threads(threads)
-    console = Console()
+    console = _console()
 
     def show_epoch(record: Any) -> None:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in record.train_losses.items())
@@ -214,7 +221,6 @@ def list_methods(as_json: bool) -> None:
     """List every method with its formula and hyper-parameters."""
     from dataclasses import asdict
 
-    from rich.console import Console
     from rich.table import Table
 
     from taskbalance import methods
@@ -229,15 +235,13 @@ def list_methods(as_json: bool) -> None:
     for i in infos:
         hp = "\n".join(f"{k}: {v}" for k, v in i.hyperparameters.items()) or "—"
         table.add_row(f"{i.name} ({i.label})", i.kind, i.formula, hp, i.paper)
-    Console().print(table)
+    _console().print(table)
 
 
 @main.command()
 @click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(output_dir: Path) -> None:
     """Write report.md, results.csv and plots from OUTPUT_DIR/results.sqlite."""
-    from rich.console import Console
-
     from taskbalance.report import render_table, write_report
     from taskbalance.store import RunStore
 
@@ -248,7 +252,7 @@ def report(output_dir: Path) -> None:
         summary = store.load_summary("bench")
         if summary is None:
             raise click.UsageError(f"{database} holds no benchmark summary: run `taskbalance bench` first")
-        Console().print(render_table(summary))
+        _console().print(render_table(summary))
         path = write_report(store, output_dir)
     click.echo(f"Report: {path}")
 
