@@ -22,9 +22,10 @@ class DBMTL(GradientAggregation):
     by normalising every task's EMA gradient to the largest norm. EMA:
     ``ĝ_k ← g_k + (β / t^σ)·(ĝ_k − g_k)`` at step t (β = 0.9, σ = 0.5, the authors' defaults).
 
-    The EMA buffers (one per shared tensor, ``K×`` its size) are not saved in ``state_dict`` (they are as large as K
-    gradients); the step count is. They restart when the shapes change (e.g. a smaller last batch in
-    representation mode). Losses must be > 0; ``validate`` checks it with one host sync per call.
+    The EMA gradients (one tensor per shared tensor, ``K×`` its size) and the step count are saved in ``state_dict``
+    (as extra state), so a run resumed from a checkpoint continues the same averages. They restart when the shapes
+    change (e.g. a smaller last batch in representation mode). Losses must be > 0; ``validate`` checks it with one
+    host sync per call.
     ``last_weights`` is ``max_j|ĝ_j| / (|ĝ_k|·L_k)``.
 
     Example:
@@ -61,7 +62,7 @@ class DBMTL(GradientAggregation):
         self.beta_sigma = float(beta_sigma)
         self.validate = validate
         self.steps = 0
-        self.buffers: list[Tensor] = []
+        self.ema_gradients: list[Tensor] = []
 
     def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
         values = losses.detach()
@@ -74,22 +75,22 @@ class DBMTL(GradientAggregation):
         self.steps += 1
         factor = self.beta / self.steps**self.beta_sigma
         scaled = [piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1))) for piece in pieces]
-        if [b.shape for b in self.buffers] != [p.shape for p in scaled]:
-            self.buffers = [p.clone() for p in scaled]
+        if [b.shape for b in self.ema_gradients] != [p.shape for p in scaled]:
+            self.ema_gradients = [p.clone() for p in scaled]
         else:
-            self.buffers = [p + factor * (b - p) for b, p in zip(self.buffers, scaled, strict=True)]
-        squared = sum(b.reshape(b.shape[0], -1).pow(2).sum(dim=1) for b in self.buffers)
+            self.ema_gradients = [p + factor * (b - p) for b, p in zip(self.ema_gradients, scaled, strict=True)]
+        squared = sum(b.reshape(b.shape[0], -1).pow(2).sum(dim=1) for b in self.ema_gradients)
         norms = torch.as_tensor(squared).sqrt()
         inverse = torch.where(norms > 0, norms.max() / norms.clamp_min(torch.finfo(norms.dtype).tiny), 0.0)
-        directions = [torch.tensordot(inverse.to(b.dtype), b, dims=1) for b in self.buffers]
+        directions = [torch.tensordot(inverse.to(b.dtype), b, dims=1) for b in self.ema_gradients]
         return directions, inverse * scales
 
     def get_extra_state(self) -> Any:
-        return {"steps": self.steps}
+        return {"steps": self.steps, "ema_gradients": [g.detach().clone() for g in self.ema_gradients]}
 
     def set_extra_state(self, state: Any) -> None:
         self.steps = int(state["steps"])
-        self.buffers = []
+        self.ema_gradients = [g.clone() for g in state.get("ema_gradients", [])]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, beta={self.beta}, beta_sigma={self.beta_sigma}"
