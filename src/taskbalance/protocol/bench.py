@@ -190,10 +190,11 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     results: dict[str, RunResult] = dict(run_many(phase1))
 
     baseline_val, baseline_test = stl_baseline(spec, stl, results)
-    any_result = next(iter(results.values()))
-    directions = {key: any_result.higher_is_better.get(key, True) for key in baseline_val}
+    # Every STL run carries the directions of its task's metrics, so together they cover the baseline's keys.
+    known: dict[str, bool] = {}
     for result in results.values():
-        directions.update({k: v for k, v in result.higher_is_better.items() if k in baseline_val})
+        known.update(result.higher_is_better)
+    directions = {key: known[key] for key in baseline_val}
 
     def point_score(point: _Point, seeds: Sequence[int]) -> float:
         values = [
