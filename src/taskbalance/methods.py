@@ -29,6 +29,19 @@ LABELS = {
     "imtll": "IMTL-L",
     "gls": "GLS",
     "stl": "STL",
+    "mgda": "MGDA",
+    "mgda_ub": "MGDA-UB",
+    "pcgrad": "PCGrad",
+    "cagrad": "CAGrad",
+    "imtlg": "IMTL-G",
+    "nashmtl": "Nash-MTL",
+    "alignedmtl": "Aligned-MTL",
+    "upgrad": "UPGrad",
+    "graddrop": "GradDrop",
+    "gradnorm": "GradNorm",
+    "dbmtl": "DB-MTL",
+    "famo": "FAMO",
+    "stch": "STCH",
 }
 
 

@@ -49,3 +49,12 @@ def test_train_reports_invalid_toml(tmp_path: Path) -> None:
 def test_bench_rejects_an_unknown_method() -> None:
     result = CliRunner().invoke(main, ["bench", "--methods", "ew,nope", "--epochs", "1"])
     assert result.exit_code == 2 and "unknown method 'nope'" in result.output
+
+
+def test_every_method_has_a_display_label_and_a_paper() -> None:
+    from taskbalance import methods
+
+    for name in methods.names():
+        info = methods.info(name)
+        assert info.label != name or name.isupper(), f"{name} has no display label"
+        assert info.paper, f"{name} cites no paper"
