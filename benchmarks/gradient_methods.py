@@ -96,7 +96,8 @@ class Runner:
         self.optimizer.zero_grad(set_to_none=True)
         rep = self.model.shared(inputs)
         predictions = self.model.decode(rep)
-        losses = torch.stack([F.cross_entropy(predictions[f"t{k}"], labels[k]) for k in range(labels.shape[0])])
+        task_losses = [F.cross_entropy(predictions[f"t{k}"], labels[k]) for k in range(labels.shape[0])]
+        losses = torch.stack(task_losses)
         if self.variant == "ew":
             losses.sum().backward()
         elif self.variant == "reference":
@@ -104,7 +105,8 @@ class Runner:
             reference_backward(self.method, losses, self.shared)
         else:
             assert self.method is not None
-            self.method.backward(losses, shared_parameters=self.shared, representation=rep)
+            # The list, as the training loop passes it: a task's gradient call then never enters the other heads.
+            self.method.backward(task_losses, shared_parameters=self.shared, representation=rep)
         self.optimizer.step()
         return time.perf_counter() - start
 
