@@ -83,6 +83,9 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel runs.")
+@click.option("--mlflow-uri", default=None, metavar="URI",
+              help="Also log every run to MLflow at this tracking URI (needs taskbalance[mlflow]), "
+                   "e.g. sqlite:///runs/bench/mlflow.db.")
 def bench(
     dataset: str,
     data_root: Path | None,
@@ -100,6 +103,7 @@ def bench(
     executor: str,
     address: str | None,
     workers: int,
+    mlflow_uri: str | None,
 ) -> None:
     """Run the paper's protocol and print the table of test Δm per method.
 
@@ -111,7 +115,7 @@ def bench(
     from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
     from taskbalance.protocol.grid import PAPER_TEMPERATURES
     from taskbalance.report import render_table, write_report
-    from taskbalance.store import RunStore
+    from taskbalance.store import MlflowUnavailableError, RunStore, mirror_to_mlflow
 
     console = _console()
     dataset_options = _options(dataset_option_pairs)
@@ -158,6 +162,12 @@ def bench(
         for note in summary.notes:
             console.print(f"• {note}")
         report = write_report(store, out)
+        if mlflow_uri is not None:
+            try:
+                mirrored = mirror_to_mlflow(store.results(dataset=dataset), mlflow_uri, f"taskbalance-{dataset}")
+            except MlflowUnavailableError as error:
+                raise click.ClickException(str(error)) from None
+            console.print(f"MLflow: {len(mirrored)} runs in experiment taskbalance-{dataset} at {mlflow_uri}")
     console.print(f"Report: {report}   (wall time {summary.wall_seconds / 60:.1f} min)")
 
 

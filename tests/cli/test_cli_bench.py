@@ -4,6 +4,7 @@ import csv
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from taskbalance.cli import main
@@ -49,3 +50,16 @@ def test_tiny_protocol_end_to_end_then_rerun_skips_finished_runs(tmp_path: Path)
     with sqlite3.connect(out / "results.sqlite") as db:
         finished_after = db.execute("SELECT run_id, finished FROM runs ORDER BY run_id").fetchall()
     assert finished_after == finished_before  # nothing was trained or written again
+
+
+def test_bench_mirrors_every_run_to_mlflow(tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow", reason="the optional extra taskbalance[mlflow] is not installed")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["bench", *TINY, "--methods", "ew", "--seeds", "0", "--out", str(tmp_path / "bench"), "--mlflow-uri", uri]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "MLflow: 4 runs" in result.output  # 3 STL runs + EW
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("taskbalance-multifashion")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["taskbalance.method"] for r in runs) == ["ew"] * 4
