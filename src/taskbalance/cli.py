@@ -118,6 +118,14 @@ def bench(
     from taskbalance.store import MlflowUnavailableError, RunStore, mirror_to_mlflow
 
     console = _console()
+    if executor == "ray":
+        from taskbalance.execution import RayUnavailableError
+        from taskbalance.execution.ray_tasks import import_ray
+
+        try:
+            import_ray()  # fail before any run starts, not after the first phase
+        except RayUnavailableError as error:
+            raise click.UsageError(str(error)) from None
     dataset_options = _options(dataset_option_pairs)
     if data_root is not None:
         dataset_options["root"] = str(data_root)

@@ -58,3 +58,19 @@ def test_every_method_has_a_display_label_and_a_paper() -> None:
         info = methods.info(name)
         assert info.label != name or name.isupper(), f"{name} has no display label"
         assert info.paper, f"{name} cites no paper"
+
+
+def test_bench_with_ray_and_no_ray_installed_is_a_usage_error(monkeypatch, tmp_path: Path) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: object, **kwargs: object) -> object:
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    result = CliRunner().invoke(main, ["bench", "--executor", "ray", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "taskbalance[ray]" in result.output and not (tmp_path / "results.sqlite").exists()

@@ -63,3 +63,13 @@ def test_bench_mirrors_every_run_to_mlflow(tmp_path: Path) -> None:
     experiment = client.get_experiment_by_name("taskbalance-multifashion")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["taskbalance.method"] for r in runs) == ["ew"] * 4
+
+
+def test_bench_runs_gradient_methods_by_name(tmp_path: Path) -> None:
+    args = ["bench", *TINY, "--methods", "pcgrad,mgda_ub", "--seeds", "0", "--out", str(tmp_path / "bench")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with RunStore(tmp_path / "bench" / "results.sqlite") as store:
+        summary = store.load_summary("bench")
+    assert summary is not None
+    assert {m.label for m in summary.methods} == {"PCGrad", "MGDA-UB"}
