@@ -6,9 +6,10 @@ forward/backward of a batch of 2 on one CPU thread (the slowest model test); Cit
 
 import pytest
 import torch
+from dense_model_checks import check_forward_backward
 from torch import nn
 
-from taskbalance.models import MODELS, MultiTaskModel
+from taskbalance.models import MODELS
 from taskbalance.models.deeplab import ASPP
 from taskbalance.types import HeadSpec
 
@@ -23,22 +24,6 @@ def count(module: nn.Module) -> int:
 
 def conv_bn(cin: int, cout: int, k: int) -> int:
     return cin * cout * k * k + 2 * cout  # no conv bias: BatchNorm's shift replaces it
-
-
-def check_forward_backward(model: MultiTaskModel, x: torch.Tensor, heads: dict[str, HeadSpec]) -> None:
-    out = model(x)
-    assert list(out) == list(heads)
-    for name, spec in heads.items():
-        assert tuple(out[name].shape) == (x.shape[0], spec.out_channels, *x.shape[-2:]), name
-    with torch.no_grad():  # train-mode BN uses batch statistics, so a second pass gives the same values
-        again = model.decode(model.shared(x))
-    for name in heads:
-        assert torch.equal(again[name], out[name]), name
-    loss = sum((value * torch.randn_like(value)).mean() for value in out.values())
-    loss.backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
 
 
 def test_head_parameter_count_matches_aspp_and_decoder_counted_by_hand() -> None:

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
+from dense_model_checks import check_forward_backward
 from torch import nn
 
-from taskbalance.models import MODELS, MultiTaskModel
+from taskbalance.models import MODELS
 from taskbalance.models.segnet import SegNetEncoderDecoder
 from taskbalance.types import HeadSpec
 
@@ -19,22 +20,6 @@ def count(module: nn.Module) -> int:
 
 def conv_bn(cin: int, cout: int) -> int:
     return cin * cout * 9 + cout + 2 * cout  # 3×3 weights, bias, BN scale and shift
-
-
-def check_forward_backward(model: MultiTaskModel, x: torch.Tensor, heads: dict[str, HeadSpec]) -> None:
-    out = model(x)
-    assert list(out) == list(heads)
-    for name, spec in heads.items():
-        assert tuple(out[name].shape) == (x.shape[0], spec.out_channels, *x.shape[-2:]), name
-    with torch.no_grad():  # train-mode BN uses batch statistics, so a second pass gives the same values
-        again = model.decode(model.shared(x))
-    for name in heads:
-        assert torch.equal(again[name], out[name]), name
-    loss = sum((value * torch.randn_like(value)).mean() for value in out.values())
-    loss.backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
 
 
 def test_parameter_count_matches_the_vgg16_layout_counted_by_hand() -> None:
