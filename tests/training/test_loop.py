@@ -75,8 +75,9 @@ class _KilledError(Exception):
     pass
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
-    run = config(method="dwa", epochs=4)
+@pytest.mark.parametrize("log_every", [1, 4])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path, log_every: int) -> None:
+    run = config(method="dwa", epochs=4, log_every=log_every)
     uninterrupted = train(run, data=synthetic_data())
 
     def die_after_epoch_2(record: object) -> None:
@@ -94,6 +95,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> Non
     assert seen == [3, 4]  # epochs 1-2 were not trained again
     assert [e.val for e in resumed.epochs] == [e.val for e in uninterrupted.epochs]
     assert resumed.step_weights == uninterrupted.step_weights  # DWA's epoch history survived the resume
+    assert resumed.steps == uninterrupted.steps == list(range(0, 4 * 6, log_every))
     assert not checkpoint.exists()
 
 

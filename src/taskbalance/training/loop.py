@@ -154,6 +154,7 @@ def train(
     step_losses: list[list[float]] = []
     step_times: list[float] = []
     previous_wall = previous_cpu = 0.0
+    global_step = 0
     checkpoint_path = checkpoint_dir / f"{config.run_id()}.pt" if checkpoint_dir is not None else None
     state = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
     if state is not None:
@@ -166,11 +167,11 @@ def train(
         records = [EpochRecord(**record) for record in state["records"]]
         logged_steps, step_weights, step_losses = state["steps"], state["step_weights"], state["step_losses"]
         step_times = state["step_times"]
+        global_step = state["global_step"]
         previous_wall, previous_cpu = state["wall_seconds"], state["cpu_seconds"]
     wall_start -= previous_wall
     cpu_start -= previous_cpu
 
-    global_step = logged_steps[-1] + 1 if logged_steps else 0
     for epoch in range(len(records) + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
@@ -241,6 +242,7 @@ def train(
                     "step_weights": step_weights,
                     "step_losses": step_losses,
                     "step_times": step_times,
+                    "global_step": global_step,
                     "wall_seconds": time.perf_counter() - wall_start,
                     "cpu_seconds": time.process_time() - cpu_start,
                 },
