@@ -187,6 +187,7 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     """Train one run from a TOML config (fields of taskbalance.training.RunConfig)."""
     from rich.table import Table
 
+    from taskbalance.data import DatasetFormatError
     from taskbalance.training import ConfigError, RunConfig
     from taskbalance.training import train as train_run
 
@@ -215,6 +216,8 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
     except ConfigError as error:
         raise click.UsageError(f"{config_file}: {error}") from None
+    except (DatasetFormatError, FileNotFoundError) as error:
+        raise click.UsageError(f"{config_file}: dataset {config.dataset!r}: {error}") from None
     table = Table(title=f"run {result.run_id}: last epoch")
     table.add_column("metric")
     table.add_column("validation", justify="right")
