@@ -73,3 +73,18 @@ def test_bench_runs_gradient_methods_by_name(tmp_path: Path) -> None:
         summary = store.load_summary("bench")
     assert summary is not None
     assert {m.label for m in summary.methods} == {"PCGrad", "MGDA-UB"}
+
+
+def test_full_searches_every_grid_point_on_every_seed(tmp_path: Path) -> None:
+    args = ["bench", *TINY, "--full", "--methods", "uwso", "--temperatures", "1,5", "--lrs", "0.001",
+            "--out", str(tmp_path / "bench")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "grids searched on every seed" in result.output
+    with RunStore(tmp_path / "bench" / "results.sqlite") as store:
+        summary = store.load_summary("bench")
+        runs = store.results()
+    assert summary is not None
+    (uwso,) = summary.methods
+    assert uwso.runs == 4 and all(len(point.run_ids) == 2 for point in uwso.grid)  # 2 temperatures × 2 seeds
+    assert len(runs) == 3 * 2 + 4  # STL: 3 tasks × 2 seeds
