@@ -33,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from torch import Tensor, nn
 
@@ -117,6 +117,26 @@ def small_cnn_encoder(in_channels: int = 1) -> nn.Sequential:
     )
 
 
+def _assemble(
+    model: str,
+    encoder: Callable[[], nn.Module],
+    heads: Mapping[str, HeadSpec],
+    input_size: tuple[int, int],
+    vector_head: Callable[[HeadSpec], nn.Module],
+    channels: int,
+) -> MultiTaskModel:
+    """Check the heads, build one per task (``vector_head(spec)`` or a low-resolution dense head), then the encoder.
+
+    The heads are created before the encoder so that a seed gives the same initial weights as it always has.
+    """
+    _check_heads(model, heads, input_size)
+    size = (int(input_size[0]), int(input_size[1]))
+    modules = {
+        name: LowResDenseHead(channels, spec, size) if spec.dense else vector_head(spec) for name, spec in heads.items()
+    }
+    return MultiTaskModel(encoder(), modules)
+
+
 @MODELS.register("multilenet")
 def build_multilenet(
     heads: Mapping[str, HeadSpec], in_channels: int = 1, *, input_size: tuple[int, int] = (36, 36)
@@ -128,13 +148,10 @@ def build_multilenet(
         in_channels: input channels.
         input_size: size of a dense prediction whose spec has no ``size``.
     """
-    _check_heads("multilenet", heads, input_size)
-    size = (int(input_size[0]), int(input_size[1]))
-    modules = {
-        name: LowResDenseHead(20, spec, size) if spec.dense else VectorHead(20, 9, spec.out_channels, hidden=50)
-        for name, spec in heads.items()
-    }
-    return MultiTaskModel(multilenet_encoder(in_channels), modules)
+    return _assemble(
+        "multilenet", lambda: multilenet_encoder(in_channels), heads, input_size,
+        lambda spec: VectorHead(20, 9, spec.out_channels, hidden=50), channels=20,
+    )
 
 
 @MODELS.register("small_cnn")
@@ -148,10 +165,7 @@ def build_small_cnn(
         in_channels: input channels.
         input_size: size of a dense prediction whose spec has no ``size``.
     """
-    _check_heads("small_cnn", heads, input_size)
-    size = (int(input_size[0]), int(input_size[1]))
-    modules = {
-        name: LowResDenseHead(96, spec, size) if spec.dense else VectorHead(96, 3, spec.out_channels)
-        for name, spec in heads.items()
-    }
-    return MultiTaskModel(small_cnn_encoder(in_channels), modules)
+    return _assemble(
+        "small_cnn", lambda: small_cnn_encoder(in_channels), heads, input_size,
+        lambda spec: VectorHead(96, 3, spec.out_channels), channels=96,
+    )
