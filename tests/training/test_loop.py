@@ -135,3 +135,11 @@ def test_composition_errors_are_named() -> None:
         train(config(method="pcgrad", method_options={"weighting": "nope"}), data=synthetic_data())
     with pytest.raises(ConfigError, match="only gradient methods compose"):
         train(config(method="ew", method_options={"weighting": "uwso"}), data=synthetic_data())
+
+
+def test_a_last_batch_of_one_sample_is_dropped_and_other_remainders_are_kept() -> None:
+    full = synthetic_data()
+    for n, steps in ((97, 6), (98, 7)):  # batch 16: 6 full batches, then 1 (dropped) or 2 (kept) samples
+        data = MultiTaskData("synthetic", _Synthetic(n, 0), full.val, full.test, full.tasks, full.input_shape)
+        result = train(config(epochs=1), data=data)
+        assert len(result.steps) == steps

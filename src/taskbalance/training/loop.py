@@ -176,7 +176,12 @@ def train(
         epoch_start = time.perf_counter()
         torch.manual_seed(_epoch_seed(config.seed, epoch))
         order = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-        loader = DataLoader(data.train, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=False)
+        # A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s
+        # image pooling); any other remainder is trained on.
+        lone_last = len(data.train) % config.batch_size == 1 and len(data.train) > 1
+        loader = DataLoader(
+            data.train, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last
+        )
         model.train()
         loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
         weight_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
