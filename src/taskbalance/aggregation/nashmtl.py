@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.solvers import nash_bargaining
 from taskbalance.weighting.base import LossWeighting
 
@@ -20,8 +22,14 @@ class NashMTL(GramAggregation):
     ``Σ_k log(g_k·d)`` over ``|d| ≤ 1`` up to scale. ``Gα = 1/α`` is the stationary point of the convex
     ``½αᵀGα − Σ log α``, solved by damped Newton in torch (no host sync; see
     :func:`~taskbalance.aggregation.solvers.nash_bargaining`) instead of the authors' sequence of cvxpy problems. As
-    in the paper's definition, ``|d|² = αᵀGα = K`` whatever the gradient scale. Left out: the authors' option of
-    updating α only every few steps and their gradient-norm clipping (use ``clip_grad_norm_`` in the loop).
+    in the paper's definition, ``|d|² = αᵀGα = K`` whatever the gradient scale.
+
+    ``update_weights_every = n`` is the authors' speed option: α is solved on every n-th step (the first included)
+    and reused in between, where the step is a single backward of ``Σ_k α_k·s_k·L_k`` — the same shared direction
+    ``Σ_k α_k·s_k·g_k`` as the full step with that α, at the cost of one backward instead of K. Each task's own head
+    then gets ``s_k·∇L_k`` as in a full step (its gradient from the single backward divided by ``α_k``); a parameter
+    outside the shared ones that several tasks use makes the step a full one. α and the step count are saved in
+    ``state_dict``. Left out: the authors' gradient-norm clipping (use ``clip_grad_norm_`` in the loop).
 
     Example:
         >>> import torch
@@ -33,13 +41,17 @@ class NashMTL(GramAggregation):
     paper = "Navon et al., ICML 2022"
     hyperparameters: ClassVar[dict[str, str]] = {
         "iterations": "damped Newton iterations of the bargaining solver (default 30)",
+        "update_weights_every": "solve α every n steps and reuse it in between with one backward (default 1)",
     }
+
+    alpha: Tensor
 
     def __init__(
         self,
         num_tasks: int,
         *,
         iterations: int = 30,
+        update_weights_every: int = 1,
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
@@ -47,7 +59,68 @@ class NashMTL(GramAggregation):
         super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"NashMTL: iterations must be a positive int, got {iterations!r}")
+        every = update_weights_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"NashMTL: update_weights_every must be a positive int, got {every!r}")
         self.iterations = iterations
+        self.update_weights_every = every
+        self.steps = 0
+        self.register_buffer("alpha", torch.ones(num_tasks))
 
     def coefficients(self, gram: Tensor) -> Tensor:
-        return nash_bargaining(gram, self.iterations)
+        alpha = nash_bargaining(gram, self.iterations)
+        self.alpha = alpha.detach().to(self.alpha.dtype)
+        return alpha
+
+    def backward(
+        self,
+        losses: Tensor | Sequence[Tensor],
+        *,
+        shared_parameters: Iterable[nn.Parameter],
+        representation: Tensor | Sequence[Tensor] | None = None,
+    ) -> None:
+        reuse = self.steps % self.update_weights_every != 0
+        self.steps += 1
+        shared = list(shared_parameters)
+        if not (reuse and self._backward_with_last_alpha(losses, shared)):
+            super().backward(losses, shared_parameters=shared, representation=representation)
+
+    def _backward_with_last_alpha(self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter]) -> bool:
+        """One backward of ``Σ α_k·s_k·L_k``; False (nothing done) when a non-shared leaf serves several tasks."""
+        stacked = losses if isinstance(losses, Tensor) else torch.stack(list(losses))
+        self.check_shape(stacked)
+        shared = [p for p in shared if p.requires_grad]
+        shared_ids = {id(p) for p in shared}
+        heads = [
+            [leaf for leaf in task_leaves(root, stop_at=[]) if id(leaf) not in shared_ids]
+            for root in task_roots(losses)
+        ]
+        owners: dict[int, int] = {}
+        for k, leaves in enumerate(heads):
+            for leaf in leaves:
+                if owners.setdefault(id(leaf), k) != k:
+                    return False
+        scales = self.task_scales(stacked, self._weighting_scales(stacked))
+        alpha = self.alpha.to(stacked.dtype)
+        weights = alpha * scales
+        head_leaves = [leaf for leaves in heads for leaf in leaves]
+        grads = torch.autograd.grad((weights.detach() * stacked).sum(), [*shared, *head_leaves], allow_unused=True)
+        for p, g in zip(shared, grads[: len(shared)], strict=True):
+            p.grad = g
+        position = len(shared)
+        for k, leaves in enumerate(heads):
+            for leaf in leaves:
+                g = grads[position]
+                position += 1
+                leaf.grad = None if g is None else g / alpha[k]
+        self.last_weights = weights.detach()
+        return True
+
+    def get_extra_state(self) -> Any:
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: Any) -> None:
+        self.steps = int(state["steps"])
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, update_weights_every={self.update_weights_every}"
