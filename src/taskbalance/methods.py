@@ -15,7 +15,7 @@ from torch import nn
 from taskbalance.aggregation import AGGREGATIONS
 from taskbalance.tasks import BinaryAttribute, Classification, SemanticSegmentation
 from taskbalance.tasks.base import Task
-from taskbalance.weighting import WEIGHTINGS
+from taskbalance.weighting import WEIGHTINGS, LossWeighting
 
 # Display names as the paper writes them.
 LABELS = {
@@ -119,8 +119,9 @@ def create(name: str, tasks: Mapping[str, Task], options: Mapping[str, Any] | No
         if kind != "gradient method":
             raise MethodError(f"method {name!r}: only gradient methods compose with a weighting")
         weighting_name = opts["weighting"]
-        if weighting_name not in WEIGHTINGS:
-            raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {WEIGHTINGS.names()}")
+        loss_weightings = [n for n in names() if issubclass(_lookup(n)[1], LossWeighting)]
+        if weighting_name.lower() not in loss_weightings:
+            raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {loss_weightings}")
         opts["weighting"] = create(weighting_name, tasks, weighting_options)
     elif weighting_options is not None:
         raise MethodError(f"method {name!r}: weighting_options given without a weighting name")

@@ -76,8 +76,8 @@ def test_dbmtl_rejects_a_non_positive_loss_naming_the_task() -> None:
         DBMTL(2, task_names=["seg", "depth"]).task_scales(torch.tensor([1.0, 0.0]), torch.ones(2))
 
 
-def test_famo_weights_and_first_logit_update_by_hand() -> None:
-    method = FAMO(2, lr=0.025, weight_decay=0.0)
+def test_famo_consecutive_batches_weights_and_first_logit_update_by_hand() -> None:
+    method = FAMO(2, lr=0.025, weight_decay=0.0, same_batch=False)
     losses = torch.tensor([1.0, 4.0], requires_grad=True)
     method(losses).backward()
     # z = (½, ½), c = ½/1 + ½/4 = 0.625 → ∂total/∂L = z/(c·L) = (0.8, 0.2).
@@ -92,14 +92,42 @@ def test_famo_weights_and_first_logit_update_by_hand() -> None:
 
 
 def test_famo_state_survives_a_state_dict_round_trip() -> None:
-    method = FAMO(2)
+    method = FAMO(2, same_batch=False)
     method(torch.tensor([1.0, 4.0]))
     method(torch.tensor([0.5, 4.0]))
-    clone = FAMO(2)
+    clone = FAMO(2, same_batch=False)
     clone.load_state_dict(method.state_dict())
     method(torch.tensor([0.4, 3.0]))
     clone(torch.tensor([0.4, 3.0]))
     torch.testing.assert_close(clone.logits, method.logits)
+
+
+def test_famo_same_batch_update_by_hand() -> None:
+    method = FAMO(2, lr=0.025, weight_decay=0.0)
+    losses = torch.tensor([1.0, 4.0], requires_grad=True)
+    method(losses).backward()
+    torch.testing.assert_close(method.last_weights, torch.tensor([0.8, 0.2]))
+    torch.testing.assert_close(method.logits, torch.zeros(2))  # nothing moves before the step's effect is known
+    # After the step the same batch gives (0.5, 4.0): task 0 fell by log 2, task 1 not at all; as above, Adam's
+    # first step moves the logits by lr towards the task that improved less.
+    method.update(torch.tensor([0.5, 4.0]))
+    torch.testing.assert_close(method.logits, torch.tensor([-0.025, 0.025]), atol=1e-6, rtol=0)
+    # The next batch's losses are not compared with the previous batch: a much larger loss moves nothing.
+    method(torch.tensor([9.0, 9.0]))
+    torch.testing.assert_close(method.logits, torch.tensor([-0.025, 0.025]), atol=1e-6, rtol=0)
+
+
+def test_famo_same_batch_refuses_a_step_without_update_and_an_update_without_step() -> None:
+    method = FAMO(2)
+    with pytest.raises(RuntimeError, match="must follow a call"):
+        method.update(torch.tensor([1.0, 1.0]))
+    method(torch.tensor([1.0, 4.0]))
+    with pytest.raises(RuntimeError, match="call update"):
+        method(torch.tensor([1.0, 4.0]))
+    with pytest.raises(ValueError, match=r"losses after the step of task 1 is 0\.0"):
+        method.update(torch.tensor([1.0, 0.0]))
+    with pytest.raises(RuntimeError, match=r"update\(\) is not used"):
+        FAMO(2, same_batch=False).update(torch.tensor([1.0, 1.0]))
 
 
 def test_stch_value_and_weights_by_hand() -> None:

@@ -143,3 +143,13 @@ def test_a_last_batch_of_one_sample_is_dropped_and_other_remainders_are_kept() -
         data = MultiTaskData("synthetic", _Synthetic(n, 0), full.val, full.test, full.tasks, full.input_shape)
         result = train(config(epochs=1), data=data)
         assert len(result.steps) == steps
+
+
+@pytest.mark.parametrize(
+    ("method", "options"), [("famo", {}), ("pcgrad", {"weighting": "famo"})], ids=["famo", "pcgrad+famo"]
+)
+def test_famo_gets_the_same_batch_losses_after_every_step(method: str, options: dict) -> None:
+    # FAMO(same_batch=True) raises on its second call unless the loop passed it the post-step losses in between.
+    result = train(config(method=method, method_options=options, epochs=2), data=synthetic_data())
+    assert len(result.steps) == 12
+    assert result.step_weights[0] != result.step_weights[-1]  # the logits moved

@@ -175,6 +175,16 @@ class GradientAggregation(nn.Module):
         if self.weighting is not None:
             self.weighting.end_epoch(mean_losses)
 
+    @property
+    def needs_losses_after_step(self) -> bool:
+        """Whether the composed weighting needs the batch's losses after the optimizer step (FAMO)."""
+        return self.weighting is not None and self.weighting.needs_losses_after_step
+
+    def after_step(self, losses: Tensor) -> None:
+        """After-step hook, forwarded to the composed weighting."""
+        if self.weighting is not None:
+            self.weighting.after_step(losses)
+
     # ----------------------------------------------------------------------------------------------- helpers
     def check_shape(self, losses: Tensor) -> None:
         name = type(self).__name__

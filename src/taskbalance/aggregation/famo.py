@@ -16,20 +16,29 @@ from taskbalance.weighting.base import LossWeighting
 class FAMO(LossWeighting):
     """FAMO: ``total = Σ_k (z_k / c)·log L_k``, ``z = softmax(ξ)``, ``c = Σ_k z_k / L_k`` (``c`` constant).
 
-    Liu et al. 2023, "FAMO: Fast Adaptive Multitask Optimization" (NeurIPS), Algorithm 1. The logits ξ are updated
-    at every call from the log-loss decrease since the previous call, ``δ_k = log L_k(t−1) − log L_k(t)``:
-    ``ξ ← Adam step on J_softmax(ξ)ᵀδ + γξ`` (lr 0.025, γ = 1e-3: the authors' defaults). The paper re-evaluates
-    the losses of the *same* batch after the step; to cost no extra forward pass, δ here compares consecutive
-    batches — a noisier estimate of the same decrease. ξ and its Adam state are buffers (saved
-    in ``state_dict``), not parameters: the model's optimizer must not touch them. A loss weighting (one backward,
-    O(1) in K), so it lives here with the gradient methods only as their cheap counterpart; the training loop
-    treats it like any ``LossWeighting``. ``last_weights`` is ``∂total/∂L_k = z_k / (c·L_k)``. Losses must be > 0.
+    Liu et al. 2023, "FAMO: Fast Adaptive Multitask Optimization" (NeurIPS), Algorithm 1. The logits ξ move with
+    the tasks' log-loss decrease over a step, ``δ_k = log L_k(θ_t) − log L_k(θ_{t+1})``:
+    ``ξ ← Adam step on J_softmax(ξ)ᵀδ + γξ`` (lr 0.025, γ = 1e-3: the authors' defaults).
+
+    ``same_batch=True`` (default, the paper): δ compares the batch's losses before the step with the *same* batch's
+    losses after it, which the caller passes to :meth:`update` after ``optimizer.step()`` (the training loop does
+    this through :meth:`after_step`: one extra forward pass without gradient). Calling the method again without an
+    :meth:`update` in between raises, so a loop that forgets it fails instead of never adapting.
+    ``same_batch=False`` needs no extra forward: δ compares consecutive batches — a noisier estimate of the same
+    decrease.
+
+    ξ and its Adam state are buffers (saved in ``state_dict``), not parameters: the model's optimizer must not touch
+    them. A loss weighting (one backward, O(1) in K), so it lives here with the gradient methods only as their cheap
+    counterpart. ``last_weights`` is ``∂total/∂L_k = z_k / (c·L_k)``. Losses must be > 0.
 
     Example:
         >>> import torch
         >>> method = FAMO(2)
         >>> method(torch.tensor([1.0, 4.0])).shape, method.last_weights
         (torch.Size([]), tensor([0.8000, 0.2000]))
+        >>> method.update(torch.tensor([0.5, 4.0]))  # after optimizer.step(): the same batch's new losses
+        >>> method.logits  # task 1 decreased less, so its logit rose
+        tensor([-0.0250,  0.0250])
     """
 
     formula = "Σ_k softmax(ξ)_k·log L_k / Σ_j (softmax(ξ)_j/L_j); ξ ← Adam(J_softmaxᵀ Δlog L + γξ)"
@@ -37,6 +46,7 @@ class FAMO(LossWeighting):
     hyperparameters: ClassVar[dict[str, str]] = {
         "lr": "Adam step size of the logits ξ (default 0.025)",
         "weight_decay": "γ, L2 pull of ξ towards 0 (default 1e-3)",
+        "same_batch": "δ from the same batch after the step (True, the paper) or from consecutive batches (False)",
     }
     requires_positive_losses = True
 
@@ -52,6 +62,7 @@ class FAMO(LossWeighting):
         *,
         lr: float = 0.025,
         weight_decay: float = 1e-3,
+        same_batch: bool = True,
         task_names: Sequence[str] | None = None,
         validate: bool = True,
         sync_across_ranks: bool = False,
@@ -61,34 +72,72 @@ class FAMO(LossWeighting):
             raise ValueError(f"FAMO: lr must be > 0, got {lr!r}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
+        self.same_batch = bool(same_batch)
+        self._awaiting_update = False
         self.register_buffer("logits", torch.zeros(num_tasks))
         self.register_buffer("previous_log_losses", torch.full((num_tasks,), torch.nan))
         self.register_buffer("moment", torch.zeros(num_tasks))
         self.register_buffer("second_moment", torch.zeros(num_tasks))
         self.register_buffer("updates", torch.zeros(()))
 
+    @property
+    def needs_losses_after_step(self) -> bool:
+        return self.same_batch
+
+    def after_step(self, losses: Tensor) -> None:
+        self.update(losses)
+
     @torch.no_grad()
-    def _update_logits(self, log_values: Tensor) -> None:
-        has_previous = (~torch.isnan(self.previous_log_losses)).all().to(self.logits.dtype)
-        decrease = torch.nan_to_num(self.previous_log_losses - log_values, nan=0.0)
+    def update(self, losses: Tensor) -> None:
+        """Move ξ with the decrease from the last call's losses to ``losses``, the same batch after the step.
+
+        Only with ``same_batch=True``; call it after ``optimizer.step()`` with the batch's new task losses.
+        """
+        if not self.same_batch:
+            raise RuntimeError("FAMO(same_batch=False) compares consecutive batches; update() is not used")
+        if not self._awaiting_update:
+            raise RuntimeError("FAMO.update() must follow a call of the method (the step whose effect it measures)")
+        self.check_losses(losses, positive=True, what="losses after the step")
+        values = losses.detach().to(self.logits.dtype)
+        if self.sync_across_ranks:
+            values = self.shared_values(values)
+        self._adam_step(self.previous_log_losses - values.log())
+        self._awaiting_update = False
+
+    @torch.no_grad()
+    def _adam_step(self, decrease: Tensor, active: Tensor | float = 1.0) -> None:
         z = torch.softmax(self.logits, dim=0)
         gradient = z * (decrease - (z * decrease).sum()) + self.weight_decay * self.logits
         beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, as the authors use
-        self.updates.add_(has_previous)
-        self.moment.lerp_(gradient, (1 - beta1) * has_previous)
-        self.second_moment.lerp_(gradient.square(), (1 - beta2) * has_previous)
+        self.updates.add_(active)
+        self.moment.lerp_(gradient, (1 - beta1) * active)
+        self.second_moment.lerp_(gradient.square(), (1 - beta2) * active)
         steps = self.updates.clamp_min(1.0)
         corrected = self.moment / (1 - beta1**steps)
         corrected_second = self.second_moment / (1 - beta2**steps)
-        self.logits.sub_(has_previous * self.lr * corrected / (corrected_second.sqrt() + eps))
+        self.logits.sub_(active * self.lr * corrected / (corrected_second.sqrt() + eps))
+
+    @torch.no_grad()
+    def _update_from_previous_batch(self, log_values: Tensor) -> None:
+        has_previous = (~torch.isnan(self.previous_log_losses)).all().to(self.logits.dtype)
+        self._adam_step(torch.nan_to_num(self.previous_log_losses - log_values, nan=0.0), has_previous)
         self.previous_log_losses.copy_(log_values)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         log_values = values.log()
-        self._update_logits(log_values.to(self.logits.dtype))
+        if self.same_batch:
+            if self._awaiting_update:
+                raise RuntimeError(
+                    "FAMO(same_batch=True): call update(new_losses) after optimizer.step() with the same batch's "
+                    "losses before the next step (or use same_batch=False)"
+                )
+            self.previous_log_losses.copy_(log_values.to(self.logits.dtype))
+            self._awaiting_update = True
+        else:
+            self._update_from_previous_batch(log_values.to(self.logits.dtype))
         z = torch.softmax(self.logits, dim=0).to(values.dtype)
         normaliser = (z / values).sum()
         return (z / normaliser * losses.log()).sum(), z / (normaliser * values)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, lr={self.lr}, weight_decay={self.weight_decay}"
+        return f"{super().extra_repr()}, lr={self.lr}, weight_decay={self.weight_decay}, same_batch={self.same_batch}"

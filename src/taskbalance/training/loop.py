@@ -147,6 +147,7 @@ def train(
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     is_gradient_method = isinstance(method, GradientAggregation)
+    needs_losses_after_step = bool(getattr(method, "needs_losses_after_step", False))
 
     records: list[EpochRecord] = []
     logged_steps: list[int] = []
@@ -204,6 +205,12 @@ def train(
             else:
                 method(losses).backward()
             optimizer.step()
+            if needs_losses_after_step:
+                # FAMO measures each task's loss decrease on the same batch: one more forward, no gradient, in
+                # training mode like the step itself.
+                with torch.no_grad():
+                    _, after = _step_losses(model, tasks, inputs, targets)
+                method.after_step(torch.stack(after))
             step_times.append(time.perf_counter() - step_start)
             detached = losses.detach()
             weights = method.last_weights.detach()

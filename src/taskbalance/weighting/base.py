@@ -96,6 +96,20 @@ class LossWeighting(nn.Module):
         A no-op except for methods with epoch-level state (DWA).
         """
 
+    @property
+    def needs_losses_after_step(self) -> bool:
+        """True for methods that must see the same batch's losses after the optimizer step (FAMO).
+
+        The training loop then evaluates the batch again (no gradient) and calls :meth:`after_step`.
+        """
+        return False
+
+    def after_step(self, losses: Tensor) -> None:
+        """Hook called after the optimizer step with the same batch's task losses (shape ``[K]``, detached).
+
+        Called only when :attr:`needs_losses_after_step` is True; a no-op here.
+        """
+
     def shared_values(self, values: Tensor) -> Tensor:
         """The values every rank should compute its weights from: the mean over ranks (identity outside DDP)."""
         return mean_across_ranks(values)
