@@ -146,3 +146,56 @@ def test_stch_value_and_weights_by_hand() -> None:
 def test_stch_small_mu_approaches_the_max() -> None:
     total = STCH(3, mu=1e-3, log_losses=False)(torch.tensor([0.2, 0.7, 0.5]))
     assert abs(float(total) - 0.7) < 1e-3
+
+
+def test_stch_warm_up_sums_log_losses_then_divides_by_the_last_warm_up_epoch() -> None:
+    method = STCH(2, mu=0.5, warmup_epochs=2)
+    losses = torch.tensor([4.0, 0.25], requires_grad=True)
+    torch.testing.assert_close(method(losses), torch.tensor(0.0))  # log 4 + log ¼
+    torch.testing.assert_close(method.last_weights, torch.tensor([0.25, 4.0]))
+    method.end_epoch(torch.tensor([8.0, 8.0]))  # first warm-up epoch: not the nadir
+    method.end_epoch(torch.tensor([2.0, 0.5]))  # last warm-up epoch: z = (2, ½)
+    torch.testing.assert_close(method.nadir, torch.tensor([2.0, 0.5]))
+    total = method(losses)
+    # u = log(L/z) = (log 2, −log 2): total = ½·log(e^{2 log 2} + e^{−2 log 2}) = ½·log(4 + ¼).
+    torch.testing.assert_close(total, torch.tensor(0.5 * math.log(4.25)))
+    total.backward()
+    share = 4 / 4.25
+    expected = torch.tensor([share / 4.0, (1 - share) / 0.25])
+    torch.testing.assert_close(losses.grad, expected)
+    torch.testing.assert_close(method.last_weights, expected)
+    method.end_epoch(torch.tensor([1.0, 1.0]))  # after the warm-up the nadir stays
+    torch.testing.assert_close(method.nadir, torch.tensor([2.0, 0.5]))
+
+
+def test_stch_nadir_changes_the_weights_even_with_log_losses() -> None:
+    losses = torch.tensor([1.0, 1.0])
+    plain = STCH(2)
+    plain(losses)
+    warmed = STCH(2, warmup_epochs=1)
+    warmed.end_epoch(torch.tensor([1.0, 4.0]))
+    warmed(losses)
+    torch.testing.assert_close(plain.last_weights, torch.tensor([0.5, 0.5]))
+    assert float(warmed.last_weights[0]) > 0.75  # task 0 is further from its nadir: it gets the weight
+
+
+def test_stch_warm_up_state_survives_a_checkpoint() -> None:
+    method = STCH(2, warmup_epochs=1)
+    method.end_epoch(torch.tensor([2.0, 3.0]))
+    resumed = STCH(2, warmup_epochs=1)
+    resumed.load_state_dict(method.state_dict())
+    resumed(torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(resumed.last_weights, torch.tensor([0.25, 1 / 6]))  # softmax(0, 0)/L: past warm-up
+    assert resumed.extra_repr().endswith("warmup_epochs=1")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_stch_warmup_epochs_is_validated(bad: object) -> None:
+    with pytest.raises(ValueError, match="warmup_epochs must be an int >= 0"):
+        STCH(2, warmup_epochs=bad)
+
+
+def test_stch_nadir_must_be_positive_and_names_the_task() -> None:
+    method = STCH(2, warmup_epochs=1, task_names=["seg", "depth"])
+    with pytest.raises(ValueError, match="depth"):
+        method.end_epoch(torch.tensor([1.0, 0.0]))

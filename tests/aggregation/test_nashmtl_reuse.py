@@ -32,7 +32,7 @@ def explicit_gradients(model: MultiTaskModel, seed: int) -> tuple[list[list[torc
 
 def test_between_solves_the_step_uses_the_last_alpha_with_one_backward() -> None:
     model = tiny_model()
-    method = create("nashmtl", num_tasks=2, update_weights_every=2)
+    method = create("nashmtl", num_tasks=2, update_weights_every=2, max_norm=0)
     method.backward(task_losses(model, 1), shared_parameters=list(model.shared_parameters()))
     alpha = method.alpha.clone()
     assert not torch.equal(alpha, torch.ones(2))  # solved on the first step
@@ -97,3 +97,28 @@ def test_alpha_and_step_count_survive_a_weights_only_checkpoint() -> None:
 def test_update_weights_every_is_validated(every: object) -> None:
     with pytest.raises(ValueError, match="update_weights_every must be a positive int"):
         create("nashmtl", num_tasks=2, update_weights_every=every)
+
+
+def test_shared_gradients_are_clipped_to_max_norm_after_full_and_reused_steps() -> None:
+    for every in (1, 2):
+        clipped_model, free_model = tiny_model(), tiny_model()
+        clipped = create("nashmtl", num_tasks=2, update_weights_every=every, max_norm=0.05)
+        free = create("nashmtl", num_tasks=2, update_weights_every=every, max_norm=0)
+        for seed in (1, 2):  # with every=2 the second step reuses α
+            for model, method in ((clipped_model, clipped), (free_model, free)):
+                method.backward(task_losses(model, seed), shared_parameters=list(model.shared_parameters()))
+            unclipped = [p.grad for p in free_model.shared_parameters()]
+            norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in unclipped]))
+            assert float(norm) > 0.05  # the clip is active
+            for p, g in zip(clipped_model.shared_parameters(), unclipped, strict=True):
+                torch.testing.assert_close(p.grad, g * 0.05 / norm, rtol=1e-5, atol=1e-7)
+            for name in ("a", "b"):  # heads are never clipped
+                heads = zip(clipped_model.heads[name].parameters(), free_model.heads[name].parameters(), strict=True)
+                for p, q in heads:
+                    torch.testing.assert_close(p.grad, q.grad)
+
+
+@pytest.mark.parametrize("max_norm", [-1.0, float("inf"), float("nan"), "1", True])
+def test_max_norm_is_validated(max_norm: object) -> None:
+    with pytest.raises(ValueError, match="max_norm must be a finite number >= 0"):
+        create("nashmtl", num_tasks=2, max_norm=max_norm)

@@ -153,3 +153,13 @@ def test_famo_gets_the_same_batch_losses_after_every_step(method: str, options: 
     result = train(config(method=method, method_options=options, epochs=2), data=synthetic_data())
     assert len(result.steps) == 12
     assert result.step_weights[0] != result.step_weights[-1]  # the logits moved
+
+
+def test_the_loop_drives_stch_warm_up_and_sets_the_nadir_from_the_last_warm_up_epoch() -> None:
+    result = train(config(method="stch", method_options={"warmup_epochs": 1}, epochs=2), data=synthetic_data())
+    weights, losses = torch.tensor(result.step_weights), torch.tensor(result.step_losses)
+    warm_up, after = slice(0, 6), slice(6, 12)  # 96 samples, batch 16: 6 steps per epoch
+    torch.testing.assert_close(weights[warm_up], losses[warm_up].reciprocal())  # ∂Σ log L_k/∂L_k
+    nadir = torch.tensor([result.epochs[0].train_losses[name] for name in ("cls", "reg")])
+    expected = torch.softmax((losses[after] / nadir).log(), dim=1) / losses[after]  # μ = 1, λ = 1
+    torch.testing.assert_close(weights[after], expected, rtol=1e-4, atol=1e-6)

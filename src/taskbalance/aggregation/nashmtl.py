@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -16,32 +17,44 @@ from taskbalance.weighting.base import LossWeighting
 
 @AGGREGATIONS.register("nashmtl")
 class NashMTL(GramAggregation):
-    """Nash-MTL: ``d = Σ_k α_k g_k`` with ``α > 0`` solving ``Gα = 1/α`` (elementwise), ``G_ij = g_i·g_j``.
+    """Nash-MTL: ``d = Σ_k α_k g_k`` with ``α > 0`` solving ``G'α = 1/α`` (elementwise), ``G' = G/‖G‖_F``.
 
     Navon et al. 2022, "Multi-Task Learning as a Bargaining Game" (ICML), Eq. 3: the bargaining solution maximises
-    ``Σ_k log(g_k·d)`` over ``|d| ≤ 1`` up to scale. ``Gα = 1/α`` is the stationary point of the convex
-    ``½αᵀGα − Σ log α``, solved by damped Newton in torch (no host sync; see
-    :func:`~taskbalance.aggregation.solvers.nash_bargaining`) instead of the authors' sequence of cvxpy problems. As
-    in the paper's definition, ``|d|² = αᵀGα = K`` whatever the gradient scale.
+    ``Σ_k log(g_k·d)`` over ``|d| ≤ 1`` up to scale. ``G'α = 1/α`` is the stationary point of the convex
+    ``½αᵀG'α − Σ log α``, solved by damped Newton in torch (no host sync; see
+    :func:`~taskbalance.aggregation.solvers.nash_bargaining`) instead of the authors' sequence of cvxpy problems.
+
+    Two details of the authors' implementation are defaults here:
+
+    - ``normalize_gram=True``: α is solved on the Gram matrix divided by its Frobenius norm. Then ``|d|² = K·‖G‖_F``
+      grows with the gradients like a plain gradient step; with ``normalize_gram=False`` (the paper's definition,
+      ``Gα = 1/α``) ``|d|² = K`` whatever the gradient scale, a normalised step.
+    - ``max_norm=1.0``: after the step, the shared parameters' gradients are clipped to total norm ``max_norm``
+      (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode the clip acts
+      on the shared parameters' gradients after the encoder backward, as in parameters mode.
 
     ``update_weights_every = n`` is the authors' speed option: α is solved on every n-th step (the first included)
     and reused in between, where the step is a single backward of ``Σ_k α_k·s_k·L_k`` — the same shared direction
     ``Σ_k α_k·s_k·g_k`` as the full step with that α, at the cost of one backward instead of K. Each task's own head
     then gets ``s_k·∇L_k`` as in a full step (its gradient from the single backward divided by ``α_k``); a parameter
     outside the shared ones that several tasks use makes the step a full one. α and the step count are saved in
-    ``state_dict``. Left out: the authors' gradient-norm clipping (use ``clip_grad_norm_`` in the loop).
+    ``state_dict``.
 
     Example:
         >>> import torch
-        >>> NashMTL(2).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
+        >>> NashMTL(2, normalize_gram=False).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
         tensor([1.0000, 0.5000])
+        >>> NashMTL(2).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))  # G/√17: α·17^(1/4)
+        tensor([2.0305, 1.0153])
     """
 
-    formula = "d = Σ_k α_k g_k, Gα = 1/α"
+    formula = "d = Σ_k α_k g_k, (G/‖G‖_F)α = 1/α; shared gradient clipped to max_norm"
     paper = "Navon et al., ICML 2022"
     hyperparameters: ClassVar[dict[str, str]] = {
         "iterations": "damped Newton iterations of the bargaining solver (default 30)",
         "update_weights_every": "solve α every n steps and reuse it in between with one backward (default 1)",
+        "normalize_gram": "solve α on G/‖G‖_F, the authors' code (default True); False: the paper's Gα = 1/α",
+        "max_norm": "clip the shared parameters' gradient norm to this after the step; 0 = off (default 1.0)",
     }
 
     alpha: Tensor
@@ -52,6 +65,8 @@ class NashMTL(GramAggregation):
         *,
         iterations: int = 30,
         update_weights_every: int = 1,
+        normalize_gram: bool = True,
+        max_norm: float = 1.0,
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
@@ -62,12 +77,18 @@ class NashMTL(GramAggregation):
         every = update_weights_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"NashMTL: update_weights_every must be a positive int, got {every!r}")
+        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
+            raise ValueError(f"NashMTL: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}")
         self.iterations = iterations
+        self.normalize_gram = normalize_gram
+        self.max_norm = float(max_norm)
         self.update_weights_every = every
         self.steps = 0
         self.register_buffer("alpha", torch.ones(num_tasks))
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        if self.normalize_gram:
+            gram = gram / torch.linalg.matrix_norm(gram).clamp_min(torch.finfo(gram.dtype).tiny)
         alpha = nash_bargaining(gram, self.iterations)
         self.alpha = alpha.detach().to(self.alpha.dtype)
         return alpha
@@ -84,6 +105,8 @@ class NashMTL(GramAggregation):
         shared = list(shared_parameters)
         if not (reuse and self._backward_with_last_alpha(losses, shared)):
             super().backward(losses, shared_parameters=shared, representation=representation)
+        if self.max_norm > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], self.max_norm)
 
     def _backward_with_last_alpha(self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter]) -> bool:
         """One backward of ``Σ α_k·s_k·L_k``; False (nothing done) when a non-shared leaf serves several tasks."""
@@ -123,4 +146,7 @@ class NashMTL(GramAggregation):
         self.steps = int(state["steps"])
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, update_weights_every={self.update_weights_every}"
+        return (
+            f"{super().extra_repr()}, update_weights_every={self.update_weights_every}, "
+            f"normalize_gram={self.normalize_gram}, max_norm={self.max_norm}"
+        )
