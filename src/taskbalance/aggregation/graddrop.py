@@ -57,18 +57,19 @@ class GradDrop(GradientAggregation):
         self.generator = torch.Generator().manual_seed(seed)
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        # With S⁺ = Σ_k max(g_k, 0) and S⁻ = Σ_k min(g_k, 0): Σg = S⁺ + S⁻ and Σ|g| = S⁺ − S⁻, so P = S⁺/(S⁺ − S⁻),
+        # and keeping the positive (negative) gradients sums to S⁺ (S⁻). `U·(S⁺ − S⁻) < S⁺` is `U < P` without a
+        # division, and false where every gradient is 0. Four passes over the K task gradients instead of eight.
         directions = []
         for piece in pieces:
             scaled = piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1)))
-            total = scaled.sum(dim=0)
-            magnitude = scaled.abs().sum(dim=0)
-            ratio = total / magnitude.clamp_min(torch.finfo(piece.dtype).tiny)
-            purity = torch.where(magnitude > 0, 0.5 * (1 + ratio), 0.5)
-            uniform = torch.rand(purity.shape, generator=self.generator, dtype=piece.dtype).to(piece.device)
-            mask = torch.where(purity > uniform, scaled > 0, scaled < 0).to(piece.dtype)
+            positive = scaled.clamp_min(0).sum(dim=0)
+            negative = scaled.clamp_max(0).sum(dim=0)
+            uniform = torch.rand(positive.shape, generator=self.generator, dtype=piece.dtype).to(piece.device)
+            chosen = torch.where(uniform * (positive - negative) < positive, positive, negative)
             if self.leak > 0:
-                mask = self.leak + (1 - self.leak) * mask
-            directions.append((scaled * mask).sum(dim=0))
+                chosen = self.leak * (positive + negative) + (1 - self.leak) * chosen
+            directions.append(chosen)
         return directions, scales
 
     def extra_repr(self) -> str:
