@@ -10,9 +10,11 @@ timed step = forward, the variant's backward, SGD step. Variants:
   (``method.aggregate([matrix], scales)``), then the direction unflattened and copied into ``.grad``;
 - ``parameters``: ``method.backward`` with ``mode="parameters"`` (per-task gradients of the shared parameters);
 - ``representation``: ``method.backward`` with ``mode="representation"`` (per-task gradients of the shared
-  representation, one encoder backward).
+  representation, one encoder backward);
+- ``batched`` (only with ``--batched``): parameters mode with ``strategy="batched"`` (one vectorised autograd call
+  instead of K), the option meant for accelerators.
 
-In every repeat each method runs a block of four steps (EW and its three variants, rotating order); ratios are the
+In every repeat each method runs a block of steps (EW and its variants, rotating order); ratios are the
 median over repeats of the ratios within a block (steps a fraction of a second apart), which cancels most of the
 drift of a shared machine; step times are medians.
 
@@ -41,7 +43,7 @@ from taskbalance.aggregation import AGGREGATIONS, GradientAggregation, create
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.types import HeadSpec
 
-VARIANTS = ("ew", "reference", "parameters", "representation")
+VARIANTS: tuple[str, ...] = ("ew", "reference", "parameters", "representation")
 
 
 def build_model(name: str, num_tasks: int) -> MultiTaskModel:
@@ -86,7 +88,8 @@ class Runner:
         self.model.load_state_dict(state)
         self.variant = variant
         mode = "representation" if variant == "representation" else "parameters"
-        self.method = create(name, num_tasks, mode=mode) if name != "ew" else None
+        strategy = "batched" if variant == "batched" else "loop"
+        self.method = create(name, num_tasks, mode=mode, strategy=strategy) if name != "ew" else None
         parameters = list(self.model.parameters()) + (list(self.method.parameters()) if self.method else [])
         self.optimizer = torch.optim.SGD(parameters, lr=1e-3)
         self.shared = list(self.model.shared_parameters())
@@ -116,7 +119,14 @@ def gradient_methods() -> list[str]:
 
 
 def time_methods(
-    num_tasks: int, names: list[str], steps: int, warmup: int, batch_size: int, memory: bool, model: str
+    num_tasks: int,
+    names: list[str],
+    steps: int,
+    warmup: int,
+    batch_size: int,
+    memory: bool,
+    model: str,
+    variants: tuple[str, ...] = VARIANTS,
 ) -> dict[str, dict]:
     """Per method: median step seconds of EW and of every variant, and the median of per-repeat paired ratios.
 
@@ -127,33 +137,35 @@ def time_methods(
     inputs, labels = batch(num_tasks, batch_size)
     state = build_model(model, num_tasks).state_dict()
     ew = Runner("ew", "ew", num_tasks, state, model)
-    runners = {(name, v): Runner(name, v, num_tasks, state, model) for name in names for v in VARIANTS[1:]}
+    runners = {(name, v): Runner(name, v, num_tasks, state, model) for name in names for v in variants[1:]}
     runners.update({(name, "ew"): ew for name in names})
     times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
     for repeat in range(warmup + steps):
         for index, name in enumerate(names):
-            shift = (repeat + index) % len(VARIANTS)
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            shift = (repeat + index) % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
                 seconds = runners[(name, variant)].step(inputs, labels)
                 if repeat >= warmup:
                     times[(name, variant)].append(seconds)
     result: dict[str, dict] = {}
     for name in names:
-        t = {v: times[(name, v)] for v in VARIANTS}
+        t = {v: times[(name, v)] for v in variants}
 
         def paired(numerator: str, denominator: str, t: dict[str, list[float]] = t) -> float:
             return statistics.median(a / b for a, b in zip(t[numerator], t[denominator], strict=True))
 
         result[name] = {
-            "ms": {v: 1000 * statistics.median(t[v]) for v in VARIANTS},
+            "ms": {v: 1000 * statistics.median(t[v]) for v in variants},
             "param/ref": paired("parameters", "reference"),
             "rep/ref": paired("representation", "reference"),
             "rep/ew": paired("representation", "ew"),
             "param/ew": paired("parameters", "ew"),
             "ref/ew": paired("reference", "ew"),
         }
+        if "batched" in variants:
+            result[name]["batched/ref"] = paired("batched", "reference")
         if memory:
-            result[name]["mib"] = {v: peak_tensor_mib(runners[(name, v)], inputs, labels) for v in VARIANTS}
+            result[name]["mib"] = {v: peak_tensor_mib(runners[(name, v)], inputs, labels) for v in variants}
     return result
 
 
@@ -179,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="multilenet", choices=["multilenet", "small_cnn"])
     parser.add_argument("--methods", default=",".join(gradient_methods()))
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
+    parser.add_argument("--batched", action="store_true", help="add parameters mode with strategy='batched'")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -187,22 +200,32 @@ def main(argv: list[str] | None = None) -> None:
         f"torch {torch.__version__}, model {args.model}, {args.threads} thread(s), batch {args.batch}, "
         f"{args.steps} timed repeats"
     )
-    print(
-        "| K | method | EW | reference | parameters | representation (ms) | ref/EW | param/ref | rep/ref | rep/EW "
-        "| peak MiB EW / ref / param / rep |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    variants = (*VARIANTS, "batched") if args.batched else VARIANTS
+    labels = {"ew": "EW", "reference": "ref", "parameters": "param", "representation": "rep", "batched": "batched"}
+    cells = ["K", "method", "EW", "reference", "parameters", "representation (ms)", "ref/EW", "param/ref", "rep/ref"]
+    cells += ["rep/EW", *(["batched (ms)", "batched/ref"] if args.batched else [])]
+    cells.append("peak MiB " + " / ".join(labels[v] for v in variants))
+    print("| " + " | ".join(cells) + " |")
+    print("|---" * len(cells) + "|")
     for num_tasks in [int(k) for k in args.tasks.split(",")]:
         results = time_methods(
-            num_tasks, names, args.steps, args.warmup, args.batch, memory=not args.no_memory, model=args.model
+            num_tasks,
+            names,
+            args.steps,
+            args.warmup,
+            args.batch,
+            memory=not args.no_memory,
+            model=args.model,
+            variants=variants,
         )
         for name in names:
             r = results[name]
             ms = " | ".join(f"{r['ms'][v]:.1f}" for v in VARIANTS)
-            mib = " / ".join(f"{r['mib'][v]:.1f}" for v in VARIANTS) if "mib" in r else "-"
+            batched = f" {r['ms']['batched']:.1f} | {r['batched/ref']:.2f} |" if args.batched else ""
+            mib = " / ".join(f"{r['mib'][v]:.1f}" for v in variants) if "mib" in r else "-"
             print(
                 f"| {num_tasks} | {name} | {ms} | {r['ref/ew']:.2f} | {r['param/ref']:.2f} | {r['rep/ref']:.2f} | "
-                f"{r['rep/ew']:.2f} | {mib} |",
+                f"{r['rep/ew']:.2f} |{batched} {mib} |",
                 flush=True,
             )
 

@@ -61,11 +61,12 @@ def expected_gradients(
     return directions, heads
 
 
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
 @pytest.mark.parametrize("mode", ["parameters", "representation"])
 @pytest.mark.parametrize("name", GRADIENT_METHODS)
-def test_backward_fills_grad_with_the_aggregation_of_explicit_gradients(name: str, mode: str) -> None:
+def test_backward_fills_grad_with_the_aggregation_of_explicit_gradients(name: str, mode: str, strategy: str) -> None:
     model = tiny_model()
-    method = create(name, NUM_TASKS, mode=mode, **OPTIONS.get(name, {})).double()
+    method = create(name, NUM_TASKS, mode=mode, strategy=strategy, **OPTIONS.get(name, {})).double()
     reference = copy.deepcopy(method)  # same generator state / weights
     shared_expected, heads_expected = expected_gradients(model, reference, mode, torch.ones(NUM_TASKS).double())
     for p in model.parameters():
@@ -160,6 +161,8 @@ def test_bad_mode_and_mismatched_weighting_are_refused() -> None:
         MGDA(2, mode="rep")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_tasks=3, expected 2"):
         MGDA(2, weighting=Scalarization(3, weights=[1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"strategy must be one of \('loop', 'batched'\), got 'vmap'"):
+        create("pcgrad", 2, strategy="vmap")
 
 
 def test_methods_create_builds_gradient_methods_with_task_names() -> None:
@@ -188,3 +191,20 @@ def test_a_list_of_scalar_losses_gives_the_same_gradients_as_the_stack() -> None
     MGDA(NUM_TASKS).backward(list(losses.unbind()), shared_parameters=list(model.shared_parameters()))
     for p, expected in zip(model.parameters(), stacked, strict=True):
         torch.testing.assert_close(p.grad, expected)
+
+
+@pytest.mark.parametrize("mode", ["parameters", "representation"])
+def test_batched_strategy_handles_a_leaf_two_tasks_share_outside_the_shared_parameters(mode: str) -> None:
+    # The head leaf reached by two tasks gets the sum of both tasks' gradients, whichever strategy computed them.
+    grads = {}
+    for strategy in ("loop", "batched"):
+        model = tiny_model()
+        bias = nn.Parameter(torch.tensor(0.25, dtype=torch.float64))
+        rep, losses = forward(model)
+        losses = torch.stack([losses[0] + bias.pow(2), losses[1] + 3 * bias, losses[2]])
+        method = create("upgrad", NUM_TASKS, mode=mode, strategy=strategy).double()
+        method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+        grads[strategy] = [p.grad.clone() for p in [*model.parameters(), bias]]
+    torch.testing.assert_close(grads["batched"][-1], torch.tensor(0.5 + 3.0, dtype=torch.float64))
+    for loop, batched in zip(grads["loop"], grads["batched"], strict=True):
+        torch.testing.assert_close(batched, loop)

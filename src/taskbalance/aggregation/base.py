@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from taskbalance.aggregation.engine import per_task_gradients, stack_tasks, task_leaves, task_roots
+from taskbalance.aggregation.engine import STRATEGIES, Strategy, per_task_gradients, task_leaves, task_roots
 from taskbalance.registry import Registry
 from taskbalance.weighting.base import LossWeighting
 
@@ -28,7 +28,9 @@ class GradientAggregation(nn.Module):
 
     ``.grad`` is assigned, never accumulated, so nothing stale survives a call.
 
-    Per-task gradients come from K ``torch.autograd.grad`` calls (see :mod:`taskbalance.aggregation.engine`):
+    Per-task gradients come from K ``torch.autograd.grad`` calls (``strategy="loop"``, the default and the fastest
+    on CPU) or from one vectorised call (``strategy="batched"``, to try on accelerators); see
+    :mod:`taskbalance.aggregation.engine`. What they are taken with respect to is the mode:
 
     - ``mode="parameters"``: w.r.t. the shared parameters (exact per-task gradients, K backward passes through the
       encoder);
@@ -51,6 +53,7 @@ class GradientAggregation(nn.Module):
         weighting: an optional loss weighting composed with the method.
         mode: ``"parameters"`` or ``"representation"`` (default: the class's ``default_mode``).
         task_names: optional names of the K tasks, for error messages.
+        strategy: ``"loop"`` (default) or ``"batched"``: how the per-task gradients are computed (same values).
     """
 
     formula: ClassVar[str] = ""
@@ -67,9 +70,12 @@ class GradientAggregation(nn.Module):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        if strategy not in STRATEGIES:
+            raise ValueError(f"{name}: strategy must be one of {STRATEGIES}, got {strategy!r}")
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
             raise ValueError(f"{name}: num_tasks must be a positive int, got {num_tasks!r}")
         mode = self.default_mode if mode is None else mode
@@ -86,6 +92,7 @@ class GradientAggregation(nn.Module):
                 raise ValueError(f"{name}: weighting has num_tasks={weighting.num_tasks}, expected {num_tasks}")
         self.num_tasks = num_tasks
         self.mode: Mode = mode
+        self.strategy: Strategy = strategy
         self.task_names: list[str] | None = task_names
         self.weighting = weighting
         self.register_buffer("last_weights", torch.ones(num_tasks), persistent=False)
@@ -131,14 +138,12 @@ class GradientAggregation(nn.Module):
             self._check_heads_avoid_shared(reached, shared_ids)
         extras = [[leaf for leaf in leaves if id(leaf) not in shared_ids] for leaves in reached]
 
-        by_target, by_extra = per_task_gradients(task_losses, targets, extras)
+        stacked, by_extra = per_task_gradients(task_losses, targets, extras, strategy=self.strategy)
         self._write_task_gradients(extras, by_extra, scales)
 
-        used = [i for i, grads in enumerate(by_target) if any(g is not None for g in grads)]
-        pieces: list[Tensor] = []
-        for i in used:
-            pieces.append(stack_tasks(by_target[i], targets[i]))
-            by_target[i] = []  # drop the per-task tensors now that they are copied into the stack
+        used = [i for i, piece in enumerate(stacked) if piece is not None]
+        pieces = [piece for piece in stacked if piece is not None]
+        del stacked
         directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
         self.last_weights = weights.detach()
 
@@ -255,7 +260,8 @@ class GradientAggregation(nn.Module):
             leaf.grad = grad
 
     def extra_repr(self) -> str:
-        return f"num_tasks={self.num_tasks}, mode={self.mode!r}"
+        strategy = "" if self.strategy == "loop" else f", strategy={self.strategy!r}"
+        return f"num_tasks={self.num_tasks}, mode={self.mode!r}{strategy}"
 
 
 class GramAggregation(GradientAggregation):

@@ -11,6 +11,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.aggregation.engine import Strategy
 from taskbalance.weighting.base import LossWeighting
 
 
@@ -46,8 +47,9 @@ class CAGrad(GramAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         if not (np.isfinite(c) and c >= 0):
             raise ValueError(f"CAGrad: c must be finite and >= 0, got {c!r}")
         self.c = float(c)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
+from taskbalance.aggregation.engine import Strategy
 from taskbalance.weighting.base import LossWeighting
 
 
@@ -54,8 +55,9 @@ class DBMTL(GradientAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"DBMTL: beta must be in [0, 1), got {beta!r}")
         self.beta = float(beta)

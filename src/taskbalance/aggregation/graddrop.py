@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
+from taskbalance.aggregation.engine import Strategy
 from taskbalance.weighting.base import LossWeighting
 
 
@@ -48,8 +49,9 @@ class GradDrop(GradientAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         if not 0.0 <= leak <= 1.0:
             raise ValueError(f"GradDrop: leak must be in [0, 1], got {leak!r}")
         self.leak = float(leak)

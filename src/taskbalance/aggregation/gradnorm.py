@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.aggregation.engine import Strategy
 from taskbalance.weighting.base import LossWeighting
 
 
@@ -53,8 +54,9 @@ class GradNorm(GramAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         if not alpha >= 0:
             raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}")
         self.alpha = float(alpha)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
-from taskbalance.aggregation.engine import task_leaves, task_roots
+from taskbalance.aggregation.engine import Strategy, task_leaves, task_roots
 from taskbalance.aggregation.solvers import nash_bargaining
 from taskbalance.weighting.base import LossWeighting
 
@@ -70,8 +70,9 @@ class NashMTL(GramAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"NashMTL: iterations must be a positive int, got {iterations!r}")
         every = update_weights_every

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.aggregation.engine import Strategy
 from taskbalance.weighting.base import LossWeighting
 
 
@@ -45,8 +46,9 @@ class PCGrad(GramAggregation):
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
         task_names: Sequence[str] | None = None,
+        strategy: Strategy = "loop",
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names)
+        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -1,0 +1,57 @@
+"""The benchmark scripts run end to end on tiny settings (their numbers are not checked here: tests are not timed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count() -> object:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def table_rows(output: str) -> list[list[str]]:
+    lines = [line for line in output.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_gradient_methods_prints_a_row_per_k_and_method_with_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    load("gradient_methods").main(
+        ["--tasks", "2,3", "--steps", "1", "--warmup", "0", "--batch", "8", "--methods", "pcgrad,mgda", "--batched"]
+    )
+    header, *rows = table_rows(capsys.readouterr().out)
+    assert header[-3:] == ["batched (ms)", "batched/ref", "peak MiB EW / ref / param / rep / batched"]
+    assert [(row[0], row[1]) for row in rows] == [("2", "pcgrad"), ("2", "mgda"), ("3", "pcgrad"), ("3", "mgda")]
+    for row in rows:
+        assert len(row) == len(header)
+        assert all(float(cell) > 0 for cell in row[2:-1])
+        assert len(row[-1].split(" / ")) == 5
+
+
+def test_step_overhead_prints_a_ratio_for_every_method(capsys: pytest.CaptureFixture[str]) -> None:
+    load("step_overhead").main(
+        ["--steps", "1", "--repeats", "1", "--warmup", "0", "--batch-size", "8", "--methods", "ew", "uwso"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1 :] if line.strip()}
+    assert set(rows) == {"ew", "uwso"}
+    assert float(rows["ew"][1]) == 1.0  # the ratio column is relative to EW
+    assert all(float(value) > 0 for values in rows.values() for value in values)
