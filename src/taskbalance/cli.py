@@ -44,6 +44,18 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
+def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``METHOD.KEY=VALUE`` pairs to ``{method: {key: value}}`` (values parsed as in :func:`_options`)."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, _ = pair.partition("=")
+        method, dot, key = target.partition(".")
+        if not sep or not dot or not method or not key:
+            raise click.BadParameter(f"expected METHOD.KEY=VALUE (e.g. stch.warmup_epochs=1), got {pair!r}")
+        options.setdefault(method, {}).update(_options((pair[len(method) + 1 :],)))
+    return options
+
+
 def _console() -> Console:
     """A rich console; when output is not a terminal (CI logs, files) wide enough that tables are not truncated."""
     from rich.console import Console
@@ -70,6 +82,9 @@ def main() -> None:
               help="Option of the dataset builder (repeatable), e.g. num_train=2000.")
 @click.option("--model", default="multilenet", show_default=True, help="Registry name of the model.")
 @click.option("--methods", "methods_csv", default=None, help="Comma-separated methods (default: the paper's).")
+@click.option("--method-option", "method_option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="A fixed hyper-parameter of one method, e.g. stch.warmup_epochs=1 or pcgrad.weighting=uwso "
+                   "(repeatable; VALUE is parsed as JSON when it can be).")
 @click.option("--seeds", "seeds_csv", default="0,1,2", show_default=True, help="Comma-separated seeds.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Epochs per run [default: {FAST_EPOCHS}].")
 @click.option("--lrs", "lrs_csv", default=None, help="Comma-separated learning rates (default 1e-3; --full: 3).")
@@ -92,6 +107,7 @@ def bench(
     dataset_option_pairs: tuple[str, ...],
     model: str,
     methods_csv: str | None,
+    method_option_pairs: tuple[str, ...],
     seeds_csv: str,
     epochs: int | None,
     lrs_csv: str | None,
@@ -148,9 +164,11 @@ def bench(
             search="all_seeds" if full else "one_seed",
             delta_m_variant=delta_m_variant,
             max_steps_per_epoch=max_steps,
+            method_options=_method_options(method_option_pairs),
         )
     except (ValueError, KeyError) as error:
         raise click.UsageError(str(error)) from None
+    _check_methods_build(spec, data.tasks)
 
     out.mkdir(parents=True, exist_ok=True)
     with RunStore(out / "results.sqlite") as store:
@@ -177,6 +195,19 @@ def bench(
                 raise click.ClickException(str(error)) from None
             console.print(f"MLflow: {len(mirrored)} runs in experiment taskbalance-{dataset} at {mlflow_uri}")
     console.print(f"Report: {report}   (wall time {summary.wall_seconds / 60:.1f} min)")
+
+
+def _check_methods_build(spec: Any, tasks: Any) -> None:
+    """Build every method at every grid point once, so a bad option fails before the first run, not after phase 1."""
+    from taskbalance import methods
+
+    trained = {name: tasks[name] for name in spec.trained_tasks}
+    for name in spec.methods:
+        for point in spec.grid(name):
+            try:
+                methods.create(name, trained, point)
+            except (ValueError, TypeError) as error:
+                raise click.UsageError(f"--methods {name}: {error}") from None
 
 
 @main.command()

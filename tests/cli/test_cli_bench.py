@@ -66,13 +66,36 @@ def test_bench_mirrors_every_run_to_mlflow(tmp_path: Path) -> None:
 
 
 def test_bench_runs_gradient_methods_by_name(tmp_path: Path) -> None:
-    args = ["bench", *TINY, "--methods", "pcgrad,mgda_ub", "--seeds", "0", "--out", str(tmp_path / "bench")]
+    args = ["bench", *TINY, "--methods", "pcgrad,mgda_ub", "--seeds", "0", "--out", str(tmp_path / "bench"),
+            "--method-option", "pcgrad.weighting=uwso",
+            "--method-option", 'pcgrad.weighting_options={"temperature": 2}']
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with RunStore(tmp_path / "bench" / "results.sqlite") as store:
         summary = store.load_summary("bench")
+        options = {r.config.method: r.config.method_options for r in store.results() if r.config.method != "ew"}
     assert summary is not None
     assert {m.label for m in summary.methods} == {"PCGrad", "MGDA-UB"}
+    assert options["pcgrad"] == {"weighting": "uwso", "weighting_options": {"temperature": 2}}
+    assert options["mgda_ub"] == {}
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("stch=1", "expected METHOD.KEY=VALUE"),
+        ("uw.init=0", "method_options given for 'uw', which is not among the methods"),
+        ("stch.warmup=1", "--methods stch: method 'stch': bad method_options"),
+        ("stch.warmup_epochs=-1", "--methods stch: STCH: warmup_epochs must be an int >= 0"),
+    ],
+)
+def test_bad_method_options_fail_before_any_run(tmp_path: Path, option: str, message: str) -> None:
+    args = ["bench", *TINY, "--methods", "stch", "--seeds", "0", "--out", str(tmp_path / "bench"),
+            "--method-option", option]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "bench" / "results.sqlite").exists()
 
 
 def test_full_searches_every_grid_point_on_every_seed(tmp_path: Path) -> None:

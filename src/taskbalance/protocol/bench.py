@@ -90,6 +90,9 @@ class BenchSpec:
             raise ValueError("methods must list at least one method")
         for name in self.methods:
             method_registry.info(name)  # raises naming the unknown method
+        for name in self.method_options:
+            if name not in self.methods:
+                raise ValueError(f"method_options given for {name!r}, which is not among the methods {self.methods}")
         if "uwso" in self.methods and not self.temperatures:
             raise ValueError("temperatures must list at least one value when uwso is benchmarked")
         if len(self.trained_tasks) < 2:
