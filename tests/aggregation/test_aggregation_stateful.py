@@ -199,3 +199,16 @@ def test_stch_nadir_must_be_positive_and_names_the_task() -> None:
     method = STCH(2, warmup_epochs=1, task_names=["seg", "depth"])
     with pytest.raises(ValueError, match="depth"):
         method.end_epoch(torch.tensor([1.0, 0.0]))
+
+
+def test_stch_without_logs_divides_by_the_nadir() -> None:
+    method = STCH(2, log_losses=False, warmup_epochs=1)
+    losses = torch.tensor([2.0, 4.0], requires_grad=True)
+    torch.testing.assert_close(method(losses), torch.tensor(6.0))  # warm-up: plain sum, z = 1
+    torch.testing.assert_close(method.last_weights, torch.tensor([1.0, 1.0]))
+    method.end_epoch(torch.tensor([2.0, 4.0]))
+    total = method(losses)  # u = L/z = (1, 1): log(2e)
+    torch.testing.assert_close(total, torch.tensor(1 + math.log(2)))
+    total.backward()
+    torch.testing.assert_close(losses.grad, torch.tensor([0.25, 0.125]))  # ½/z_k
+    torch.testing.assert_close(method.last_weights, losses.grad)

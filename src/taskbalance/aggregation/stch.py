@@ -95,17 +95,18 @@ class STCH(LossWeighting):
         self._warming_up = warmup_epochs > 0
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        normalised = losses / self.nadir.to(losses.dtype)
+        nadir = self.nadir.to(values.dtype)
+        normalised = losses / nadir
         utilities = normalised.log() if self.log_losses else normalised
         if self._warming_up:
-            ones = torch.ones_like(values)
-            return utilities.sum(), ones / values if self.log_losses else ones / self.nadir.to(values.dtype)
-        preference = self.preference.to(values.dtype)
-        scores = preference * utilities / self.mu
-        total = self.mu * torch.logsumexp(scores, dim=0)
-        weights = torch.softmax(scores.detach(), dim=0) * preference
-        weights = weights / values if self.log_losses else weights / self.nadir.to(values.dtype)
-        return total, weights
+            total, share = utilities.sum(), torch.ones_like(values)
+        else:
+            preference = self.preference.to(values.dtype)
+            scores = preference * utilities / self.mu
+            total = self.mu * torch.logsumexp(scores, dim=0)
+            share = torch.softmax(scores.detach(), dim=0) * preference
+        # ∂total/∂L_k = ∂total/∂u_k · ∂u_k/∂L_k, the latter 1/L_k with logs, else 1/z_k.
+        return total, share * (values.reciprocal() if self.log_losses else nadir.reciprocal())
 
     def end_epoch(self, mean_losses: Tensor) -> None:
         """Count a training epoch; the last warm-up epoch's mean losses become the nadir point ``z``."""
