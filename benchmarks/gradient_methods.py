@@ -109,7 +109,7 @@ class Runner:
         else:
             assert self.method is not None
             # The list, as the training loop passes it: a task's gradient call then never enters the other heads.
-            self.method.backward(task_losses, shared_parameters=self.shared, representation=rep)
+            self.method.step(task_losses, shared_parameters=self.shared, representation=rep)
         self.optimizer.step()
         return time.perf_counter() - start
 

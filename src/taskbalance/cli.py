@@ -205,7 +205,7 @@ def _check_methods_build(spec: Any, tasks: Any) -> None:
     for name in spec.methods:
         for point in spec.grid(name):
             try:
-                methods.create(name, trained, point)
+                methods.create(name, trained, **point)
             except (ValueError, TypeError) as error:
                 raise click.UsageError(f"--methods {name}: {error}") from None
 

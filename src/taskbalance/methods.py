@@ -1,23 +1,23 @@
-"""One registry view over loss weightings and gradient methods, as configs and the CLI name them.
+"""Every method by name: :func:`create` builds a loss weighting or a gradient method; :func:`info` describes one.
 
-``create(name, tasks, options)`` builds either kind from a name: loss weightings from
-:mod:`taskbalance.weighting`, gradient methods from :mod:`taskbalance.aggregation`.
+Names are those of the two registries, :data:`~taskbalance.weighting.WEIGHTINGS` (loss weightings) and
+:data:`~taskbalance.aggregation.AGGREGATIONS` (gradient methods); a method's kind comes from its class
+(:attr:`taskbalance.method.Method.kind`), not from the registry it is listed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
 from taskbalance.aggregation import AGGREGATIONS
-from taskbalance.tasks import BinaryAttribute, Classification, SemanticSegmentation
+from taskbalance.method import Method
 from taskbalance.tasks.base import Task
 from taskbalance.weighting import WEIGHTINGS, LossWeighting
 
-# Display names as the paper writes them.
+# Display names as the papers write them.
 LABELS = {
     "ew": "EW",
     "scalarization": "Scalarization",
@@ -28,7 +28,8 @@ LABELS = {
     "rlw": "RLW",
     "imtll": "IMTL-L",
     "gls": "GLS",
-    "stl": "STL",
+    "famo": "FAMO",
+    "stch": "STCH",
     "mgda": "MGDA",
     "mgda_ub": "MGDA-UB",
     "pcgrad": "PCGrad",
@@ -40,13 +41,15 @@ LABELS = {
     "graddrop": "GradDrop",
     "gradnorm": "GradNorm",
     "dbmtl": "DB-MTL",
-    "famo": "FAMO",
-    "stch": "STCH",
 }
 
 
 class MethodError(ValueError):
-    """An unknown method name or a hyper-parameter the method does not take."""
+    """A hyper-parameter the method does not take or rejects (the message names the method and the option)."""
+
+
+class UnknownMethodError(MethodError):
+    """A method name that is in neither registry (the message lists the known names)."""
 
 
 @dataclass(frozen=True)
@@ -63,69 +66,103 @@ class MethodInfo:
 
 def names() -> list[str]:
     """Every method name: loss weightings first, then gradient methods."""
-    return WEIGHTINGS.names() + [n for n in AGGREGATIONS.names() if n not in WEIGHTINGS]
+    return WEIGHTINGS.names() + AGGREGATIONS.names()
 
 
 def label(name: str) -> str:
+    """The display name of a method (``"uwso"`` → ``"UW-SO"``); unknown names are returned unchanged."""
     return LABELS.get(name.lower(), name)
 
 
-def _lookup(name: str) -> tuple[str, type]:
-    if name in WEIGHTINGS:
-        return "loss weighting", WEIGHTINGS.get(name)  # type: ignore[return-value]
-    if name in AGGREGATIONS:
-        return "gradient method", AGGREGATIONS.get(name)  # type: ignore[return-value]
-    raise MethodError(f"unknown method {name!r}; known methods: {', '.join(names())}")
+def method_class(name: str) -> type[Method]:
+    """The class registered under ``name`` in either registry; :class:`MethodError` listing the names otherwise."""
+    for registry in (WEIGHTINGS, AGGREGATIONS):
+        if name in registry:
+            return registry.get(name)  # type: ignore[return-value]
+    raise UnknownMethodError(f"unknown method {name!r}; known methods: {', '.join(names())}")
 
 
 def info(name: str) -> MethodInfo:
-    kind, cls = _lookup(name)
+    """Name, label, kind, formula, paper and hyper-parameters of a method."""
+    cls = method_class(name)
     return MethodInfo(
         name=name.lower(),
         label=label(name),
-        kind=kind,
-        formula=getattr(cls, "formula", ""),
-        paper=getattr(cls, "paper", ""),
-        hyperparameters=dict(getattr(cls, "hyperparameters", {})),
+        kind=cls.kind,
+        formula=cls.formula,
+        paper=cls.paper,
+        hyperparameters=dict(cls.hyperparameters),
     )
 
 
-def uw_kind(task: Task) -> str:
-    """Kendall et al.'s likelihood form for a task: classification for categorical outputs, else regression."""
-    categorical = isinstance(task, Classification | SemanticSegmentation | BinaryAttribute)
-    return "classification" if categorical else "regression"
+def create(name: str, tasks: int | Sequence[str] | Mapping[str, Task], **options: Any) -> Method:
+    """Build any method by name for K tasks.
 
+    Args:
+        name: a registry name (``taskbalance methods`` lists them).
+        tasks: the tasks: their number K, their names, or the ``{name: Task}`` mapping of a dataset. With task
+            objects, UW takes each task's likelihood form from :attr:`Task.likelihood` unless ``kinds`` is given.
+        options: the method's hyper-parameters and common keywords (``validate``, ``mode``, …). A gradient method
+            composes with a loss weighting given by name: ``weighting="uwso"`` with
+            ``weighting_options={"temperature": 2.0}``; the weighting's weights scale the per-task gradients
+            before aggregation.
 
-def create(name: str, tasks: Mapping[str, Task], options: Mapping[str, Any] | None = None) -> nn.Module:
-    """Build a method for the given tasks.
-
-    UW gets each task's likelihood form from the task kind (:func:`uw_kind`) unless ``options`` sets ``kinds``.
-    A gradient method composes with a loss weighting named in its options, so configs can say
-    ``method = "pcgrad"`` with ``method_options = {weighting = "uwso", weighting_options = {temperature = 2.0}}``:
-    the weighting's weights scale the per-task gradients before aggregation.
+    Raises:
+        MethodError: unknown name, an option the method does not take, or a value it rejects (the message names
+            the method and the option).
 
     Example:
-        >>> from taskbalance.tasks import Classification, Regression
-        >>> m = create("uwso", {"a": Classification("a", 10), "b": Regression("b")}, {"temperature": 2.0})
-        >>> type(m).__name__
-        'UWSO'
+        >>> m = create("uwso", 3, temperature=2.0)
+        >>> type(m).__name__, m.kind
+        ('UWSO', 'loss weighting')
+        >>> create("pcgrad", ["left", "right"], weighting="uw").weighting
+        UW(num_tasks=2, kinds=['regression', 'regression'])
     """
-    kind, cls = _lookup(name)
-    opts = dict(options or {})
-    if name.lower() == "uw" and "kinds" not in opts:
-        opts["kinds"] = [uw_kind(task) for task in tasks.values()]
+    cls = method_class(name)
+    task_objects = dict(tasks) if isinstance(tasks, Mapping) else None
+    if isinstance(tasks, int):
+        num_tasks, task_names = tasks, None
+    else:
+        task_names = [str(task) for task in tasks]
+        num_tasks = len(task_names)
+    opts = dict(options)
+    if cls.uses_task_likelihoods and task_objects is not None and "kinds" not in opts:
+        opts["kinds"] = [task.likelihood for task in task_objects.values()]
     weighting_options = opts.pop("weighting_options", None)
     if isinstance(opts.get("weighting"), str):
-        if kind != "gradient method":
+        if cls.kind != "gradient method":
             raise MethodError(f"method {name!r}: only gradient methods compose with a weighting")
         weighting_name = opts["weighting"]
-        loss_weightings = [n for n in names() if issubclass(_lookup(n)[1], LossWeighting)]
-        if weighting_name.lower() not in loss_weightings:
-            raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {loss_weightings}")
-        opts["weighting"] = create(weighting_name, tasks, weighting_options)
+        if weighting_name not in WEIGHTINGS:
+            raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {WEIGHTINGS.names()}")
+        opts["weighting"] = create(weighting_name, task_objects or task_names or num_tasks, **(weighting_options or {}))
     elif weighting_options is not None:
         raise MethodError(f"method {name!r}: weighting_options given without a weighting name")
+    if task_names is not None:
+        opts.setdefault("task_names", task_names)
     try:
-        return cls(len(tasks), task_names=list(tasks), **opts)
+        return cls(num_tasks, **opts)
     except TypeError as error:
-        raise MethodError(f"method {name!r}: bad method_options {opts}: {error}") from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if unexpected is None:
+            raise MethodError(f"method {name!r}: {error}") from None
+        known = ", ".join(cls.hyperparameters) or "none"
+        raise MethodError(
+            f"method {name!r} has no option {unexpected.group(1)!r} (its hyper-parameters: {known})"
+        ) from None
+    except ValueError as error:  # the class's own message names it and the option
+        raise MethodError(str(error)) from None
+
+
+__all__ = [
+    "LABELS",
+    "LossWeighting",
+    "MethodError",
+    "MethodInfo",
+    "UnknownMethodError",
+    "create",
+    "info",
+    "label",
+    "method_class",
+    "names",
+]

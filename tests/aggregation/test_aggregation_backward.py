@@ -72,7 +72,7 @@ def test_backward_fills_grad_with_the_aggregation_of_explicit_gradients(name: st
     for p in model.parameters():
         p.grad = torch.full_like(p, 123.0)  # stale values must be replaced, not accumulated
     rep, losses = forward(model)
-    method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+    method.step(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
     for p, expected in zip(model.shared_parameters(), shared_expected, strict=True):
         torch.testing.assert_close(p.grad, expected)
     for task, expected in heads_expected.items():
@@ -95,7 +95,7 @@ def test_weighting_scales_per_task_gradients_before_aggregation() -> None:
     expected = c @ scaled
     head_expected = [g * weights[1] for g in torch.autograd.grad(losses[1], list(model.task_parameters("b")))]
     rep, losses = forward(model)
-    method.backward(losses, shared_parameters=shared, representation=rep)
+    method.step(losses, shared_parameters=shared, representation=rep)
     torch.testing.assert_close(torch.cat([p.grad.flatten() for p in shared]), expected)
     for p, g in zip(model.task_parameters("b"), head_expected, strict=True):
         torch.testing.assert_close(p.grad, g)
@@ -109,7 +109,7 @@ def test_learnable_weighting_gets_its_own_gradient() -> None:
     rep, losses = forward(model)
     # d/ds_k of Σ ½e^(−s_k)L_k + ½s_k at s = 0 is −½L_k + ½.
     expected = (-0.5 * losses.detach() + 0.5).to(torch.float64)
-    method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+    method.step(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
     torch.testing.assert_close(weighting.log_variances.grad, expected)
 
 
@@ -127,7 +127,7 @@ def test_dbmtl_uses_log_loss_gradients() -> None:
     biggest = max(float(g.norm()) for g in logs)
     expected = sum(biggest * g / g.norm() for g in logs)
     rep, losses = forward(model)
-    method.backward(losses, shared_parameters=shared, representation=rep)
+    method.step(losses, shared_parameters=shared, representation=rep)
     torch.testing.assert_close(torch.cat([p.grad.flatten() for p in shared]), expected)
 
 
@@ -135,14 +135,14 @@ def test_representation_mode_needs_the_representation() -> None:
     model = tiny_model()
     _, losses = forward(model)
     with pytest.raises(ValueError, match="representation"):
-        MGDA(NUM_TASKS, mode="representation").backward(losses, shared_parameters=list(model.shared_parameters()))
+        MGDA(NUM_TASKS, mode="representation").step(losses, shared_parameters=list(model.shared_parameters()))
 
 
 def test_bad_losses_shape_is_quoted() -> None:
     model = tiny_model()
     rep, losses = forward(model)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
-        MGDA(NUM_TASKS).backward(losses[:2], shared_parameters=list(model.shared_parameters()), representation=rep)
+        MGDA(NUM_TASKS).step(losses[:2], shared_parameters=list(model.shared_parameters()), representation=rep)
 
 
 def test_shared_parameter_used_outside_the_representation_is_refused() -> None:
@@ -151,7 +151,7 @@ def test_shared_parameter_used_outside_the_representation_is_refused() -> None:
     first = next(model.shared_parameters())
     losses = torch.stack([losses[0], losses[1], losses[2] + first.sum()])
     with pytest.raises(ValueError, match=r"task 2.*outside the representation"):
-        MGDA(NUM_TASKS, mode="representation").backward(
+        MGDA(NUM_TASKS, mode="representation").step(
             losses, shared_parameters=list(model.shared_parameters()), representation=rep
         )
 
@@ -167,7 +167,7 @@ def test_bad_mode_and_mismatched_weighting_are_refused() -> None:
 
 def test_methods_create_builds_gradient_methods_with_task_names() -> None:
     tasks = {"left": Classification("left", 10), "depth": Regression("depth")}
-    method = methods.create("mgda_ub", tasks, {})
+    method = methods.create("mgda_ub", tasks)
     assert isinstance(method, GradientAggregation)
     assert method.mode == "representation" and method.task_names == ["left", "depth"]
     assert methods.info("cagrad").hyperparameters["c"].startswith("radius")
@@ -185,10 +185,10 @@ def test_each_task_reaches_only_its_own_head_through_the_stack() -> None:
 def test_a_list_of_scalar_losses_gives_the_same_gradients_as_the_stack() -> None:
     model = tiny_model()
     rep, losses = forward(model)
-    MGDA(NUM_TASKS).backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+    MGDA(NUM_TASKS).step(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
     stacked = [p.grad.clone() for p in model.parameters()]
     rep, losses = forward(model)
-    MGDA(NUM_TASKS).backward(list(losses.unbind()), shared_parameters=list(model.shared_parameters()))
+    MGDA(NUM_TASKS).step(list(losses.unbind()), shared_parameters=list(model.shared_parameters()))
     for p, expected in zip(model.parameters(), stacked, strict=True):
         torch.testing.assert_close(p.grad, expected)
 
@@ -203,7 +203,7 @@ def test_batched_strategy_handles_a_leaf_two_tasks_share_outside_the_shared_para
         rep, losses = forward(model)
         losses = torch.stack([losses[0] + bias.pow(2), losses[1] + 3 * bias, losses[2]])
         method = create("upgrad", NUM_TASKS, mode=mode, strategy=strategy).double()
-        method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+        method.step(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
         grads[strategy] = [p.grad.clone() for p in [*model.parameters(), bias]]
     torch.testing.assert_close(grads["batched"][-1], torch.tensor(0.5 + 3.0, dtype=torch.float64))
     for loop, batched in zip(grads["loop"], grads["batched"], strict=True):

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from taskbalance.aggregation import DBMTL, FAMO, STCH, GradDrop, GradNorm
+from taskbalance.aggregation import DBMTL, GradDrop, GradNorm
+from taskbalance.weighting import FAMO, STCH
 
 
 def test_graddrop_keeps_everything_without_sign_conflict() -> None:
@@ -72,8 +73,9 @@ def test_dbmtl_ema_follows_the_authors_update() -> None:
 
 
 def test_dbmtl_rejects_a_non_positive_loss_naming_the_task() -> None:
-    with pytest.raises(ValueError, match=r"task 1 \('depth'\)"):
-        DBMTL(2, task_names=["seg", "depth"]).task_scales(torch.tensor([1.0, 0.0]), torch.ones(2))
+    losses = torch.tensor([1.0, 0.0], requires_grad=True) * 1.0
+    with pytest.raises(ValueError, match=r"DBMTL: losses of task 1 \('depth'\) is 0.0.*must be > 0"):
+        DBMTL(2, task_names=["seg", "depth"]).step(losses, shared_parameters=[torch.nn.Parameter(torch.ones(1))])
 
 
 def test_famo_consecutive_batches_weights_and_first_logit_update_by_hand() -> None:

@@ -33,14 +33,14 @@ def explicit_gradients(model: MultiTaskModel, seed: int) -> tuple[list[list[torc
 def test_between_solves_the_step_uses_the_last_alpha_with_one_backward() -> None:
     model = tiny_model()
     method = create("nashmtl", num_tasks=2, update_weights_every=2, max_norm=0)
-    method.backward(task_losses(model, 1), shared_parameters=list(model.shared_parameters()))
+    method.step(task_losses(model, 1), shared_parameters=list(model.shared_parameters()))
     alpha = method.alpha.clone()
     assert not torch.equal(alpha, torch.ones(2))  # solved on the first step
 
     by_shared, by_head = explicit_gradients(model, 2)
     for p in model.parameters():
         p.grad = torch.full_like(p, 7.0)  # stale values must be replaced, not accumulated
-    method.backward(task_losses(model, 2), shared_parameters=list(model.shared_parameters()))
+    method.step(task_losses(model, 2), shared_parameters=list(model.shared_parameters()))
     assert torch.equal(method.alpha, alpha)  # not re-solved on the second step
     for i, p in enumerate(model.shared_parameters()):
         torch.testing.assert_close(p.grad, alpha[0] * by_shared[0][i] + alpha[1] * by_shared[1][i])
@@ -49,19 +49,19 @@ def test_between_solves_the_step_uses_the_last_alpha_with_one_backward() -> None
             torch.testing.assert_close(p.grad, expected)
     torch.testing.assert_close(method.last_weights, alpha)
 
-    method.backward(task_losses(model, 3), shared_parameters=list(model.shared_parameters()))
+    method.step(task_losses(model, 3), shared_parameters=list(model.shared_parameters()))
     assert not torch.equal(method.alpha, alpha)  # the third step solves again
 
 
 def test_the_reused_step_equals_a_full_step_with_the_same_alpha() -> None:
     reused, full = tiny_model(), tiny_model()
     every2 = create("nashmtl", num_tasks=2, update_weights_every=2)
-    every2.backward(task_losses(reused, 1), shared_parameters=list(reused.shared_parameters()))
-    every2.backward(task_losses(reused, 2), shared_parameters=list(reused.shared_parameters()))
+    every2.step(task_losses(reused, 1), shared_parameters=list(reused.shared_parameters()))
+    every2.step(task_losses(reused, 2), shared_parameters=list(reused.shared_parameters()))
 
     reference = create("nashmtl", num_tasks=2)
     reference.coefficients = lambda gram: every2.alpha.clone()  # the full path, forced to the same α
-    reference.backward(task_losses(full, 2), shared_parameters=list(full.shared_parameters()))
+    reference.step(task_losses(full, 2), shared_parameters=list(full.shared_parameters()))
     for p, q in zip(reused.parameters(), full.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad)
 
@@ -75,16 +75,16 @@ def test_a_leaf_used_by_two_tasks_outside_the_shared_parameters_forces_a_full_st
         return [a + offset.pow(2), b + offset.pow(2)]
 
     method = create("nashmtl", num_tasks=2, update_weights_every=2)
-    method.backward(losses(1), shared_parameters=list(model.shared_parameters()))
+    method.step(losses(1), shared_parameters=list(model.shared_parameters()))
     first = method.alpha.clone()
-    method.backward(losses(2), shared_parameters=list(model.shared_parameters()))
+    method.step(losses(2), shared_parameters=list(model.shared_parameters()))
     assert not torch.equal(method.alpha, first)  # solved again instead of reusing α
 
 
 def test_alpha_and_step_count_survive_a_weights_only_checkpoint() -> None:
     model = tiny_model()
     method = create("nashmtl", num_tasks=2, update_weights_every=3)
-    method.backward(task_losses(model, 1), shared_parameters=list(model.shared_parameters()))
+    method.step(task_losses(model, 1), shared_parameters=list(model.shared_parameters()))
     buffer = io.BytesIO()
     torch.save(method.state_dict(), buffer)
     buffer.seek(0)
@@ -106,7 +106,7 @@ def test_shared_gradients_are_clipped_to_max_norm_after_full_and_reused_steps() 
         free = create("nashmtl", num_tasks=2, update_weights_every=every, max_norm=0)
         for seed in (1, 2):  # with every=2 the second step reuses α
             for model, method in ((clipped_model, clipped), (free_model, free)):
-                method.backward(task_losses(model, seed), shared_parameters=list(model.shared_parameters()))
+                method.step(task_losses(model, seed), shared_parameters=list(model.shared_parameters()))
             unclipped = [p.grad for p in free_model.shared_parameters()]
             norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in unclipped]))
             assert float(norm) > 0.05  # the clip is active

@@ -85,7 +85,7 @@ def test_bench_runs_gradient_methods_by_name(tmp_path: Path) -> None:
     [
         ("stch=1", "expected METHOD.KEY=VALUE"),
         ("uw.init=0", "method_options given for 'uw', which is not among the methods"),
-        ("stch.warmup=1", "--methods stch: method 'stch': bad method_options"),
+        ("stch.warmup=1", "--methods stch: method 'stch' has no option 'warmup' (its hyper-parameters: mu,"),
         ("stch.warmup_epochs=-1", "--methods stch: STCH: warmup_epochs must be an int >= 0"),
     ],
 )

@@ -8,9 +8,11 @@ import torch
 from taskbalance.weighting import (
     DWA,
     EW,
+    FAMO,
     GLS,
     IMTLL,
     RLW,
+    STCH,
     UW,
     UWO,
     UWSO,
@@ -30,10 +32,12 @@ EXPECTED = {
     "rlw": RLW,
     "imtll": IMTLL,
     "gls": GLS,
+    "famo": FAMO,
+    "stch": STCH,
 }
 
 
-def test_registry_holds_exactly_the_nine_methods() -> None:
+def test_registry_holds_exactly_the_loss_weightings() -> None:
     assert WEIGHTINGS.names() == sorted(EXPECTED)
     for name, cls in EXPECTED.items():
         assert WEIGHTINGS.get(name.upper()) is cls
@@ -70,7 +74,10 @@ def test_metadata_is_present_and_names_real_arguments(name: str) -> None:
     for key, meaning in cls.hyperparameters.items():
         assert key in parameters, f"{cls.__name__}.hyperparameters names {key!r}, not a constructor argument"
         assert isinstance(meaning, str) and meaning
-    assert {"task_names", "validate", "sync_across_ranks"} <= set(parameters)
+    assert cls.kind == "loss weighting"
+    # The common keywords reach the base class through **common.
+    method = cls(3, task_names=["a", "b", "c"], validate=False, sync_across_ranks=True)
+    assert (method.task_names, method.validate, method.sync_across_ranks) == (["a", "b", "c"], False, True)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -9,7 +9,7 @@ import torch
 from taskbalance.weighting import UWO, UWSO, WEIGHTINGS, LossWeighting, Scalarization, create
 
 ALL = WEIGHTINGS.names()
-INVERTING = ["uwo", "uwso", "gls"]
+INVERTING = [name for name in ALL if WEIGHTINGS.get(name).requires_positive_losses]
 NAMES = ["seg", "depth", "normal"]
 
 

@@ -5,53 +5,52 @@ Use in a training step instead of ``loss.backward()``::
     rep = model.shared(x)
     preds = model.decode(rep)
     losses = torch.stack([task.loss(preds[n], targets[n]) for n in names])
-    method.backward(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
+    method.step(losses, shared_parameters=list(model.shared_parameters()), representation=rep)
     optimizer.step()
 
 Every method is a :class:`GradientAggregation` built as ``Method(num_tasks, weighting=..., mode=..., **hp)`` (or by
 name with :func:`create`); ``mode="representation"`` takes the per-task gradients w.r.t. the shared representation
 (cheap), ``"parameters"`` w.r.t. the shared parameters. Methods: MGDA, MGDA-UB, PCGrad, CAGrad, IMTL-G, Nash-MTL,
-Aligned-MTL, UPGrad, GradDrop, GradNorm, DB-MTL. FAMO and STCH need only one backward and are
-:class:`~taskbalance.weighting.LossWeighting` subclasses, registered here in ``AGGREGATIONS`` with the rest.
+Aligned-MTL, UPGrad, GradDrop, GradNorm, DB-MTL. (FAMO and STCH need only one backward: they are loss
+weightings, in :mod:`taskbalance.weighting`.)
 """
 
 from __future__ import annotations
 
-from torch import nn
-
 from taskbalance.aggregation.alignedmtl import AlignedMTL
-from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, GramAggregation
+from taskbalance.aggregation.base import GradientAggregation, GramAggregation
 from taskbalance.aggregation.cagrad import CAGrad
 from taskbalance.aggregation.dbmtl import DBMTL
-from taskbalance.aggregation.famo import FAMO
 from taskbalance.aggregation.graddrop import GradDrop
 from taskbalance.aggregation.gradnorm import GradNorm
 from taskbalance.aggregation.imtlg import IMTLG
 from taskbalance.aggregation.mgda import MGDA, MGDAUB
 from taskbalance.aggregation.nashmtl import NashMTL
 from taskbalance.aggregation.pcgrad import PCGrad
-from taskbalance.aggregation.stch import STCH
+from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.upgrad import UPGrad
 
 
-def create(name: str, num_tasks: int, **options: object) -> nn.Module:
-    """Build a gradient method (or FAMO/STCH) by registry name.
+def create(name: str, num_tasks: int, **options: object) -> GradientAggregation:
+    """Build a gradient method by registry name: :func:`taskbalance.methods.create` restricted to this package.
 
     Example:
         >>> create("cagrad", num_tasks=3, c=0.5, mode="representation")
         CAGrad(num_tasks=3, mode='representation', c=0.5, rescale=True)
     """
-    return AGGREGATIONS.create(name, num_tasks, **options)
+    from taskbalance.methods import create as create_method  # the one builder; imports both method packages
+
+    if name not in AGGREGATIONS:
+        raise KeyError(f"unknown gradient method {name!r}; known: {', '.join(AGGREGATIONS.names())}")
+    return create_method(name, num_tasks, **options)  # type: ignore[return-value]
 
 
 __all__ = [
     "AGGREGATIONS",
     "DBMTL",
-    "FAMO",
     "IMTLG",
     "MGDA",
     "MGDAUB",
-    "STCH",
     "AlignedMTL",
     "CAGrad",
     "GradDrop",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
 
 
 @AGGREGATIONS.register("alignedmtl")

@@ -9,17 +9,17 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.engine import STRATEGIES, Strategy, per_task_gradients, task_leaves, task_roots
-from taskbalance.registry import Registry
+from taskbalance.method import Method
 from taskbalance.weighting.base import LossWeighting
 
 Mode = Literal["parameters", "representation"]
 MODES: tuple[str, ...] = ("parameters", "representation")
 
 
-class GradientAggregation(nn.Module):
+class GradientAggregation(Method):
     """Combines K per-task gradients of the shared part into one update direction.
 
-    Call ``method.backward(losses, shared_parameters=..., representation=rep)`` instead of ``loss.backward()``;
+    Call ``method.step(losses, shared_parameters=..., representation=rep)`` instead of ``loss.backward()``;
     afterwards every parameter's ``.grad`` holds its update direction (then ``optimizer.step()``):
 
     - shared parameters get the aggregated direction;
@@ -38,7 +38,7 @@ class GradientAggregation(nn.Module):
       the aggregated representation gradient through the encoder. The shared parameters must affect the losses
       only through the representation. MGDA-UB is MGDA in this mode.
 
-    Composition with a loss weighting (design.md §2): ``weighting`` is applied to the losses first and its gradient
+    Composition with a loss weighting: ``weighting`` is applied to the losses first and its gradient
     ``s_k = ∂total/∂L_k`` scales task k's gradients before aggregation (``g_k ← s_k·g_k``); the weighting's own
     parameters (UW's log-variances) get the gradient of its total.
 
@@ -52,16 +52,16 @@ class GradientAggregation(nn.Module):
         num_tasks: K.
         weighting: an optional loss weighting composed with the method.
         mode: ``"parameters"`` or ``"representation"`` (default: the class's ``default_mode``).
-        task_names: optional names of the K tasks, for error messages.
         strategy: ``"loop"`` (default) or ``"batched"``: how the per-task gradients are computed (same values).
+        task_names: optional names of the K tasks, for error messages.
+        validate: raise a ``ValueError`` naming the method, task and value when a loss is NaN or ±inf (one host
+            sync per step), instead of letting it reach the solver.
+
+    Subclasses take their own hyper-parameters plus ``**common`` (the keywords above), passed on to this class.
     """
 
-    formula: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    hyperparameters: ClassVar[dict[str, str]] = {}
+    kind: ClassVar[str] = "gradient method"
     default_mode: ClassVar[Mode] = "parameters"
-
-    last_weights: Tensor
 
     def __init__(
         self,
@@ -69,40 +69,32 @@ class GradientAggregation(nn.Module):
         *,
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
         strategy: Strategy = "loop",
+        task_names: Sequence[str] | None = None,
+        validate: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(num_tasks, task_names=task_names, validate=validate)
         name = type(self).__name__
         if strategy not in STRATEGIES:
             raise ValueError(f"{name}: strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
-            raise ValueError(f"{name}: num_tasks must be a positive int, got {num_tasks!r}")
         mode = self.default_mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
-        if task_names is not None:
-            task_names = [str(task) for task in task_names]
-            if len(task_names) != num_tasks:
-                raise ValueError(f"{name}: got {len(task_names)} task_names {task_names} for num_tasks={num_tasks}")
         if weighting is not None:
             if not isinstance(weighting, LossWeighting):
                 raise TypeError(f"{name}: weighting must be a LossWeighting, got {type(weighting).__name__}")
             if weighting.num_tasks != num_tasks:
                 raise ValueError(f"{name}: weighting has num_tasks={weighting.num_tasks}, expected {num_tasks}")
-        self.num_tasks = num_tasks
         self.mode: Mode = mode
         self.strategy: Strategy = strategy
-        self.task_names: list[str] | None = task_names
         self.weighting = weighting
-        self.register_buffer("last_weights", torch.ones(num_tasks), persistent=False)
 
     # ----------------------------------------------------------------------------------------------- the step
-    def backward(
+    def step(
         self,
         losses: Tensor | Sequence[Tensor],
         *,
-        shared_parameters: Iterable[nn.Parameter],
+        shared_parameters: Iterable[nn.Parameter] | None = None,
         representation: Tensor | Sequence[Tensor] | None = None,
     ) -> None:
         """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.
@@ -119,10 +111,8 @@ class GradientAggregation(nn.Module):
         if not isinstance(losses, Tensor):
             task_losses = list(losses)
             losses = torch.stack(task_losses)
-        self.check_shape(losses)
-        shared = [p for p in shared_parameters if p.requires_grad]
-        if not shared:
-            raise ValueError(f"{type(self).__name__}: shared_parameters is empty (or nothing in it requires grad)")
+        self.check_step_losses(losses)
+        shared = self.trainable_shared(shared_parameters)
         reps = self._representation_tensors(representation)
         scales = self.task_scales(losses, self._weighting_scales(losses))
 
@@ -191,21 +181,24 @@ class GradientAggregation(nn.Module):
             self.weighting.after_step(losses)
 
     # ----------------------------------------------------------------------------------------------- helpers
-    def check_shape(self, losses: Tensor) -> None:
+    def trainable_shared(self, shared_parameters: Iterable[nn.Parameter] | None) -> list[nn.Parameter]:
+        """The shared parameters that require grad; an error naming the method when there are none."""
         name = type(self).__name__
-        if not isinstance(losses, Tensor):
-            raise TypeError(f"{name}: losses must be a 1-D tensor of {self.num_tasks} task losses, got {type(losses)}")
-        if losses.dim() != 1 or losses.shape[0] != self.num_tasks:
-            raise ValueError(
-                f"{name}: losses must be a 1-D tensor of {self.num_tasks} task losses, got shape {tuple(losses.shape)}"
-            )
-        if losses.grad_fn is None:
-            raise ValueError(f"{name}: losses carry no graph (computed under no_grad or detached?)")
+        if shared_parameters is None:
+            raise ValueError(f"{name}: step() needs shared_parameters=model.shared_parameters()")
+        shared = [p for p in shared_parameters if p.requires_grad]
+        if not shared:
+            raise ValueError(f"{name}: shared_parameters is empty (or nothing in it requires grad)")
+        return shared
 
-    def task_label(self, index: int) -> str:
-        if self.task_names is None:
-            return f"task {index}"
-        return f"task {index} ({self.task_names[index]!r})"
+    def check_step_losses(self, losses: Tensor) -> None:
+        """Raise unless ``losses`` is a 1-D tensor of K losses that carry their graph and (if ``validate``) are
+        finite (> 0 for methods that log them)."""
+        self.check_shape(losses)
+        if losses.grad_fn is None:
+            raise ValueError(f"{type(self).__name__}: losses carry no graph (computed under no_grad or detached?)")
+        if self.validate:
+            self.check_values(losses.detach(), positive=self.requires_positive_losses)
 
     def _representation_tensors(self, representation: Tensor | Sequence[Tensor] | None) -> tuple[Tensor, ...]:
         name = type(self).__name__
@@ -297,5 +290,3 @@ def combine(pieces: list[Tensor], weights: Tensor) -> list[Tensor]:
     """``Σ_k weights_k·piece[k]`` for every piece."""
     return [torch.tensordot(weights.to(piece.dtype), piece, dims=1) for piece in pieces]
 
-
-AGGREGATIONS: Registry[nn.Module] = Registry("gradient method")

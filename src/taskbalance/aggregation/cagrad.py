@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy.optimize import minimize
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
-from taskbalance.aggregation.engine import Strategy
-from taskbalance.weighting.base import LossWeighting
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
 
 
 @AGGREGATIONS.register("cagrad")
@@ -44,12 +42,9 @@ class CAGrad(GramAggregation):
         *,
         c: float = 0.4,
         rescale: bool = True,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         if not (np.isfinite(c) and c >= 0):
             raise ValueError(f"CAGrad: c must be finite and >= 0, got {c!r}")
         self.c = float(c)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
-from taskbalance.aggregation.engine import Strategy
-from taskbalance.weighting.base import LossWeighting
+from taskbalance.aggregation.base import GradientAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
 
 
 @AGGREGATIONS.register("dbmtl")
@@ -42,8 +39,9 @@ class DBMTL(GradientAggregation):
     hyperparameters: ClassVar[dict[str, str]] = {
         "beta": "EMA factor β of the gradients (default 0.9; 0 = no EMA)",
         "beta_sigma": "decay exponent σ of the EMA factor β/t^σ (default 0.5)",
-        "validate": "raise if a loss is not finite and > 0 (one host sync per call; default True)",
     }
+
+    requires_positive_losses = True
 
     def __init__(
         self,
@@ -51,27 +49,18 @@ class DBMTL(GradientAggregation):
         *,
         beta: float = 0.9,
         beta_sigma: float = 0.5,
-        validate: bool = True,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"DBMTL: beta must be in [0, 1), got {beta!r}")
         self.beta = float(beta)
         self.beta_sigma = float(beta_sigma)
-        self.validate = validate
         self.steps = 0
         self.ema_gradients: list[Tensor] = []
 
     def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
-        values = losses.detach()
-        if self.validate and not bool(((values > 0) & (values < math.inf)).all()):
-            bad = [(self.task_label(k), v) for k, v in enumerate(values.tolist()) if not 0 < v < math.inf]
-            raise ValueError(f"DBMTL: takes the log of each loss, so every loss must be finite and > 0; got {bad}")
-        return weighting_scales / values
+        return weighting_scales / losses.detach()
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
         self.steps += 1

@@ -1,7 +1,7 @@
 """Per-task gradients for gradient methods: which leaves each task reaches, and two ways to differentiate.
 
 - ``"loop"`` (default): K ``torch.autograd.grad(loss_k, inputs, retain_graph=True)`` calls. Measured on CPU
-  (design.md §2, docs/performance.md) the fastest route. Each call asks for the shared targets (parameters or
+  (docs/performance.md) the fastest route. Each call asks for the shared targets (parameters or
   representation) *and* the leaves only task k reaches (its head), so one call per task also yields the head
   gradients and no head is backpropagated twice.
 - ``"batched"``: one vectorised call (``is_grads_batched=True``: the K rows of the identity pushed through the graph

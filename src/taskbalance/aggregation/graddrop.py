@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GradientAggregation, Mode
-from taskbalance.aggregation.engine import Strategy
-from taskbalance.weighting.base import LossWeighting
+from taskbalance.aggregation.base import GradientAggregation, Mode
+from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.method import RandomState
 
 
 @AGGREGATIONS.register("graddrop")
-class GradDrop(GradientAggregation):
+class GradDrop(RandomState, GradientAggregation):
     """GradDrop: ``P = ½(1 + Σ_k g_k / Σ_k |g_k|)`` per coordinate, ``U ~ Uniform(0, 1)``,
     ``M_k = [P > U]·[g_k > 0] + [P < U]·[g_k < 0]``, ``d = Σ_k (ℓ + (1 − ℓ)·M_k)·g_k``.
 
@@ -46,12 +45,9 @@ class GradDrop(GradientAggregation):
         *,
         leak: float = 0.0,
         seed: int = 0,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         if not 0.0 <= leak <= 1.0:
             raise ValueError(f"GradDrop: leak must be in [0, 1], got {leak!r}")
         self.leak = float(leak)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
-from taskbalance.aggregation.engine import Strategy
-from taskbalance.weighting.base import LossWeighting
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
 
 
 @AGGREGATIONS.register("gradnorm")
@@ -51,12 +49,9 @@ class GradNorm(GramAggregation):
         num_tasks: int,
         *,
         alpha: float = 1.5,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         if not alpha >= 0:
             raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}")
         self.alpha = float(alpha)

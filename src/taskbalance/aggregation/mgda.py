@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
+from taskbalance.aggregation.base import GramAggregation, Mode
+from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import min_norm_coefficients
 
 

@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
-from taskbalance.aggregation.engine import Strategy, task_leaves, task_roots
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.engine import task_leaves, task_roots
+from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import nash_bargaining
-from taskbalance.weighting.base import LossWeighting
 
 
 @AGGREGATIONS.register("nashmtl")
@@ -67,12 +67,9 @@ class NashMTL(GramAggregation):
         update_weights_every: int = 1,
         normalize_gram: bool = True,
         max_norm: float = 1.0,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"NashMTL: iterations must be a positive int, got {iterations!r}")
         every = update_weights_every
@@ -94,26 +91,25 @@ class NashMTL(GramAggregation):
         self.alpha = alpha.detach().to(self.alpha.dtype)
         return alpha
 
-    def backward(
+    def step(
         self,
         losses: Tensor | Sequence[Tensor],
         *,
-        shared_parameters: Iterable[nn.Parameter],
+        shared_parameters: Iterable[nn.Parameter] | None = None,
         representation: Tensor | Sequence[Tensor] | None = None,
     ) -> None:
         reuse = self.steps % self.update_weights_every != 0
         self.steps += 1
-        shared = list(shared_parameters)
+        shared = self.trainable_shared(shared_parameters)
         if not (reuse and self._backward_with_last_alpha(losses, shared)):
-            super().backward(losses, shared_parameters=shared, representation=representation)
+            super().step(losses, shared_parameters=shared, representation=representation)
         if self.max_norm > 0:
             torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], self.max_norm)
 
     def _backward_with_last_alpha(self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter]) -> bool:
         """One backward of ``Σ α_k·s_k·L_k``; False (nothing done) when a non-shared leaf serves several tasks."""
         stacked = losses if isinstance(losses, Tensor) else torch.stack(list(losses))
-        self.check_shape(stacked)
-        shared = [p for p in shared if p.requires_grad]
+        self.check_step_losses(stacked)
         shared_ids = {id(p) for p in shared}
         heads = [
             [leaf for leaf in task_leaves(root, stop_at=[]) if id(leaf) not in shared_ids]

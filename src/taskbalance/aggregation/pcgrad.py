@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation, Mode
-from taskbalance.aggregation.engine import Strategy
-from taskbalance.weighting.base import LossWeighting
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.method import RandomState
 
 
 @AGGREGATIONS.register("pcgrad")
-class PCGrad(GramAggregation):
+class PCGrad(RandomState, GramAggregation):
     """PCGrad: for each task i, ``g_i' = g_i``; for j in a random order: if ``g_i'·g_j < 0``,
     ``g_i' ← g_i' − (g_i'·g_j / |g_j|²)·g_j``; the direction is ``Σ_i g_i'``.
 
@@ -43,12 +42,9 @@ class PCGrad(GramAggregation):
         num_tasks: int,
         *,
         seed: int = 0,
-        weighting: LossWeighting | None = None,
-        mode: Mode | None = None,
-        task_names: Sequence[str] | None = None,
-        strategy: Strategy = "loop",
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, weighting=weighting, mode=mode, task_names=task_names, strategy=strategy)
+        super().__init__(num_tasks, **common)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS, GramAggregation
+from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import dual_cone_coefficients
 
 

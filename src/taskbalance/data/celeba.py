@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskbalance.data import DATASETS
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.celeba_dataset import CelebADataset
 from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations
 from taskbalance.data.mtan_layout import choose_tasks
+from taskbalance.data.registry import DATASETS
 from taskbalance.tasks import BinaryAttribute
 
 CELEBA_SIZE = 64

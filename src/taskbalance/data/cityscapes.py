@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskbalance.data import DATASETS
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data
+from taskbalance.data.registry import DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation
 
 CITYSCAPES_CLASSES = 7

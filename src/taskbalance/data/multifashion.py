@@ -56,10 +56,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from taskbalance.data import DATASETS
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.mtan_layout import choose_tasks
+from taskbalance.data.registry import DATASETS
 from taskbalance.tasks import Classification, Regression
 from taskbalance.tasks.base import Task
 

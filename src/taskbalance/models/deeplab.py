@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from taskbalance.models import MODELS
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.models.heads import check_heads, conv_bn_relu, resize_to_head
 from taskbalance.models.pretrained import load_resnet_weights
+from taskbalance.models.registry import MODELS
 from taskbalance.models.resnet import ResNet, resnet50
 from taskbalance.types import HeadSpec
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from taskbalance.models import MODELS
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.models.heads import check_heads
 from taskbalance.models.pretrained import load_resnet_weights
+from taskbalance.models.registry import MODELS
 from taskbalance.types import HeadSpec
 
 

@@ -36,9 +36,9 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from taskbalance.models import MODELS
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.models.heads import check_heads, conv_bn_relu, resize_to_head
+from taskbalance.models.registry import MODELS
 from taskbalance.types import HeadSpec
 
 STAGE_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)

@@ -37,9 +37,9 @@ from collections.abc import Callable, Mapping
 
 from torch import Tensor, nn
 
-from taskbalance.models import MODELS
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.models.heads import conv_bn_relu, resize_to_head
+from taskbalance.models.registry import MODELS
 from taskbalance.types import HeadSpec
 
 

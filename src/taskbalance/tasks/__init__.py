@@ -13,18 +13,14 @@ Example:
 
 from __future__ import annotations
 
-from taskbalance.registry import Registry
 from taskbalance.tasks.base import MetricMeter, Task
 from taskbalance.tasks.binary_attribute import BinaryAttribute
 from taskbalance.tasks.classification import Classification
 from taskbalance.tasks.depth import Depth
 from taskbalance.tasks.normals import SurfaceNormals
+from taskbalance.tasks.registry import TASKS
 from taskbalance.tasks.regression import Regression
 from taskbalance.tasks.segmentation import SemanticSegmentation
-
-TASKS: Registry[Task] = Registry("task kind")
-for _kind in (SemanticSegmentation, Depth, SurfaceNormals, BinaryAttribute, Classification, Regression):
-    TASKS.register(_kind.__name__.lower())(_kind)
 
 
 def create(kind: str, name: str, **options: object) -> Task:

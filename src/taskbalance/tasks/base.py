@@ -8,6 +8,7 @@ prediction and a target, and how to accumulate its evaluation metrics over a who
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar, Literal
 
 from torch import Tensor
 
@@ -31,7 +32,12 @@ class Task(ABC):
 
     Attributes:
         name: unique task name within a problem, e.g. ``"segmentation"``.
+        likelihood: the likelihood form of the task's loss in Kendall et al.'s (2018) uncertainty weighting:
+            ``"classification"`` for a softmax/sigmoid cross-entropy over categorical outputs, ``"regression"``
+            for a Gaussian/Laplace-type loss on continuous outputs (UW's ½ factor).
     """
+
+    likelihood: ClassVar[Literal["regression", "classification"]] = "regression"
 
     def __init__(self, name: str) -> None:
         if not name or not isinstance(name, str):

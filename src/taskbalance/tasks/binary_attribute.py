@@ -8,6 +8,7 @@ from torch import Tensor
 from taskbalance.tasks._checks import require_floating_prediction, shape_mismatch
 from taskbalance.tasks.accuracy import AccuracyMeter
 from taskbalance.tasks.base import Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 
@@ -42,6 +43,7 @@ class BinaryAttributeMeter(AccuracyMeter):
         return (logits > 0) == (labels == 1)
 
 
+@TASKS.register("binaryattribute")
 class BinaryAttribute(Task):
     """A yes/no attribute per sample; each CelebA attribute is its own task (Kirchdorfer et al. 2024).
 
@@ -59,6 +61,8 @@ class BinaryAttribute(Task):
         >>> meter = task.meter(); meter.update(logits, labels); meter.compute()
         {'accuracy': 0.75}
     """
+
+    likelihood = "classification"
 
     @property
     def head(self) -> HeadSpec:

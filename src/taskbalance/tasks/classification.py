@@ -13,6 +13,7 @@ from taskbalance.tasks._checks import (
 )
 from taskbalance.tasks.accuracy import AccuracyMeter
 from taskbalance.tasks.base import Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 
@@ -41,6 +42,7 @@ class ClassificationMeter(AccuracyMeter):
         return prediction.argmax(dim=1) == target
 
 
+@TASKS.register("classification")
 class Classification(Task):
     """One label out of ``num_classes`` per sample.
 
@@ -58,6 +60,8 @@ class Classification(Task):
         >>> meter = task.meter(); meter.update(logits, torch.tensor([0, 1])); meter.compute()
         {'accuracy': 0.5}
     """
+
+    likelihood = "classification"
 
     def __init__(self, name: str, num_classes: int) -> None:
         super().__init__(name)

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from taskbalance.tasks._checks import require_floating_prediction, shape_mismatch
 from taskbalance.tasks.base import MetricMeter, Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 
@@ -52,6 +53,7 @@ class DepthMeter(MetricMeter):
         return {"abs_err": self._abs_sum / self._count, "rel_err": self._rel_sum / self._count}
 
 
+@TASKS.register("depth")
 class Depth(Task):
     """Per-pixel depth regression; pixels whose target is 0 carry no ground truth and are left out.
 

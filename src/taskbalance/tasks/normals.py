@@ -10,6 +10,7 @@ from torch import Tensor
 
 from taskbalance.tasks._checks import require_floating_prediction, shape_mismatch
 from taskbalance.tasks.base import MetricMeter, Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 #: Angular thresholds (degrees) of the "share of pixels within" metrics, with their metric names.
@@ -103,6 +104,7 @@ class NormalsMeter(MetricMeter):
         return result
 
 
+@TASKS.register("surfacenormals")
 class SurfaceNormals(Task):
     """Per-pixel surface normals; pixels whose target is the zero vector carry no ground truth and are left out.
 

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from taskbalance.tasks._checks import require_floating_prediction, require_positive_int, shape_mismatch
 from taskbalance.tasks.base import MetricMeter, Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 LOSSES = ("l1", "mse")
@@ -56,6 +57,7 @@ class RegressionMeter(MetricMeter):
         return {"mae": self._abs_sum / self._count, "rmse": math.sqrt(self._square_sum / self._count)}
 
 
+@TASKS.register("regression")
 class Regression(Task):
     """Regression of ``out_channels`` values per sample, or of a dense ``out_channels``-channel map.
 

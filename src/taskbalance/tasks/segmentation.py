@@ -13,6 +13,7 @@ from taskbalance.tasks._checks import (
     shape_mismatch,
 )
 from taskbalance.tasks.base import MetricMeter, Task
+from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
 
 
@@ -81,6 +82,7 @@ class SegmentationMeter(MetricMeter):
         }
 
 
+@TASKS.register("semanticsegmentation")
 class SemanticSegmentation(Task):
     """Per-pixel classification into ``num_classes`` classes, with pixels labelled ``ignore_index`` left out.
 
@@ -106,6 +108,8 @@ class SemanticSegmentation(Task):
         >>> meter.compute()
         {'miou': 1.0, 'pixel_acc': 1.0}
     """
+
+    likelihood = "classification"
 
     def __init__(self, name: str, num_classes: int, ignore_index: int = -1) -> None:
         super().__init__(name)

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader, Dataset
 from taskbalance import data as datasets
 from taskbalance import methods
 from taskbalance import models as model_zoo
-from taskbalance.aggregation import GradientAggregation
 from taskbalance.data.base import MultiTaskData
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.tasks.base import Task
@@ -43,11 +42,6 @@ def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _generators(module: nn.Module) -> list[torch.Generator]:
-    """torch.Generators held by a method (e.g. RLW's), whose state must survive a resume."""
-    return [value for value in vars(module).values() if isinstance(value, torch.Generator)]
 
 
 @torch.no_grad()
@@ -88,9 +82,11 @@ def build(config: RunConfig, data: MultiTaskData | None = None) -> tuple[MultiTa
     except TypeError as error:
         raise ConfigError(f"model_options for {config.model!r}: {error}") from None
     try:
-        method = methods.create(config.method, data.tasks, config.method_options)
-    except methods.MethodError as error:
+        method = methods.create(config.method, data.tasks, **config.method_options)
+    except methods.UnknownMethodError as error:
         raise ConfigError(f"method: {error}") from None
+    except methods.MethodError as error:
+        raise ConfigError(f"method_options: {error}") from None
     return data, model, method
 
 
@@ -146,8 +142,6 @@ def train(
         lr=config.lr,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-    is_gradient_method = isinstance(method, GradientAggregation)
-    needs_losses_after_step = bool(getattr(method, "needs_losses_after_step", False))
 
     records: list[EpochRecord] = []
     logged_steps: list[int] = []
@@ -163,8 +157,6 @@ def train(
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        for generator, generator_state in zip(_generators(method), state["generators"], strict=True):
-            generator.set_state(generator_state)
         records = [EpochRecord(**record) for record in state["records"]]
         logged_steps, step_weights, step_losses = state["steps"], state["step_weights"], state["step_losses"]
         step_times = state["step_times"]
@@ -198,14 +190,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             representation, task_losses = _step_losses(model, tasks, inputs, targets)
             losses = torch.stack(task_losses)
-            if is_gradient_method:
-                # The list, not the stack: a task's gradient then never flows back through the other heads.
-                shared = list(model.shared_parameters())
-                method.backward(task_losses, shared_parameters=shared, representation=representation)
-            else:
-                method(losses).backward()
+            # The list, not the stack: a gradient method's per-task gradient then never flows back through the
+            # other heads.
+            method.step(task_losses, shared_parameters=model.shared_parameters(), representation=representation)
             optimizer.step()
-            if needs_losses_after_step:
+            if method.needs_losses_after_step:
                 # FAMO measures each task's loss decrease on the same batch: one more forward, no gradient, in
                 # training mode like the step itself.
                 with torch.no_grad():
@@ -248,7 +237,6 @@ def train(
                     "method": method.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "generators": [generator.get_state() for generator in _generators(method)],
                     "records": [asdict(r) for r in records],
                     "steps": logged_steps,
                     "step_weights": step_weights,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("ew")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("imtll")
@@ -40,12 +40,9 @@ class IMTLL(LossWeighting):
         self,
         num_tasks: int,
         init: float = 0.0,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if not math.isfinite(float(init)):
             raise ValueError(f"IMTLL: init must be a finite log-scale, got {init}")
         self.log_scales = nn.Parameter(torch.full((num_tasks,), float(init)))

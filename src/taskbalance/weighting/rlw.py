@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.method import RandomState
+from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.distributed import broadcast_from_first_rank
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("rlw")
-class RLW(LossWeighting):
+class RLW(RandomState, LossWeighting):
     """RLW: ``total = Σ_k ω_k·L_k`` with ``ω = softmax(z)``, ``z ~ N(0, I)`` drawn afresh every call.
 
     Lin et al., "Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task Learning", TMLR 2022
     (the normal-softmax variant). ``last_weights`` is ω (sums to 1).
 
-    ``z`` is drawn on the CPU from ``self.generator`` (a ``torch.Generator``; the training loop saves its state in
-    checkpoints) and then moved to the losses' device, so the sequence of weights is the same on every device.
+    ``z`` is drawn on the CPU from ``self.generator`` (a ``torch.Generator`` whose state is saved in
+    ``state_dict``) and then moved to the losses' device, so the sequence of weights is the same on every device.
     With ``sync_across_ranks`` rank 0's weights are broadcast, so every rank uses the same ω even with different
     seeds.
 
@@ -47,12 +48,9 @@ class RLW(LossWeighting):
         num_tasks: int,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if generator is not None and seed is not None:
             raise ValueError("RLW: give either generator or seed, not both")
         if generator is None:

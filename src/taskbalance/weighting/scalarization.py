@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("scalarization")
@@ -42,12 +43,9 @@ class Scalarization(LossWeighting):
         self,
         num_tasks: int,
         weights: Sequence[float] | Tensor | None = None,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if weights is None:
             values = [1.0 / num_tasks] * num_tasks
         else:

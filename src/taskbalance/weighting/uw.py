@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 KINDS = ("regression", "classification")
 
@@ -49,6 +50,8 @@ class UW(LossWeighting):
         "kinds": "per task 'regression' or 'classification' (default all regression)",
     }
 
+    uses_task_likelihoods = True
+
     log_variances: nn.Parameter
     loss_factors: Tensor
 
@@ -57,12 +60,9 @@ class UW(LossWeighting):
         num_tasks: int,
         init: float = 0.0,
         kinds: Sequence[str] | None = None,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if not math.isfinite(float(init)):
             raise ValueError(f"UW: init must be a finite log-variance, got {init}")
         kinds = list(kinds) if kinds is not None else ["regression"] * num_tasks

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting
+from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("uwo")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.weighting.base import WEIGHTINGS, LossWeighting, positive_temperature
+from taskbalance.weighting.base import LossWeighting, positive_temperature
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
 @WEIGHTINGS.register("uwso")
@@ -46,12 +46,9 @@ class UWSO(LossWeighting):
         self,
         num_tasks: int,
         temperature: float = 1.0,
-        *,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         self.temperature = positive_temperature("UWSO", temperature)
         self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
 

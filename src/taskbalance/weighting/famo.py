@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS
 from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
-@AGGREGATIONS.register("famo")
+@WEIGHTINGS.register("famo")
 class FAMO(LossWeighting):
     """FAMO: ``total = Σ_k (z_k / c)·log L_k``, ``z = softmax(ξ)``, ``c = Σ_k z_k / L_k`` (``c`` constant).
 
@@ -63,11 +62,9 @@ class FAMO(LossWeighting):
         lr: float = 0.025,
         weight_decay: float = 1e-3,
         same_batch: bool = True,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if not lr > 0:
             raise ValueError(f"FAMO: lr must be > 0, got {lr!r}")
         self.lr = float(lr)
@@ -138,6 +135,12 @@ class FAMO(LossWeighting):
         z = torch.softmax(self.logits, dim=0).to(values.dtype)
         normaliser = (z / values).sum()
         return (z / normaliser * losses.log()).sum(), z / (normaliser * values)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"awaiting_update": self._awaiting_update}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._awaiting_update = bool(state["awaiting_update"])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, lr={self.lr}, weight_decay={self.weight_decay}, same_batch={self.same_batch}"

@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from taskbalance.aggregation.base import AGGREGATIONS
 from taskbalance.weighting.base import LossWeighting
+from taskbalance.weighting.registry import WEIGHTINGS
 
 
-@AGGREGATIONS.register("stch")
+@WEIGHTINGS.register("stch")
 class STCH(LossWeighting):
     """STCH: ``total = μ·log Σ_k exp(λ_k·u_k / μ)``, ``u_k = log(L_k / z_k)`` (``L_k / z_k`` with ``log_losses=False``).
 
@@ -60,6 +60,8 @@ class STCH(LossWeighting):
         "warmup_epochs": "epochs of Σ_k u_k whose last one sets the nadir z (default 0: z = 1)",
     }
 
+    requires_positive_losses = True  # with the default log_losses=True; set per instance from log_losses
+
     preference: Tensor
     nadir: Tensor
     epochs_seen: Tensor
@@ -72,11 +74,9 @@ class STCH(LossWeighting):
         preference: Sequence[float] | None = None,
         log_losses: bool = True,
         warmup_epochs: int = 0,
-        task_names: Sequence[str] | None = None,
-        validate: bool = True,
-        sync_across_ranks: bool = False,
+        **common: Any,
     ) -> None:
-        super().__init__(num_tasks, task_names=task_names, validate=validate, sync_across_ranks=sync_across_ranks)
+        super().__init__(num_tasks, **common)
         if not (math.isfinite(mu) and mu > 0):
             raise ValueError(f"STCH: mu must be finite and > 0, got {mu!r}")
         values = [1.0] * num_tasks if preference is None else [float(v) for v in preference]

@@ -1,0 +1,176 @@
+"""The one contract every multi-task method follows, loss weighting or gradient method.
+
+A training loop drives any method the same way, per step and per epoch::
+
+    losses = [task.loss(predictions[name], targets[name]) for name, task in tasks.items()]
+    method.step(losses, shared_parameters=model.shared_parameters(), representation=rep)  # fills every .grad
+    optimizer.step()
+    if method.needs_losses_after_step:          # FAMO: the same batch's losses after the step
+        method.after_step(torch.stack(losses_after))
+    ...
+    method.end_epoch(mean_training_losses)      # once per epoch (DWA, STCH's warm-up)
+
+``method.last_weights`` (detached, ``[K]``) holds the per-task weights of the last step, for logging. All state a
+method carries — parameters, buffers, random generators, step and epoch counters — is in ``method.state_dict()``,
+so a checkpoint of a run needs nothing else from the method.
+
+The two kinds differ only in what :meth:`Method.step` does: a loss weighting backpropagates one weighted total
+(:class:`~taskbalance.weighting.LossWeighting`), a gradient method combines per-task gradients of the shared part
+(:class:`~taskbalance.aggregation.GradientAggregation`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+class Method(nn.Module):
+    """Base of every method: K tasks in, every ``.grad`` filled by :meth:`step`, weights in ``last_weights``.
+
+    Args:
+        num_tasks: K, the number of task losses per step.
+        task_names: optional names of the K tasks, used in error messages.
+        validate: check every step's losses (finite; > 0 where the method inverts or logs them) and raise a
+            ``ValueError`` naming the method, the task and the value. Costs one host sync per step (one combined
+            reduction read with ``bool()``); ``validate=False`` skips it, and a bad loss then propagates as inf/NaN.
+            Shape checks are always done (they need no sync).
+
+    Subclasses set the class attributes ``kind`` (what ``taskbalance methods`` shows), ``formula`` (one line),
+    ``paper`` (short citation) and ``hyperparameters`` (name → meaning and default).
+    """
+
+    kind: ClassVar[str] = ""
+    formula: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    hyperparameters: ClassVar[dict[str, str]] = {}
+    # Methods that divide by or take the log of a loss need every loss > 0, not just finite.
+    requires_positive_losses: ClassVar[bool] = False
+    # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).
+    uses_task_likelihoods: ClassVar[bool] = False
+
+    last_weights: Tensor
+
+    def __init__(self, num_tasks: int, *, task_names: Sequence[str] | None = None, validate: bool = True) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ValueError(f"{name}: num_tasks must be a positive int, got {num_tasks!r}")
+        if task_names is not None:
+            task_names = [str(task) for task in task_names]
+            if len(task_names) != num_tasks:
+                raise ValueError(f"{name}: got {len(task_names)} task_names {task_names} for num_tasks={num_tasks}")
+        self.num_tasks = num_tasks
+        self.task_names: list[str] | None = task_names
+        self.validate = bool(validate)
+        # A buffer (not saved in state_dict) so that it follows .to(device) before the first step.
+        self.register_buffer("last_weights", torch.ones(num_tasks), persistent=False)
+
+    # ------------------------------------------------------------------------------------------ the contract
+    def step(
+        self,
+        losses: Tensor | Sequence[Tensor],
+        *,
+        shared_parameters: Iterable[nn.Parameter] | None = None,
+        representation: Tensor | Sequence[Tensor] | None = None,
+    ) -> None:
+        """Fill the ``.grad`` of every parameter the losses reach (and of the method's own parameters).
+
+        Args:
+            losses: the K task losses carrying their graph: a list of scalars, or their ``torch.stack``.
+            shared_parameters: the encoder's parameters (gradient methods need them; loss weightings ignore them).
+            representation: the encoder's output (gradient methods in representation mode need it).
+        """
+        raise NotImplementedError
+
+    def end_epoch(self, mean_losses: Tensor) -> None:
+        """Called once after every training epoch with the epoch-mean training losses (``[K]``); a no-op here."""
+
+    @property
+    def needs_losses_after_step(self) -> bool:
+        """True when the method must see the same batch's losses after the optimizer step (FAMO)."""
+        return False
+
+    def after_step(self, losses: Tensor) -> None:
+        """Called after the optimizer step with the same batch's detached losses, when
+        :attr:`needs_losses_after_step`; a no-op here."""
+
+    # ------------------------------------------------------------------------------------------ input checks
+    def task_label(self, index: int) -> str:
+        """``"task 2 ('depth')"``, or ``"task 2"`` without names, for error messages."""
+        if self.task_names is None:
+            return f"task {index}"
+        return f"task {index} ({self.task_names[index]!r})"
+
+    def check_shape(self, losses: Tensor, what: str = "losses") -> None:
+        """Raise unless ``losses`` is a 1-D tensor of K values (no host sync)."""
+        name = type(self).__name__
+        if not isinstance(losses, Tensor):
+            raise TypeError(
+                f"{name}: {what} must be a 1-D tensor of {self.num_tasks} task losses (e.g. torch.stack(losses)), "
+                f"got {type(losses).__name__}"
+            )
+        if losses.dim() != 1 or losses.shape[0] != self.num_tasks:
+            raise ValueError(
+                f"{name}: {what} must be a 1-D tensor of {self.num_tasks} task losses, got shape {tuple(losses.shape)}"
+            )
+
+    def check_losses(self, losses: Tensor, *, positive: bool, what: str = "losses") -> None:
+        """Check the shape, then (if ``validate``) that every value is finite and, if ``positive``, > 0."""
+        self.check_shape(losses, what)
+        if self.validate:
+            self.check_values(losses.detach(), positive=positive, what=what)
+
+    def check_values(self, values: Tensor, *, positive: bool, what: str = "losses") -> None:
+        """Raise a ``ValueError`` naming the task and value unless every value is finite (and > 0 if ``positive``).
+
+        One combined reduction is read on the host; the detailed message is built only on failure.
+        """
+        # NaN fails both comparisons, so the positive check also rejects NaN and ±inf.
+        ok = ((values > 0) & (values < math.inf)).all() if positive else torch.isfinite(values).all()
+        if not bool(ok):
+            self._raise_bad_value(values, positive=positive, what=what)
+
+    def _raise_bad_value(self, values: Tensor, *, positive: bool, what: str) -> None:
+        name = type(self).__name__
+        for index, value in enumerate(values.tolist()):
+            if not math.isfinite(value):
+                raise ValueError(f"{name}: {what} of {self.task_label(index)} is {value}; every loss must be finite")
+            if positive and value <= 0:
+                raise ValueError(
+                    f"{name}: {what} of {self.task_label(index)} is {value}; {name} divides by or takes the log of "
+                    "each loss, so every loss must be > 0"
+                )
+        raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
+
+    def extra_repr(self) -> str:
+        return f"num_tasks={self.num_tasks}"
+
+
+class RandomState:
+    """Mixin for methods that draw random numbers: their CPU ``torch.Generator`` travels in ``state_dict``.
+
+    The class sets ``self.generator``; its state is saved as the module's extra state and restored by
+    ``load_state_dict``, so a resumed run draws exactly the numbers an uninterrupted one would.
+
+    Example:
+        >>> from taskbalance.weighting import RLW
+        >>> a = RLW(2, seed=0)
+        >>> _ = a(torch.ones(2))
+        >>> b = RLW(2, seed=1)
+        >>> _ = b.load_state_dict(a.state_dict())
+        >>> bool(torch.equal(torch.rand(3, generator=a.generator), torch.rand(3, generator=b.generator)))
+        True
+    """
+
+    generator: torch.Generator
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
