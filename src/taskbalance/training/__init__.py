@@ -2,7 +2,16 @@
 
 from taskbalance.training.build import build
 from taskbalance.training.config import ConfigError, RunConfig
-from taskbalance.training.loop import evaluate, train
+from taskbalance.training.loop import TrainingDivergedError, evaluate, train
 from taskbalance.training.result import EpochRecord, RunResult
 
-__all__ = ["ConfigError", "EpochRecord", "RunConfig", "RunResult", "build", "evaluate", "train"]
+__all__ = [
+    "ConfigError",
+    "EpochRecord",
+    "RunConfig",
+    "RunResult",
+    "TrainingDivergedError",
+    "build",
+    "evaluate",
+    "train",
+]

@@ -1,18 +1,22 @@
 """The training loop: one plain function from a :class:`RunConfig` to a :class:`RunResult`.
 
-Per epoch: a seeded pass over the training split (forward, task losses, the method's backward, Adam step), the
-method's epoch hook, the step LR schedule, then evaluation on the validation and the test split, then an atomic
-checkpoint. Selection of the reported epoch (by validation Δm) is the protocol's job; test metrics are recorded every
-epoch so that a run does not depend on the baselines and all runs of a sweep can run at once.
+Per epoch: a seeded pass over the training split (forward, task losses, ``method.step``, Adam step), the method's
+epoch hook, the step LR schedule, then evaluation on the validation and the test split, then an atomic checkpoint.
+Selection of the reported epoch (by validation Δm) is the protocol's job; test metrics are recorded every epoch so
+that a run does not depend on the baselines and all runs of a sweep can run at once.
+
+Every method is driven through the same contract (:class:`taskbalance.method.Method`): the loop has no notion of
+loss weightings or gradient methods. A run whose losses, weights or metrics become NaN or infinite stops with
+:class:`TrainingDivergedError`, which names the epoch, the step, the task and the value.
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,14 +24,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from taskbalance.data.base import MultiTaskData
+from taskbalance.method import Method
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.tasks.base import Task
 from taskbalance.training.build import build
-from taskbalance.training.checkpoint import load_checkpoint, save_atomically
+from taskbalance.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_atomically
 from taskbalance.training.config import ConfigError, RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
+from taskbalance.training.state import TrainingState
 
 EpochCallback = Callable[[EpochRecord], None]
+
+
+class TrainingDivergedError(ValueError):
+    """A training loss, a task weight or an evaluation metric became NaN or infinite; the run has failed."""
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -68,6 +78,78 @@ def _step_losses(
     return representation, [task.loss(predictions[name], targets[name]) for name, task in tasks.items()]
 
 
+def _raise_if_not_finite(values: Tensor, names: list[str], what: str, where: str) -> None:
+    # One host sync; the message is only built on failure.
+    if not bool(torch.isfinite(values).all()):
+        task, value = next((n, v) for n, v in zip(names, values.tolist(), strict=True) if not math.isfinite(v))
+        raise TrainingDivergedError(f"training diverged {where}: {what} of task {task!r} is {value}")
+
+
+def train_epoch(
+    state: TrainingState, data: MultiTaskData, config: RunConfig, epoch: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """One seeded pass over the training split; returns the epoch-mean task losses and task weights."""
+    model, method, tasks = state.model, state.method, data.tasks
+    task_names = list(tasks)
+    torch.manual_seed(_epoch_seed(config.seed, epoch))
+    order = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
+    # A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s
+    # image pooling); any other remainder is trained on.
+    lone_last = len(data.train) % config.batch_size == 1 and len(data.train) > 1
+    loader = DataLoader(data.train, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    model.train()
+    loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
+    weight_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
+    logged: list[tuple[int, Tensor, Tensor]] = []
+    steps_in_epoch = 0
+    for inputs, targets in loader:
+        if config.max_steps_per_epoch and steps_in_epoch >= config.max_steps_per_epoch:
+            break
+        inputs = inputs.to(device)
+        targets = {name: targets[name].to(device) for name in task_names}
+        step_start = time.perf_counter()
+        state.optimizer.zero_grad(set_to_none=True)
+        representation, task_losses = _step_losses(model, tasks, inputs, targets)
+        detached = torch.stack(task_losses).detach()
+        _raise_if_not_finite(detached, task_names, "the loss", f"in epoch {epoch}, step {state.global_step}")
+        # The list, not the stack: a gradient method's per-task gradient then never flows back through the other
+        # heads.
+        method.step(task_losses, shared_parameters=model.shared_parameters(), representation=representation)
+        state.optimizer.step()
+        if method.needs_losses_after_step:
+            # FAMO measures each task's loss decrease on the same batch: one more forward, no gradient, in training
+            # mode like the step itself.
+            with torch.no_grad():
+                _, after = _step_losses(model, tasks, inputs, targets)
+            method.after_step(torch.stack(after))
+        state.step_times.append(time.perf_counter() - step_start)
+        weights = method.last_weights.detach()
+        loss_sum += detached
+        weight_sum += weights
+        if state.global_step % config.log_every == 0:
+            logged.append((state.global_step, weights.clone(), detached.clone()))
+        steps_in_epoch += 1
+        state.global_step += 1
+    if steps_in_epoch == 0:
+        raise ConfigError(f"epoch {epoch} has no training batch: the training split of {config.dataset!r} is empty")
+    _raise_if_not_finite(weight_sum, task_names, "the weight", f"in epoch {epoch}")
+    # One host transfer per epoch, not per step.
+    for step, weights, losses in logged:
+        state.steps.append(step)
+        state.step_weights.append(weights.tolist())
+        state.step_losses.append(losses.tolist())
+    return (loss_sum / steps_in_epoch).to(torch.float32), weight_sum / steps_in_epoch
+
+
+def _evaluate_finite(model: MultiTaskModel, data: MultiTaskData, split: str, config: RunConfig, epoch: int,
+                     device: torch.device) -> dict[str, float]:
+    metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device)
+    bad = {key: value for key, value in metrics.items() if not math.isfinite(value)}
+    if bad:
+        raise TrainingDivergedError(f"training diverged in epoch {epoch}: {split} metrics {bad} are not finite")
+    return metrics
+
+
 def train(
     config: RunConfig,
     *,
@@ -87,6 +169,11 @@ def train(
         data: an already built dataset (otherwise built from ``config.dataset``).
         device: where to train.
 
+    Raises:
+        TrainingDivergedError: a loss, weight or metric became NaN or infinite (the message names epoch, step, task).
+        ConfigError: a config value the data, model or method rejects (the message names the field).
+        CheckpointError: the run's checkpoint is unreadable or belongs to another run (the message names the file).
+
     Example:
         >>> from taskbalance.training import RunConfig, train
         >>> tiny = {"num_train": 64, "num_val": 16, "num_test": 16}
@@ -99,10 +186,58 @@ def train(
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(config.seed)
     data, model, method = build(config, data)
-    tasks = data.tasks
-    task_names = list(tasks)
-    model.to(device)
-    method.to(device)
+    state = _initial_state(config, model.to(device), method.to(device))
+    state.wall_start, state.cpu_start = wall_start, cpu_start
+    run_id = config.run_id()
+    checkpoint_path = checkpoint_dir / f"{run_id}.pt" if checkpoint_dir is not None else None
+    if checkpoint_path is not None:
+        remove_stale_temporaries(checkpoint_path)
+        checkpoint = load_checkpoint(checkpoint_path, run_id, map_location=device)
+        if checkpoint is not None:
+            state.restore(checkpoint)
+
+    task_names = list(data.tasks)
+    for epoch in range(state.next_epoch, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        lr = state.optimizer.param_groups[0]["lr"]
+        mean_losses, mean_weights = train_epoch(state, data, config, epoch, device)
+        state.method.end_epoch(mean_losses)
+        state.scheduler.step()
+        record = EpochRecord(
+            epoch=epoch,
+            train_losses=dict(zip(task_names, mean_losses.tolist(), strict=True)),
+            val=_evaluate_finite(model, data, "val", config, epoch, device),
+            test=_evaluate_finite(model, data, "test", config, epoch, device),
+            mean_weights=dict(zip(task_names, mean_weights.tolist(), strict=True)),
+            lr=lr,
+            seconds=time.perf_counter() - epoch_start,
+        )
+        state.records.append(record)
+        if checkpoint_path is not None and epoch < config.epochs:
+            save_atomically(state.checkpoint(run_id), checkpoint_path)
+        if on_epoch is not None:
+            on_epoch(record)
+
+    result = RunResult(
+        config=config,
+        tasks=task_names,
+        higher_is_better={f"{n}/{m.name}": m.higher_is_better for n, task in data.tasks.items() for m in task.metrics},
+        epochs=state.records,
+        steps=state.steps,
+        step_weights=state.step_weights,
+        step_losses=state.step_losses,
+        ms_per_step=1000 * statistics.median(state.step_times) if state.step_times else 0.0,
+        peak_memory_mb=_peak_memory_mb(device),
+        wall_seconds=state.wall_seconds(),
+        cpu_seconds=state.cpu_seconds(),
+    )
+    if checkpoint_path is not None:
+        checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def _initial_state(config: RunConfig, model: MultiTaskModel, method: Method) -> TrainingState:
+    """Adam over the model (with weight decay) and the method's own parameters (without), and the StepLR schedule."""
     optimizer = torch.optim.Adam(
         [
             {"params": list(model.parameters()), "weight_decay": config.weight_decay},
@@ -112,132 +247,4 @@ def train(
         lr=config.lr,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-
-    records: list[EpochRecord] = []
-    logged_steps: list[int] = []
-    step_weights: list[list[float]] = []
-    step_losses: list[list[float]] = []
-    step_times: list[float] = []
-    previous_wall = previous_cpu = 0.0
-    global_step = 0
-    checkpoint_path = checkpoint_dir / f"{config.run_id()}.pt" if checkpoint_dir is not None else None
-    state = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        records = [EpochRecord(**record) for record in state["records"]]
-        logged_steps, step_weights, step_losses = state["steps"], state["step_weights"], state["step_losses"]
-        step_times = state["step_times"]
-        global_step = state["global_step"]
-        previous_wall, previous_cpu = state["wall_seconds"], state["cpu_seconds"]
-    wall_start -= previous_wall
-    cpu_start -= previous_cpu
-
-    for epoch in range(len(records) + 1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        torch.manual_seed(_epoch_seed(config.seed, epoch))
-        order = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-        # A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s
-        # image pooling); any other remainder is trained on.
-        lone_last = len(data.train) % config.batch_size == 1 and len(data.train) > 1
-        loader = DataLoader(
-            data.train, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last
-        )
-        model.train()
-        loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
-        weight_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
-        logged: list[tuple[int, Tensor, Tensor]] = []
-        steps_in_epoch = 0
-        lr = optimizer.param_groups[0]["lr"]
-        for inputs, targets in loader:
-            if config.max_steps_per_epoch and steps_in_epoch >= config.max_steps_per_epoch:
-                break
-            inputs = inputs.to(device)
-            targets = {name: targets[name].to(device) for name in task_names}
-            step_start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            representation, task_losses = _step_losses(model, tasks, inputs, targets)
-            losses = torch.stack(task_losses)
-            # The list, not the stack: a gradient method's per-task gradient then never flows back through the
-            # other heads.
-            method.step(task_losses, shared_parameters=model.shared_parameters(), representation=representation)
-            optimizer.step()
-            if method.needs_losses_after_step:
-                # FAMO measures each task's loss decrease on the same batch: one more forward, no gradient, in
-                # training mode like the step itself.
-                with torch.no_grad():
-                    _, after = _step_losses(model, tasks, inputs, targets)
-                method.after_step(torch.stack(after))
-            step_times.append(time.perf_counter() - step_start)
-            detached = losses.detach()
-            weights = method.last_weights.detach()
-            loss_sum += detached
-            weight_sum += weights
-            if global_step % config.log_every == 0:
-                logged.append((global_step, weights.clone(), detached.clone()))
-            steps_in_epoch += 1
-            global_step += 1
-        if steps_in_epoch == 0:
-            raise ConfigError(f"epoch {epoch} has no training batch: the training split of {config.dataset!r} is empty")
-        # One host transfer per epoch, not per step.
-        for step, weights, losses in logged:
-            logged_steps.append(step)
-            step_weights.append(weights.tolist())
-            step_losses.append(losses.tolist())
-        mean_losses = (loss_sum / steps_in_epoch).to(torch.float32)
-        method.end_epoch(mean_losses)
-        scheduler.step()
-        record = EpochRecord(
-            epoch=epoch,
-            train_losses=dict(zip(task_names, mean_losses.tolist(), strict=True)),
-            val=evaluate(model, tasks, data.val, config.eval_batch_size, device),
-            test=evaluate(model, tasks, data.test, config.eval_batch_size, device),
-            mean_weights=dict(zip(task_names, (weight_sum / steps_in_epoch).tolist(), strict=True)),
-            lr=lr,
-            seconds=time.perf_counter() - epoch_start,
-        )
-        records.append(record)
-        if checkpoint_path is not None and epoch < config.epochs:
-            save_atomically(
-                {
-                    "run_id": config.run_id(),
-                    "model": model.state_dict(),
-                    "method": method.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "records": [asdict(r) for r in records],
-                    "steps": logged_steps,
-                    "step_weights": step_weights,
-                    "step_losses": step_losses,
-                    "step_times": step_times,
-                    "global_step": global_step,
-                    "wall_seconds": time.perf_counter() - wall_start,
-                    "cpu_seconds": time.process_time() - cpu_start,
-                },
-                checkpoint_path,
-            )
-        if on_epoch is not None:
-            on_epoch(record)
-
-    higher_is_better = {
-        f"{name}/{spec.name}": spec.higher_is_better for name, task in tasks.items() for spec in task.metrics
-    }
-    result = RunResult(
-        config=config,
-        tasks=task_names,
-        higher_is_better=higher_is_better,
-        epochs=records,
-        steps=logged_steps,
-        step_weights=step_weights,
-        step_losses=step_losses,
-        ms_per_step=1000 * statistics.median(step_times) if step_times else 0.0,
-        peak_memory_mb=_peak_memory_mb(device),
-        wall_seconds=time.perf_counter() - wall_start,
-        cpu_seconds=time.process_time() - cpu_start,
-    )
-    if checkpoint_path is not None:
-        checkpoint_path.unlink(missing_ok=True)
-    return result
-
+    return TrainingState(model, method, optimizer, scheduler)
