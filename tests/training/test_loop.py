@@ -2,51 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor, nn
-from torch.utils.data import Dataset
+from tiny_problem import Synthetic, config, synthetic_data
 
 from taskbalance.data.base import MultiTaskData
-from taskbalance.models import MODELS
-from taskbalance.models.base import MultiTaskModel
-from taskbalance.tasks import Classification, Regression
-from taskbalance.training import ConfigError, RunConfig, train
-from taskbalance.types import HeadSpec
-
-
-class _Synthetic(Dataset):
-    def __init__(self, n: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 1, 4, 4, generator=g)
-        flat = self.x.flatten(1)
-        self.cls = (flat[:, :8].sum(1) > 0).long() + (flat[:, 8:].sum(1) > 1).long()
-        self.reg = flat.mean(1, keepdim=True)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.x[i], {"cls": self.cls[i], "reg": self.reg[i]}
-
-
-def synthetic_data() -> MultiTaskData:
-    tasks = {"cls": Classification("cls", 3), "reg": Regression("reg")}
-    return MultiTaskData("synthetic", _Synthetic(96, 0), _Synthetic(32, 1), _Synthetic(32, 2), tasks, (1, 4, 4))
-
-
-@MODELS.register("tiny_test_mlp")
-def tiny_test_mlp(heads: Mapping[str, HeadSpec], in_channels: int = 1) -> MultiTaskModel:
-    encoder = nn.Sequential(nn.Flatten(), nn.Linear(16 * in_channels, 12), nn.ReLU())
-    return MultiTaskModel(encoder, {name: nn.Linear(12, spec.out_channels) for name, spec in heads.items()})
-
-
-def config(**changes: object) -> RunConfig:
-    base = RunConfig(dataset="synthetic", model="tiny_test_mlp", epochs=3, batch_size=16, eval_batch_size=32, lr=1e-2)
-    return base.replace(**changes)
+from taskbalance.training import ConfigError, train
 
 
 def test_identical_runs_give_identical_metrics() -> None:
@@ -140,7 +103,7 @@ def test_composition_errors_are_named() -> None:
 def test_a_last_batch_of_one_sample_is_dropped_and_other_remainders_are_kept() -> None:
     full = synthetic_data()
     for n, steps in ((97, 6), (98, 7)):  # batch 16: 6 full batches, then 1 (dropped) or 2 (kept) samples
-        data = MultiTaskData("synthetic", _Synthetic(n, 0), full.val, full.test, full.tasks, full.input_shape)
+        data = MultiTaskData("synthetic", Synthetic(n, 0), full.val, full.test, full.tasks, full.input_shape)
         result = train(config(epochs=1), data=data)
         assert len(result.steps) == steps
 
