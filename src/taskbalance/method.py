@@ -28,6 +28,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+TaskLosses = Tensor | Sequence[Tensor]
+"""The K task losses of a step, carrying their graph: a list of scalars or their ``torch.stack``."""
+SharedParameters = Iterable[nn.Parameter] | None
+"""The parameters all tasks share (``model.shared_parameters()``)."""
+Representation = Tensor | Sequence[Tensor] | None
+"""The shared encoder's output for the batch (a tensor or a tuple of tensors)."""
+
 
 class Method(nn.Module):
     """Base of every method: K tasks in, every ``.grad`` filled by :meth:`step`, weights in ``last_weights``.
@@ -72,11 +79,7 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------------------------------ the contract
     def step(
-        self,
-        losses: Tensor | Sequence[Tensor],
-        *,
-        shared_parameters: Iterable[nn.Parameter] | None = None,
-        representation: Tensor | Sequence[Tensor] | None = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
     ) -> None:
         """Fill the ``.grad`` of every parameter the losses reach (and of the method's own parameters).
 

@@ -1,4 +1,4 @@
-"""The base class of every gradient method, its Gram-matrix specialisation, and the registry ``AGGREGATIONS``."""
+"""The base class of every gradient method and its Gram-matrix specialisation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.engine import STRATEGIES, Strategy, per_task_gradients, task_leaves, task_roots
-from taskbalance.method import Method
+from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
 from taskbalance.weighting.base import LossWeighting
 
 Mode = Literal["parameters", "representation"]
@@ -91,11 +91,7 @@ class GradientAggregation(Method):
 
     # ----------------------------------------------------------------------------------------------- the step
     def step(
-        self,
-        losses: Tensor | Sequence[Tensor],
-        *,
-        shared_parameters: Iterable[nn.Parameter] | None = None,
-        representation: Tensor | Sequence[Tensor] | None = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
     ) -> None:
         """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.
 

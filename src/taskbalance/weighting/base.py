@@ -1,15 +1,15 @@
-"""The base class of every loss weighting, its input checks, and the registry ``WEIGHTINGS``."""
+"""The base class of every loss weighting, and the temperature check its subclasses share."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from taskbalance.method import Method
+from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
 from taskbalance.weighting.distributed import mean_across_ranks
 
 
@@ -66,11 +66,7 @@ class LossWeighting(Method):
         return total
 
     def step(
-        self,
-        losses: Tensor | Sequence[Tensor],
-        *,
-        shared_parameters: Iterable[nn.Parameter] | None = None,
-        representation: Tensor | Sequence[Tensor] | None = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
     ) -> None:
         """``self(torch.stack(losses)).backward()``: one backward of the weighted total.
 
