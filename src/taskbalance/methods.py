@@ -135,7 +135,10 @@ def create(name: str, tasks: int | Sequence[str] | Mapping[str, Task], **options
         weighting_name = opts["weighting"]
         if weighting_name not in WEIGHTINGS:
             raise MethodError(f"method {name!r}: unknown weighting {weighting_name!r}; known: {WEIGHTINGS.names()}")
-        opts["weighting"] = create(weighting_name, task_objects or task_names or num_tasks, **(weighting_options or {}))
+        nested = dict(weighting_options or {})
+        if "sync_across_ranks" in opts:
+            nested.setdefault("sync_across_ranks", opts["sync_across_ranks"])
+        opts["weighting"] = create(weighting_name, task_objects or task_names or num_tasks, **nested)
     elif weighting_options is not None:
         raise MethodError(f"method {name!r}: weighting_options given without a weighting name")
     if task_names is not None:

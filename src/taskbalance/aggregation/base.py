@@ -9,6 +9,14 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.engine import STRATEGIES, Strategy, per_task_gradients, task_leaves, task_roots
+from taskbalance.distributed import (
+    all_reduce_mean,
+    all_reduce_sum,
+    average_gradients,
+    average_tensors_,
+    is_distributed,
+    world_size,
+)
 from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
 from taskbalance.weighting.base import LossWeighting
 
@@ -56,6 +64,13 @@ class GradientAggregation(Method):
         task_names: optional names of the K tasks, for error messages.
         validate: raise a ``ValueError`` naming the method, task and value when a loss is NaN or ±inf (one host
             sync per step), instead of letting it reach the solver.
+        sync_across_ranks: inside a ``torch.distributed`` job, make :meth:`step` compute the update of the global
+            batch (the union of the ranks' batches) on every rank: the scales come from the ranks' mean losses; in
+            parameters mode the K per-task gradients are averaged over the ranks before aggregation (exact for every
+            method; O(K·P) bytes per step); in representation mode the K×K Gram matrix is summed over the ranks
+            (exact for Gram-based methods; O(K²) bytes), each rank backpropagates its part of the direction, and the
+            encoder's gradients are averaged (one gradient's bytes). Heads' gradients are averaged in both modes.
+            Train the model without a DDP wrapper then. Outside a process group it does nothing.
 
     Subclasses take their own hyper-parameters plus ``**common`` (the keywords above), passed on to this class.
     """
@@ -72,6 +87,7 @@ class GradientAggregation(Method):
         strategy: Strategy = "loop",
         task_names: Sequence[str] | None = None,
         validate: bool = True,
+        sync_across_ranks: bool = False,
     ) -> None:
         super().__init__(num_tasks, task_names=task_names, validate=validate)
         name = type(self).__name__
@@ -88,6 +104,8 @@ class GradientAggregation(Method):
         self.mode: Mode = mode
         self.strategy: Strategy = strategy
         self.weighting = weighting
+        self.sync_across_ranks = bool(sync_across_ranks)
+        self._reduce_gram = False  # set by step(): Gram of the global batch in distributed representation mode
 
     # ----------------------------------------------------------------------------------------------- the step
     def step(
@@ -110,7 +128,13 @@ class GradientAggregation(Method):
         self.check_step_losses(losses)
         shared = self.trainable_shared(shared_parameters)
         reps = self._representation_tensors(representation)
-        scales = self.task_scales(losses, self._weighting_scales(losses))
+        distributed = self.sync_across_ranks and is_distributed()
+        if distributed:
+            # Every rank computes the scales from the global batch's losses (the mean of the ranks' losses).
+            global_losses = all_reduce_mean(losses.detach())
+            scales = self.task_scales(global_losses, self._weighting_scales(global_losses))
+        else:
+            scales = self.task_scales(losses, self._weighting_scales(losses))
 
         shared_ids = {id(p) for p in shared}
         if self.mode == "representation":
@@ -130,19 +154,28 @@ class GradientAggregation(Method):
         used = [i for i, piece in enumerate(stacked) if piece is not None]
         pieces = [piece for piece in stacked if piece is not None]
         del stacked
-        directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
+        if distributed and self.mode == "parameters":
+            average_tensors_(pieces)  # the global batch's per-task gradients: O(K·P), exact for every method
+        self._reduce_gram = distributed and self.mode == "representation"
+        try:
+            directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
+        finally:
+            self._reduce_gram = False
         self.last_weights = weights.detach()
 
+        for p in shared:
+            p.grad = None
         if self.mode == "representation":
-            for p in shared:
-                p.grad = None
             if used:
                 torch.autograd.backward([targets[i] for i in used], grad_tensors=directions)
         else:
-            for p in shared:
-                p.grad = None
             for i, direction in zip(used, directions, strict=True):
                 targets[i].grad = direction
+        if distributed:
+            # Heads saw only this rank's samples; in representation mode the encoder too. Parameters-mode shared
+            # gradients are already those of the global batch (identical on every rank) and are not reduced again.
+            local = [leaf for leaves in extras for leaf in leaves]
+            average_gradients([*local, *shared] if self.mode == "representation" else local)
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
         """The shared update direction from stacked per-task gradients.
@@ -216,14 +249,7 @@ class GradientAggregation(Method):
         """``∂total/∂L_k`` of the composed weighting (ones without one); sets the weighting parameters' ``.grad``."""
         if self.weighting is None:
             return torch.ones(self.num_tasks, dtype=losses.dtype, device=losses.device)
-        total = self.weighting(losses)
-        params = [p for p in self.weighting.parameters() if p.requires_grad]
-        # Only the small graph between the losses and the total is walked: `losses` is an input, not passed through.
-        grads = torch.autograd.grad(total, [losses, *params], retain_graph=True, allow_unused=True)
-        for p, g in zip(params, grads[1:], strict=True):
-            p.grad = g
-        scales = grads[0]
-        return torch.zeros_like(losses) if scales is None else scales.detach()
+        return self.weighting.loss_scales(losses)
 
     def _check_heads_avoid_shared(self, reached: list[list[Tensor]], shared_ids: set[int]) -> None:
         # A shared parameter reached by a head without passing the representation would lose that gradient part.
@@ -267,6 +293,10 @@ class GramAggregation(GradientAggregation):
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
         gram = gram_matrix(pieces)
+        if self._reduce_gram:
+            # Representation gradients of different ranks cover disjoint samples, each rank's scaled by 1/R in the
+            # global-batch mean, so the global Gram is Σ_r G_r / R²: K×K numbers instead of K gradients.
+            gram = all_reduce_sum(gram) / world_size() ** 2
         scaled_gram = gram * scales[:, None] * scales[None, :]
         weights = self.coefficients(scaled_gram).to(gram.dtype) * scales
         return combine(pieces, weights), weights

@@ -9,8 +9,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.distributed import average_gradients, is_distributed, mean_across_ranks
+from taskbalance.graph import task_leaves
 from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
-from taskbalance.weighting.distributed import mean_across_ranks
 
 
 class LossWeighting(Method):
@@ -70,10 +71,37 @@ class LossWeighting(Method):
     ) -> None:
         """``self(torch.stack(losses)).backward()``: one backward of the weighted total.
 
-        ``shared_parameters`` and ``representation`` are not needed by a loss weighting and are ignored.
+        ``shared_parameters`` and ``representation`` are not needed by a loss weighting and are ignored. With
+        ``sync_across_ranks`` inside a ``torch.distributed`` job, the gradients of every parameter the total
+        reaches are then averaged over the ranks (one all-reduce), so every rank holds the global batch's gradient
+        (train the model without a DDP wrapper then; with one, the extra averaging changes nothing but costs time).
         """
         stacked = losses if isinstance(losses, Tensor) else torch.stack(list(losses))
-        self(stacked).backward()
+        if not (self.sync_across_ranks and is_distributed()):
+            self(stacked).backward()
+            return
+        # The global batch's total is a function of the ranks' mean losses; its gradient is Σ_k s_k·∇L_k with
+        # s = ∂total/∂L at those means, so each rank backpropagates Σ_k s_k·L_k of its own samples and the ranks
+        # average: exact for every weighting, also those whose total is not linear in the losses (GLS, FAMO, STCH).
+        scales = self.loss_scales(mean_across_ranks(stacked.detach()))
+        surrogate = (scales * stacked).sum()
+        reached = task_leaves(surrogate.grad_fn, stop_at=[])
+        surrogate.backward()
+        average_gradients(reached)
+
+    def loss_scales(self, losses: Tensor) -> Tensor:
+        """``s_k = ∂total/∂L_k`` at ``losses`` (detached ``[K]``); sets the ``.grad`` of the method's own parameters.
+
+        Records ``last_weights`` and advances the method's state like a call does. Gradient methods composed with
+        a weighting scale task k's gradient by ``s_k``.
+        """
+        values = losses.detach().clone().requires_grad_(True)
+        total = self(values)
+        params = [p for p in self.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(total, [values, *params], allow_unused=True)
+        for p, g in zip(params, grads[1:], strict=True):
+            p.grad = g
+        return torch.zeros_like(values.detach()) if grads[0] is None else grads[0]
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(total, weights)``.

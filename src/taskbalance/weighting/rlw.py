@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.distributed import broadcast_from_first_rank
 from taskbalance.method import RandomState
 from taskbalance.weighting.base import LossWeighting
-from taskbalance.weighting.distributed import broadcast_from_first_rank
 from taskbalance.weighting.registry import WEIGHTINGS
 
 

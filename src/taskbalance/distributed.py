@@ -1,0 +1,117 @@
+"""Collectives for data-parallel training: what every rank must agree on, and how many bytes it costs.
+
+Inside an initialised ``torch.distributed`` process group with more than one rank (e.g. under ``torchrun``) these
+functions reduce across ranks; outside one they return their input unchanged, so the same code runs in one process.
+Every reduction goes through :func:`all_reduce_mean`/:func:`all_reduce_sum`, which count the bytes they send in
+:data:`traffic` (read by ``benchmarks/ddp_scaling.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+@dataclass
+class Traffic:
+    """Bytes handed to all-reduce and broadcast calls since the last :meth:`reset` (this rank's payload)."""
+
+    bytes: int = 0
+    calls: int = 0
+
+    def add(self, tensor: Tensor) -> None:
+        self.bytes += tensor.numel() * tensor.element_size()
+        self.calls += 1
+
+    def reset(self) -> None:
+        self.bytes = self.calls = 0
+
+
+traffic = Traffic()
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group with more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """The number of ranks (1 outside a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_reduce_sum(values: Tensor) -> Tensor:
+    """The element-wise sum of ``values`` over all ranks (a detached copy; ``values`` itself outside DDP)."""
+    if not is_distributed():
+        return values
+    shared = values.detach().clone()
+    traffic.add(shared)
+    dist.all_reduce(shared, op=dist.ReduceOp.SUM)
+    return shared
+
+
+def all_reduce_mean(values: Tensor) -> Tensor:
+    """The element-wise mean of ``values`` over all ranks (SUM then a division: gloo has no AVG reduction)."""
+    if not is_distributed():
+        return values
+    return all_reduce_sum(values) / dist.get_world_size()
+
+
+def mean_across_ranks(values: Tensor) -> Tensor:
+    """The element-wise mean of ``values`` over all ranks (a detached copy; ``values`` itself outside DDP).
+
+    Example:
+        >>> mean_across_ranks(torch.tensor([1.0, 2.0]))  # no process group: unchanged
+        tensor([1., 2.])
+    """
+    return all_reduce_mean(values)
+
+
+def broadcast_from_first_rank(values: Tensor) -> Tensor:
+    """Rank 0's ``values`` on every rank (a detached copy; ``values`` itself outside DDP)."""
+    if not is_distributed():
+        return values
+    shared = values.detach().clone()
+    traffic.add(shared)
+    dist.broadcast(shared, src=0)
+    return shared
+
+
+def average_tensors_(tensors: Sequence[Tensor]) -> None:
+    """Replace every tensor by its mean over ranks, in place, with one all-reduce per dtype and device.
+
+    The tensors are flattened into one buffer per (dtype, device), reduced, and copied back.
+    """
+    if not is_distributed() or not tensors:
+        return
+    groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+    for group in groups.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        flat = all_reduce_mean(flat)
+        offset = 0
+        for tensor in group:
+            tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+            offset += tensor.numel()
+
+
+def average_gradients(parameters: Iterable[nn.Parameter | Tensor]) -> None:
+    """Average the ``.grad`` of ``parameters`` over ranks (those without a gradient are skipped; every rank must
+    pass the same parameters with gradients in the same order)."""
+    seen: set[int] = set()
+    grads = []
+    for p in parameters:
+        if p.grad is not None and id(p) not in seen:
+            seen.add(id(p))
+            grads.append(p.grad)
+    average_tensors_(grads)
