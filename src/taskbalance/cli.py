@@ -215,7 +215,10 @@ def _check_methods_build(spec: Any, tasks: Any) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Store the result in OUT/results.sqlite.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 def train(config_file: Path, out: Path | None, threads: int) -> None:
-    """Train one run from a TOML config (fields of taskbalance.training.RunConfig)."""
+    """Train one run from a TOML config (fields of taskbalance.training.RunConfig).
+
+    Data-parallel over N processes: torchrun --nproc-per-node=N -m taskbalance train CONFIG_FILE.
+    """
     from rich.table import Table
 
     from taskbalance.data import DatasetFormatError
@@ -236,7 +239,13 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     except ConfigError as error:
         raise click.UsageError(f"{config_file}: {error}") from None
     _configure_threads(threads)
+    from taskbalance import distributed
+
+    # Under torchrun every rank trains; rank 0 alone prints and writes the store.
+    distributed.init_from_environment()
     console = _console()
+    if distributed.rank() != 0:
+        console.quiet = True
 
     def show_epoch(record: Any) -> None:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in record.train_losses.items())
@@ -258,7 +267,7 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         table.add_row(key, f"{last.val[key]:.4f}", f"{last.test[key]:.4f}")
     console.print(table)
     console.print(f"{result.ms_per_step:.1f} ms/step, peak memory {result.peak_memory_mb:.0f} MiB")
-    if out is not None:
+    if out is not None and distributed.rank() == 0:
         from taskbalance.store import RunStore
 
         out.mkdir(parents=True, exist_ok=True)

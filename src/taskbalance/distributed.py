@@ -8,8 +8,10 @@ Every reduction goes through :func:`all_reduce_mean`/:func:`all_reduce_sum`, whi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -32,6 +34,7 @@ class Traffic:
 
 
 traffic = Traffic()
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -84,6 +87,35 @@ def broadcast_from_first_rank(values: Tensor) -> Tensor:
     traffic.add(shared)
     dist.broadcast(shared, src=0)
     return shared
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing outside a distributed job)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def broadcast_object(value: T) -> T:
+    """Rank 0's ``value`` (any picklable object) on every rank; ``value`` itself outside a distributed job."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def init_from_environment() -> bool:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1).
+
+    NCCL when CUDA is available, gloo otherwise. Returns True when a group was joined (False for a single process).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return is_distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    return True
 
 
 def average_tensors_(tensors: Sequence[Tensor]) -> None:

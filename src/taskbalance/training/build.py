@@ -11,8 +11,13 @@ from taskbalance.models.base import MultiTaskModel
 from taskbalance.training.config import ConfigError, RunConfig
 
 
-def build(config: RunConfig, data: MultiTaskData | None = None) -> tuple[MultiTaskData, MultiTaskModel, Method]:
-    """Data (restricted to the config's tasks), model and method of a run, before any training."""
+def build(
+    config: RunConfig, data: MultiTaskData | None = None, *, sync_across_ranks: bool = False
+) -> tuple[MultiTaskData, MultiTaskModel, Method]:
+    """Data (restricted to the config's tasks), model and method of a run, before any training.
+
+    ``sync_across_ranks`` builds the method for a distributed job (every rank computes the global batch's update).
+    """
     if data is None:
         try:
             data = datasets.create(config.dataset, **config.dataset_options)
@@ -31,7 +36,8 @@ def build(config: RunConfig, data: MultiTaskData | None = None) -> tuple[MultiTa
     except TypeError as error:
         raise ConfigError(f"model_options for {config.model!r}: {error}") from None
     try:
-        method = methods.create(config.method, data.tasks, **config.method_options)
+        options = {**config.method_options, **({"sync_across_ranks": True} if sync_across_ranks else {})}
+        method = methods.create(config.method, data.tasks, **options)
     except methods.UnknownMethodError as error:
         raise ConfigError(f"method: {error}") from None
     except methods.MethodError as error:

@@ -5,6 +5,10 @@ epoch hook, the step LR schedule, then evaluation on the validation and the test
 Selection of the reported epoch (by validation Δm) is the protocol's job; test metrics are recorded every epoch so
 that a run does not depend on the baselines and all runs of a sweep can run at once.
 
+Inside a ``torch.distributed`` job (``torchrun -m taskbalance train``) every rank trains on its share of each
+global batch, the method computes the global batch's update (``sync_across_ranks``), rank 0 evaluates and writes
+checkpoints, and every rank resumes from them; see docs/distributed.md.
+
 Every method is driven through the same contract (:class:`taskbalance.method.Method`): the loop has no notion of
 loss weightings or gradient methods. A run whose losses, weights or metrics become NaN or infinite stops with
 :class:`TrainingDivergedError`, which names the epoch, the step, the task and the value.
@@ -20,9 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from taskbalance import distributed
 from taskbalance.data.base import MultiTaskData
 from taskbalance.method import Method
 from taskbalance.models.base import MultiTaskModel
@@ -92,11 +97,7 @@ def train_epoch(
     model, method, tasks = state.model, state.method, data.tasks
     task_names = list(tasks)
     torch.manual_seed(_epoch_seed(config.seed, epoch))
-    order = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-    # A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s
-    # image pooling); any other remainder is trained on.
-    lone_last = len(data.train) % config.batch_size == 1 and len(data.train) > 1
-    loader = DataLoader(data.train, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    loader = _training_batches(data.train, config, _epoch_seed(config.seed, epoch))
     model.train()
     loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
     weight_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
@@ -110,7 +111,9 @@ def train_epoch(
         step_start = time.perf_counter()
         state.optimizer.zero_grad(set_to_none=True)
         representation, task_losses = _step_losses(model, tasks, inputs, targets)
-        detached = torch.stack(task_losses).detach()
+        # The global batch's losses (the ranks' mean; this process's own outside a distributed job), so that logs,
+        # the epoch means and the divergence check agree on every rank.
+        detached = distributed.all_reduce_mean(torch.stack(task_losses).detach())
         _raise_if_not_finite(detached, task_names, "the loss", f"in epoch {epoch}, step {state.global_step}")
         # The list, not the stack: a gradient method's per-task gradient then never flows back through the other
         # heads.
@@ -141,9 +144,35 @@ def train_epoch(
     return (loss_sum / steps_in_epoch).to(torch.float32), weight_sum / steps_in_epoch
 
 
+def _training_batches(dataset: Dataset, config: RunConfig, seed: int) -> DataLoader:
+    """The epoch's shuffled batches (seeded); in a distributed job, this rank's share of each global batch.
+
+    A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s image
+    pooling); any other remainder is trained on. With R ranks rank r takes every R-th sample of each global batch
+    of ``batch_size`` samples, so the ranks' batches together are the single-process batch; a last global batch
+    that does not split evenly over the ranks is dropped.
+    """
+    order = torch.Generator().manual_seed(seed)
+    size, ranks = len(dataset), distributed.world_size()
+    lone_last = size % config.batch_size == 1 and size > 1
+    if ranks == 1:
+        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    # The single process's batches of sample indices: the same loader over range(size) draws the same order.
+    indices = DataLoader(range(size), batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    global_batches = [batch.tolist() for batch in indices]
+    if global_batches and len(global_batches[-1]) % ranks:
+        global_batches.pop()
+    rank = distributed.rank()
+    return DataLoader(dataset, batch_sampler=[batch[rank::ranks] for batch in global_batches])
+
+
 def _evaluate_finite(model: MultiTaskModel, data: MultiTaskData, split: str, config: RunConfig, epoch: int,
                      device: torch.device) -> dict[str, float]:
-    metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device)
+    """One split's metrics, computed by rank 0 and shared with every rank in a distributed job."""
+    metrics = None
+    if distributed.rank() == 0:
+        metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device)
+    metrics = distributed.broadcast_object(metrics)
     bad = {key: value for key, value in metrics.items() if not math.isfinite(value)}
     if bad:
         raise TrainingDivergedError(f"training diverged in epoch {epoch}: {split} metrics {bad} are not finite")
@@ -185,13 +214,21 @@ def train(
     device = torch.device(device)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(config.seed)
-    data, model, method = build(config, data)
+    ranks = distributed.world_size()
+    if config.batch_size % ranks:
+        raise ConfigError(f"batch_size {config.batch_size} does not split over {ranks} processes; use a multiple")
+    data, model, method = build(config, data, sync_across_ranks=ranks > 1)
+    if ranks > 1 and device.type == "cuda":
+        # Batch statistics of the global batch (SyncBatchNorm needs CUDA; on CPU each rank normalises its share).
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     state = _initial_state(config, model.to(device), method.to(device))
     state.wall_start, state.cpu_start = wall_start, cpu_start
     run_id = config.run_id()
     checkpoint_path = checkpoint_dir / f"{run_id}.pt" if checkpoint_dir is not None else None
     if checkpoint_path is not None:
-        remove_stale_temporaries(checkpoint_path)
+        if distributed.rank() == 0:
+            remove_stale_temporaries(checkpoint_path)
+        distributed.barrier()
         checkpoint = load_checkpoint(checkpoint_path, run_id, map_location=device)
         if checkpoint is not None:
             state.restore(checkpoint)
@@ -214,7 +251,9 @@ def train(
         )
         state.records.append(record)
         if checkpoint_path is not None and epoch < config.epochs:
-            save_atomically(state.checkpoint(run_id), checkpoint_path)
+            if distributed.rank() == 0:
+                save_atomically(state.checkpoint(run_id), checkpoint_path)
+            distributed.barrier()
         if on_epoch is not None:
             on_epoch(record)
 
@@ -231,7 +270,8 @@ def train(
         wall_seconds=state.wall_seconds(),
         cpu_seconds=state.cpu_seconds(),
     )
-    if checkpoint_path is not None:
+    distributed.barrier()  # every rank has finished before rank 0 removes the checkpoint
+    if checkpoint_path is not None and distributed.rank() == 0:
         checkpoint_path.unlink(missing_ok=True)
     return result
 
