@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -55,3 +58,22 @@ def test_step_overhead_prints_a_ratio_for_every_method(capsys: pytest.CaptureFix
     assert set(rows) == {"ew", "uwso"}
     assert float(rows["ew"][1]) == 1.0  # the ratio column is relative to EW
     assert all(float(value) > 0 for values in rows.values() for value in values)
+
+
+def test_ddp_scaling_prints_times_and_volumes_per_method() -> None:
+    # A subprocess: its spawned ranks import the worker function from the script by name.
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ddp_scaling.py"), "--steps", "1", "--warmup", "0", "--batch", "16",
+         "--methods", "ew,mgda"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "GLOO_SOCKET_IFNAME": "lo"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, *rows = table_rows(done.stdout)
+    assert header[:2] == ["method", "mode"]
+    assert [(row[0], row[1]) for row in rows] == [("ew", "—"), ("mgda", "parameters"), ("mgda", "representation")]
+    volumes = {row[1]: int(row[5].replace(",", "")) for row in rows}
+    gram, per_task = (int(rows[1][i].replace(",", "")) for i in (6, 7))
+    # The measured volumes are the schemes' (float32 Gram: 4·K² bytes more than one gradient, plus the heads).
+    assert volumes["representation"] == gram
+    assert volumes["parameters"] == per_task
+    assert all(float(row[4]) > 0 for row in rows)
