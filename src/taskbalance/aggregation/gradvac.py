@@ -39,8 +39,9 @@ class GradVac(RandomState, GramAggregation):
     identically. β = 0.01 is the paper's choice (LibMTL's default is 0.5).
 
     Degenerate inputs raise a ``ValueError`` naming the method, with ``validate=True`` (one host sync): a zero or
-    non-finite task gradient (no cosine), and a correction that cannot reach its target (a target of 1, or
-    ``g_i'`` cancelled to zero by an exactly opposite ``g_j``).
+    non-finite task gradient (no cosine), and a correction that cannot reach its target (a target of 1, which needs
+    an infinite amount). A ``g_i'`` cancelled to zero by an exactly opposite ``g_j`` stays zero (the added amount is
+    proportional to ``|g_i'|``) and its targets with the later partners are left unchanged (no cosine to average).
 
     Example:
         >>> import torch
@@ -89,21 +90,25 @@ class GradVac(RandomState, GramAggregation):
             partner = orders[:, step]
             products = mix @ matrix
             own_norms = (products * mix).sum(dim=1).clamp_min(0.0).sqrt()  # |g_i'|
+            # g_i' cancelled to 0 by an exactly opposite g_j has no cosine; the added amount (∝ |g_i'|) is then 0.
+            cancelled = own_norms == 0
+            safe_norms = torch.where(cancelled, torch.ones_like(own_norms), own_norms)
             # Rounding can push a cosine of (anti)parallel gradients just past ±1.
-            cosines = (products[rows, partner] / (own_norms * norms[partner])).clamp(-1.0, 1.0)
+            cosines = (products[rows, partner] / (safe_norms * norms[partner])).clamp(-1.0, 1.0)
             target = targets[rows, partner]
-            below = cosines < target
+            below = (cosines < target) & ~cancelled
             room = (1 - target.square()).clamp_min(0.0).sqrt()
             amount = own_norms * (target * (1 - cosines.square()).sqrt() - cosines * room) / (norms[partner] * room)
-            unreachable[rows, partner] = (own_norms == 0) | (below & ~torch.isfinite(amount))
-            mix[rows, partner] += torch.where(below & torch.isfinite(amount), amount, torch.zeros_like(amount))
-            targets[rows, partner] = (1 - self.beta) * target + self.beta * cosines.nan_to_num(0.0)
+            reachable = torch.isfinite(amount)
+            unreachable[rows, partner] = below & ~reachable
+            mix[rows, partner] += torch.where(below & reachable, amount, torch.zeros_like(amount))
+            updated = (1 - self.beta) * target + self.beta * cosines
+            targets[rows, partner] = torch.where(cancelled, target, updated)
         if self.validate and bool(unreachable.any()):
             i, j = (int(index) for index in unreachable.nonzero()[0])
             raise ValueError(
-                f"GradVac: the cosine of the (corrected) gradient of {self.task_label(i)} with that of "
-                f"{self.task_label(j)} is undefined or cannot reach its target {float(self.targets[i, j]):.6g} "
-                "(a target of 1, or a gradient cancelled by an exactly opposite one)"
+                f"GradVac: the cosine of the gradient of {self.task_label(i)} with that of {self.task_label(j)} is "
+                f"below its target {float(self.targets[i, j]):.6g}, which no added amount reaches (a target of 1)"
             )
         self.targets = targets.to(self.targets.dtype)
         return mix
