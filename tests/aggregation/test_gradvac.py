@@ -8,18 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_gradients import random_jacobian, seeds
 from torch import Tensor
 
 from taskbalance.aggregation import GradVac, PCGrad, create
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True)
-seeds = st.integers(0, 2**31 - 1)
-
-
-def random_jacobian(seed: int, num_tasks: int, size: int) -> Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    scales = torch.exp(torch.randn(num_tasks, 1, generator=generator, dtype=torch.float64))
-    return scales * torch.randn(num_tasks, size, generator=generator, dtype=torch.float64)
 
 
 def cosine(a: Tensor, b: Tensor) -> float:

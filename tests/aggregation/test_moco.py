@@ -6,25 +6,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import Tensor
+from random_gradients import random_jacobian, seeds
 
 from taskbalance.aggregation import MGDA, MoCo, create
 from taskbalance.aggregation.moco import project_onto_simplex
 
 FAST = settings(max_examples=8, deadline=None, derandomize=True)
-seeds = st.integers(0, 2**31 - 1)
-
-
-def random_jacobian(seed: int, num_tasks: int, size: int) -> Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    scales = torch.exp(0.5 * torch.randn(num_tasks, 1, generator=generator, dtype=torch.float64))
-    return scales * torch.randn(num_tasks, size, generator=generator, dtype=torch.float64)
 
 
 @FAST
 @given(seeds, st.integers(2, 4))
 def test_untracked_constant_steps_converge_to_mgda(seed: int, num_tasks: int) -> None:
-    jacobian = random_jacobian(seed, num_tasks, num_tasks + 8)
+    jacobian = random_jacobian(seed, num_tasks, num_tasks + 8, spread=0.5)
     gram = jacobian @ jacobian.T
     step = 1.0 / float(torch.linalg.eigvalsh(gram).max())
     method = MoCo(num_tasks, beta=1.0, beta_sigma=0.0, gamma=step, gamma_sigma=0.0).double()
@@ -51,7 +44,7 @@ def test_tracking_follows_the_moving_average_with_decaying_rate() -> None:
 
 
 def test_resume_from_state_dict_gives_identical_steps() -> None:
-    batches = [random_jacobian(seed, 3, 6) for seed in range(7)]
+    batches = [random_jacobian(seed, 3, 6, spread=0.5) for seed in range(7)]
     ones = torch.ones(3, dtype=torch.float64)
     method = MoCo(3).double()
     for jacobian in batches[:3]:
