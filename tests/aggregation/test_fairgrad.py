@@ -69,3 +69,13 @@ def test_degenerate_gradients_are_refused_by_name() -> None:
 def test_bad_hyperparameters_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=f"FairGrad: {next(iter(bad))} must be"):
         create("fairgrad", 2, **bad)
+
+
+@FAST
+@given(seeds, st.sampled_from([0.5, 1.0, 2.0]))
+def test_float32_gradients_are_solved_without_a_spurious_error(seed: int, alpha: float) -> None:
+    jacobian = random_jacobian(seed, 4, 64).float()
+    weights = FairGrad(4, alpha=alpha).coefficients(jacobian @ jacobian.T)
+    assert weights.dtype == torch.float32
+    utilities = jacobian.double() @ (weights.double() @ jacobian.double())
+    torch.testing.assert_close(utilities, weights.double().pow(-1 / alpha), rtol=1e-4, atol=0)

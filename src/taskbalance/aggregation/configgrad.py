@@ -35,7 +35,7 @@ class ConFIG(GramAggregation):
         tensor([1.5000, 0.7500])
     """
 
-    formula = "d = (Σ_k g_k·ĝ_u)·ĝ_u, g_u = [g_1/|g_1|, …, g_K/|g_K|]⁺·1"
+    formula = "d = (Σ_k g_k·ĝ_u)·ĝ_u, g_u = U⁺1, U = rows g_k/|g_k|"
     paper = "Liu, Chu & Thuerey, ICLR 2025"
 
     def coefficients(self, gram: Tensor) -> Tensor:

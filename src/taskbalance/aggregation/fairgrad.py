@@ -114,18 +114,18 @@ class FairGrad(GramAggregation):
         if self.validate:
             why = "its utility g_k·d is 0 for every direction, so no α-fair weights exist"
             check_task_gradients(self, torch.diagonal(gram), why)
-        weights = alpha_fair_weights(gram, self.alpha, self.iterations)
+        matrix = gram.to(torch.float64)
+        weights = alpha_fair_weights(matrix, self.alpha, self.iterations)  # float64: checked before rounding
         if self.validate:
-            matrix = gram.to(torch.float64)
-            solution = weights.to(torch.float64)
-            target = solution.pow(-1.0 / self.alpha)
-            error = float(((matrix @ solution - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
+            target = weights.pow(-1.0 / self.alpha)
+            error = float(((matrix @ weights - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
             if not error <= 1e-6:
                 raise ValueError(
-                    f"FairGrad: no positive solution of (Gw)_k = w_k^(-1/α) found (relative residual {error:.3g}); "
-                    "the task gradients are linearly dependent, e.g. two opposite gradients"
+                    f"FairGrad: no positive solution of (Gw)_k = w_k^(-1/α) found in {self.iterations} Newton "
+                    f"iterations (relative residual {error:.3g}); the task gradients are linearly dependent (e.g. two "
+                    "opposite gradients) or nearly so"
                 )
-        return weights
+        return weights.to(gram.dtype)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, alpha={self.alpha}, iterations={self.iterations}"
