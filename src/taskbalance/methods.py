@@ -41,6 +41,11 @@ LABELS = {
     "graddrop": "GradDrop",
     "gradnorm": "GradNorm",
     "dbmtl": "DB-MTL",
+    "fairgrad": "FairGrad",
+    "gradvac": "GradVac",
+    "moco": "MoCo",
+    "sdmgrad": "SDMGrad",
+    "config": "ConFIG",
 }
 
 

@@ -20,14 +20,19 @@ from __future__ import annotations
 from taskbalance.aggregation.alignedmtl import AlignedMTL
 from taskbalance.aggregation.base import GradientAggregation, GramAggregation
 from taskbalance.aggregation.cagrad import CAGrad
+from taskbalance.aggregation.configgrad import ConFIG
 from taskbalance.aggregation.dbmtl import DBMTL
+from taskbalance.aggregation.fairgrad import FairGrad
 from taskbalance.aggregation.graddrop import GradDrop
 from taskbalance.aggregation.gradnorm import GradNorm
+from taskbalance.aggregation.gradvac import GradVac
 from taskbalance.aggregation.imtlg import IMTLG
 from taskbalance.aggregation.mgda import MGDA, MGDAUB
+from taskbalance.aggregation.moco import MoCo
 from taskbalance.aggregation.nashmtl import NashMTL
 from taskbalance.aggregation.pcgrad import PCGrad
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.sdmgrad import SDMGrad
 from taskbalance.aggregation.upgrad import UPGrad
 
 
@@ -53,12 +58,17 @@ __all__ = [
     "MGDAUB",
     "AlignedMTL",
     "CAGrad",
+    "ConFIG",
+    "FairGrad",
     "GradDrop",
     "GradNorm",
+    "GradVac",
     "GradientAggregation",
     "GramAggregation",
+    "MoCo",
     "NashMTL",
     "PCGrad",
+    "SDMGrad",
     "UPGrad",
     "create",
 ]
