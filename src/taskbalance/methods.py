@@ -30,6 +30,7 @@ LABELS = {
     "gls": "GLS",
     "famo": "FAMO",
     "stch": "STCH",
+    "si": "SI",
     "mgda": "MGDA",
     "mgda_ub": "MGDA-UB",
     "pcgrad": "PCGrad",
@@ -41,6 +42,8 @@ LABELS = {
     "graddrop": "GradDrop",
     "gradnorm": "GradNorm",
     "dbmtl": "DB-MTL",
+    "dualproj": "DualProj",
+    "excessmtl": "ExcessMTL",
 }
 
 

@@ -21,6 +21,8 @@ from taskbalance.aggregation.alignedmtl import AlignedMTL
 from taskbalance.aggregation.base import GradientAggregation, GramAggregation
 from taskbalance.aggregation.cagrad import CAGrad
 from taskbalance.aggregation.dbmtl import DBMTL
+from taskbalance.aggregation.dualproj import DualProj
+from taskbalance.aggregation.excessmtl import ExcessMTL
 from taskbalance.aggregation.graddrop import GradDrop
 from taskbalance.aggregation.gradnorm import GradNorm
 from taskbalance.aggregation.imtlg import IMTLG
@@ -53,6 +55,8 @@ __all__ = [
     "MGDAUB",
     "AlignedMTL",
     "CAGrad",
+    "DualProj",
+    "ExcessMTL",
     "GradDrop",
     "GradNorm",
     "GradientAggregation",
