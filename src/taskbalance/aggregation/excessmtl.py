@@ -109,7 +109,10 @@ class ExcessMTL(GradientAggregation):
                 f"{[tuple(s.shape) for s in squares]}; its accumulated squared gradients need the same shared "
                 "parameters at every step"
             )
-        self.squared_sums = [total + square for total, square in zip(self.squared_sums, squares, strict=True)]
+        # .to(): sums restored from a checkpoint on the CPU join the gradients' device.
+        self.squared_sums = [
+            total.to(square.device) + square for total, square in zip(self.squared_sums, squares, strict=True)
+        ]
 
     def _check_baseline(self) -> None:
         for k, value in enumerate(self.baseline.tolist()):
