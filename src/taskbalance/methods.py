@@ -30,6 +30,7 @@ LABELS = {
     "gls": "GLS",
     "famo": "FAMO",
     "stch": "STCH",
+    "si": "SI",
     "mgda": "MGDA",
     "mgda_ub": "MGDA-UB",
     "pcgrad": "PCGrad",
@@ -46,6 +47,8 @@ LABELS = {
     "moco": "MoCo",
     "sdmgrad": "SDMGrad",
     "config": "ConFIG",
+    "dualproj": "DualProj",
+    "excessmtl": "ExcessMTL",
 }
 
 

@@ -62,8 +62,10 @@ def expected_gradients(
 
 
 @pytest.mark.parametrize("strategy", ["loop", "batched"])
-@pytest.mark.parametrize("mode", ["parameters", "representation"])
-@pytest.mark.parametrize("name", GRADIENT_METHODS)
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [(n, m) for n in GRADIENT_METHODS for m in AGGREGATIONS.get(n).supported_modes],
+)
 def test_backward_fills_grad_with_the_aggregation_of_explicit_gradients(name: str, mode: str, strategy: str) -> None:
     model = tiny_model()
     method = create(name, NUM_TASKS, mode=mode, strategy=strategy, **OPTIONS.get(name, {})).double()

@@ -12,6 +12,7 @@ from taskbalance.weighting import (
     GLS,
     IMTLL,
     RLW,
+    SI,
     STCH,
     UW,
     UWO,
@@ -34,6 +35,7 @@ EXPECTED = {
     "gls": GLS,
     "famo": FAMO,
     "stch": STCH,
+    "si": SI,
 }
 
 

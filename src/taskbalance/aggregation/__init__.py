@@ -11,8 +11,8 @@ Use in a training step instead of ``loss.backward()``::
 Every method is a :class:`GradientAggregation` built as ``Method(num_tasks, weighting=..., mode=..., **hp)`` (or by
 name with :func:`create`); ``mode="representation"`` takes the per-task gradients w.r.t. the shared representation
 (cheap), ``"parameters"`` w.r.t. the shared parameters. Methods: MGDA, MGDA-UB, PCGrad, CAGrad, IMTL-G, Nash-MTL,
-Aligned-MTL, UPGrad, GradDrop, GradNorm, DB-MTL. (FAMO and STCH need only one backward: they are loss
-weightings, in :mod:`taskbalance.weighting`.)
+Aligned-MTL, UPGrad, GradDrop, GradNorm, DB-MTL, FairGrad, GradVac, MoCo, SDMGrad, ConFIG, DualProj, ExcessMTL.
+(FAMO, STCH and SI need only one backward: they are loss weightings, in :mod:`taskbalance.weighting`.)
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from taskbalance.aggregation.base import GradientAggregation, GramAggregation
 from taskbalance.aggregation.cagrad import CAGrad
 from taskbalance.aggregation.configgrad import ConFIG
 from taskbalance.aggregation.dbmtl import DBMTL
+from taskbalance.aggregation.dualproj import DualProj
+from taskbalance.aggregation.excessmtl import ExcessMTL
 from taskbalance.aggregation.fairgrad import FairGrad
 from taskbalance.aggregation.graddrop import GradDrop
 from taskbalance.aggregation.gradnorm import GradNorm
@@ -59,6 +61,8 @@ __all__ = [
     "AlignedMTL",
     "CAGrad",
     "ConFIG",
+    "DualProj",
+    "ExcessMTL",
     "FairGrad",
     "GradDrop",
     "GradNorm",

@@ -77,6 +77,8 @@ class GradientAggregation(Method):
 
     kind: ClassVar[str] = "gradient method"
     default_mode: ClassVar[Mode] = "parameters"
+    # The modes the method is defined for; any other is refused at construction with an error naming the method.
+    supported_modes: ClassVar[tuple[str, ...]] = MODES
 
     def __init__(
         self,
@@ -96,6 +98,8 @@ class GradientAggregation(Method):
         mode = self.default_mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
+        if mode not in self.supported_modes:
+            raise ValueError(f"{name}: supports mode {' or '.join(map(repr, self.supported_modes))} only, got {mode!r}")
         if weighting is not None:
             if not isinstance(weighting, LossWeighting):
                 raise TypeError(f"{name}: weighting must be a LossWeighting, got {type(weighting).__name__}")

@@ -64,9 +64,25 @@ def dual_cone_coefficients(gram: Tensor) -> Tensor:
     root, _, _ = _psd_square_root(_normalised(gram))
     rows = np.eye(num_tasks)
     for i in range(num_tasks):
-        solution, _ = nnls(root, -root[:, i])
-        rows[i] += solution
+        rows[i] = _lowest_norm_above(root, rows[i])
     return torch.as_tensor(rows, dtype=gram.dtype, device=gram.device)
+
+
+def dual_cone_projection(gram: Tensor, weights: Tensor) -> Tensor:
+    """``v = argmin_{v ≥ w} vᵀGv``, so ``Jᵀv`` is ``Jᵀw`` projected onto the dual cone ``{x: Jx ≥ 0}`` (DualProj).
+
+    The same NNLS as :func:`dual_cone_coefficients` with the lower bound ``w`` instead of ``e_i``; its KKT conditions
+    give ``Gv ≥ 0`` (no conflict with any task) and ``v = w`` when ``Gw ≥ 0`` already.
+    """
+    root, _, _ = _psd_square_root(_normalised(gram))
+    lower = weights.detach().to(torch.float64).cpu().numpy()
+    return torch.as_tensor(_lowest_norm_above(root, lower), dtype=gram.dtype, device=gram.device)
+
+
+def _lowest_norm_above(root: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """``argmin_{v ≥ lower} |Av|²`` (``A`` = ``root``): the NNLS ``min_{u ≥ 0} |Au + A·lower|²``, ``v = lower + u``."""
+    solution, _ = nnls(root, -(root @ lower))
+    return lower + solution
 
 
 def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:

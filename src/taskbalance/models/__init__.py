@@ -1,6 +1,6 @@
 """Models: hard parameter sharing, registered by name and built as ``create(name, heads=..., **options)``."""
 
-from taskbalance.models import deeplab, resnet, segnet, small_cnn  # noqa: F401  (each module registers its models)
+from taskbalance.models import deeplab, mtan, resnet, segnet, small_cnn  # noqa: F401  (each module registers its models)
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.models.registry import MODELS
 

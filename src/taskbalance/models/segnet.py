@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
@@ -82,23 +83,46 @@ class SegNetEncoderDecoder(nn.Module):
         self.decoder_stages = nn.ModuleList(decoder_stages)
         self.pool = nn.MaxPool2d(2, stride=2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2, stride=2)
-        _initialise_like_mtan(self)
+        initialise_like_mtan(self)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.stage_features(x).decoder_outputs[-1]
+
+    def stage_features(self, x: Tensor) -> SegNetFeatures:
+        """Run the network and keep every stage's features (what MTAN's attention modules read)."""
         if x.dim() != 4 or min(x.shape[-2:]) < MIN_INPUT_SIZE:
             raise ValueError(
                 f"segnet: expected an image batch [B, C, H, W] with H, W >= {MIN_INPUT_SIZE}, got {tuple(x.shape)}"
             )
+        features = SegNetFeatures([], [], [], [])
         indices: list[Tensor] = []
         sizes: list[tuple[int, int]] = []
         for stage in self.encoder_stages:
-            x = stage(x)
+            features.encoder_first.append(stage[0](x))
+            x = stage[1:](features.encoder_first[-1])
+            features.encoder_outputs.append(x)
             sizes.append((x.shape[-2], x.shape[-1]))
             x, stage_indices = self.pool(x)
             indices.append(stage_indices)
         for stage, stage_indices, size in zip(self.decoder_stages, reversed(indices), reversed(sizes), strict=True):
-            x = stage(self.unpool(x, stage_indices, output_size=size))
-        return x
+            features.decoder_inputs.append(self.unpool(x, stage_indices, output_size=size))
+            x = stage(features.decoder_inputs[-1])
+            features.decoder_outputs.append(x)
+        return features
+
+
+class SegNetFeatures(NamedTuple):
+    """Every stage's features of one SegNet pass, five per list, encoder shallowest first, decoder deepest first.
+
+    ``encoder_first[j]``: the output of encoder stage j's first conv; ``encoder_outputs[j]``: the stage's output
+    before its pooling; ``decoder_inputs[j]``: the unpooled input of decoder stage j; ``decoder_outputs[j]``: its
+    output (the last is the network's output).
+    """
+
+    encoder_first: list[Tensor]
+    encoder_outputs: list[Tensor]
+    decoder_inputs: list[Tensor]
+    decoder_outputs: list[Tensor]
 
 
 class SegNetHead(nn.Module):
@@ -109,15 +133,15 @@ class SegNetHead(nn.Module):
         self.spec = spec
         self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1)
         self.predict = nn.Conv2d(in_channels, spec.out_channels, 1)
-        _initialise_like_mtan(self)
+        initialise_like_mtan(self)
 
     def forward(self, representation: Tensor) -> Tensor:
         prediction = self.predict(self.conv(representation))
         return resize_to_head(prediction, self.spec, (representation.shape[-2], representation.shape[-1]))
 
 
-def _initialise_like_mtan(module: nn.Module) -> None:
-    # MTAN's initialisation (Liu et al. 2019, released code): Xavier-normal convs, zero biases, BN as identity.
+def initialise_like_mtan(module: nn.Module) -> None:
+    """MTAN's initialisation (Liu et al. 2019, released code): Xavier-normal convs, zero biases, BN as identity."""
     for child in module.modules():
         if isinstance(child, nn.Conv2d):
             nn.init.xavier_normal_(child.weight)
@@ -148,4 +172,4 @@ def build_segnet(
     return MultiTaskModel(encoder, {name: SegNetHead(encoder.out_channels, spec) for name, spec in heads.items()})
 
 
-__all__ = ["SegNetEncoderDecoder", "SegNetHead", "build_segnet"]
+__all__ = ["SegNetEncoderDecoder", "SegNetFeatures", "SegNetHead", "build_segnet", "initialise_like_mtan"]

@@ -7,7 +7,7 @@ Adding UW-SO to an existing training loop (``losses`` = the list of per-task los
 
 Every method is a ``torch.nn.Module`` built as ``Method(num_tasks, **hyper_parameters)`` (or by registry name with
 :func:`create`), exposes the detached weights of its last call as ``last_weights``, and has an ``end_epoch`` hook
-(used by DWA). Methods: EW, Scalarization, UW, UW-O, UW-SO, DWA, RLW, IMTL-L, GLS, FAMO, STCH; see docs/methods.md.
+(used by DWA). Methods: EW, Scalarization, UW, UW-O, UW-SO, DWA, RLW, IMTL-L, GLS, FAMO, STCH, SI; see docs/methods.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from taskbalance.weighting.imtll import IMTLL
 from taskbalance.weighting.registry import WEIGHTINGS
 from taskbalance.weighting.rlw import RLW
 from taskbalance.weighting.scalarization import Scalarization
+from taskbalance.weighting.si import SI
 from taskbalance.weighting.stch import STCH
 from taskbalance.weighting.uw import UW
 from taskbalance.weighting.uwo import UWO
@@ -48,6 +49,7 @@ __all__ = [
     "GLS",
     "IMTLL",
     "RLW",
+    "SI",
     "STCH",
     "UW",
     "UWO",
