@@ -20,3 +20,25 @@ def check_forward_backward(model: MultiTaskModel, x: torch.Tensor, heads: dict[s
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
+
+
+def check_representation_step_is_exact(
+    model: MultiTaskModel, losses: list[torch.Tensor], representation: object
+) -> None:
+    """A gradient method's representation-mode step gives the shared parameters exactly ``Σ_k w_k ∇_θ L_k``.
+
+    A representation whose parts feed one another (a skip feature that also flows into a deeper feature) would
+    count those paths twice in the one backward through the encoder.
+    """
+    from taskbalance import methods
+
+    shared = list(model.shared_parameters())
+    per_task = [torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True) for loss in losses]
+    method = methods.create("mgda", len(losses), mode="representation")
+    method.step(losses, shared_parameters=shared, representation=representation)
+    weights = method.last_weights
+    assert not torch.allclose(weights, weights[0].expand(len(losses)))  # a non-trivial combination
+    for i, parameter in enumerate(shared):
+        parts = [w * grads[i] for w, grads in zip(weights, per_task, strict=True) if grads[i] is not None]
+        expected = sum(parts) if parts else torch.zeros_like(parameter)
+        torch.testing.assert_close(parameter.grad, expected, rtol=1e-8, atol=1e-12)

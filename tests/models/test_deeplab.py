@@ -6,7 +6,7 @@ forward/backward of a batch of 2 on one CPU thread (the slowest model test); Cit
 
 import pytest
 import torch
-from dense_model_checks import check_forward_backward
+from dense_model_checks import check_forward_backward, check_representation_step_is_exact
 from torch import nn
 
 from taskbalance.models import MODELS
@@ -95,3 +95,15 @@ def test_clear_errors() -> None:
     model = MODELS.create("deeplabv3plus", heads=CITYSCAPES_HEADS, output_stride=16)
     with pytest.raises(ValueError, match=r"divisible by 4, got \(1, 3, 30, 64\)"):
         model(torch.zeros(1, 3, 30, 64))
+
+
+def test_representation_mode_step_is_exact_although_the_skip_feature_feeds_the_deep_one() -> None:
+    torch.manual_seed(0)
+    heads = {"segmentation": HeadSpec(3, dense=True), "depth": HeadSpec(1, dense=True)}
+    model = MODELS.create("deeplabv3plus", heads=heads).double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    rep = model.shared(x)
+    out = model.decode(rep)
+    losses = [nn.functional.cross_entropy(out["segmentation"], torch.randint(0, 3, (2, 32, 32))),
+              out["depth"].abs().mean()]
+    check_representation_step_is_exact(model, losses, rep)

@@ -65,7 +65,10 @@ class DilatedResNetEncoder(nn.Module):
                 f" got {tuple(x.shape)}"
             )
         low_level, _, _, high_level = self.trunk(x)
-        return high_level, low_level
+        # An alias of the skip feature, so that a gradient w.r.t. the representation's low-level part is the heads'
+        # direct use of it only (the path through high_level is the high-level part's): gradient methods in
+        # representation mode then backpropagate each path once.
+        return high_level, low_level.view_as(low_level)
 
 
 class ASPP(nn.Module):
