@@ -115,7 +115,9 @@ class Runner:
 
 
 def gradient_methods() -> list[str]:
-    return [n for n in AGGREGATIONS.names() if issubclass(AGGREGATIONS.get(n), GradientAggregation)]
+    """The methods the benchmark compares in both modes (ExcessMTL, parameters mode only, is left out)."""
+    both = {"parameters", "representation"}
+    return [n for n in AGGREGATIONS.names() if set(AGGREGATIONS.get(n).supported_modes) == both]
 
 
 def time_methods(
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
+    one_mode = sorted(set(names) - set(gradient_methods()))
+    if one_mode:
+        parser.error(f"--methods {','.join(one_mode)}: the benchmark compares both modes; these do not support both")
     print(
         f"torch {torch.__version__}, model {args.model}, {args.threads} thread(s), batch {args.batch}, "
         f"{args.steps} timed repeats"
