@@ -36,6 +36,11 @@ Representation = Tensor | Sequence[Tensor] | None
 """The shared encoder's output for the batch (a tensor or a tuple of tensors)."""
 
 
+def is_unscaled(loss_scale: float | Tensor) -> bool:
+    """True for the plain ``1.0`` of unscaled training (then nothing is multiplied: fp32 runs stay bit-identical)."""
+    return isinstance(loss_scale, int | float) and loss_scale == 1.0
+
+
 class Method(nn.Module):
     """Base of every method: K tasks in, every ``.grad`` filled by :meth:`step`, weights in ``last_weights``.
 
@@ -79,7 +84,12 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------------------------------ the contract
     def step(
-        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
+        self,
+        losses: TaskLosses,
+        *,
+        shared_parameters: SharedParameters = None,
+        representation: Representation = None,
+        loss_scale: float | Tensor = 1.0,
     ) -> None:
         """Fill the ``.grad`` of every parameter the losses reach (and of the method's own parameters).
 
@@ -87,6 +97,11 @@ class Method(nn.Module):
             losses: the K task losses carrying their graph: a list of scalars, or their ``torch.stack``.
             shared_parameters: the encoder's parameters (gradient methods need them; loss weightings ignore them).
             representation: the encoder's output (gradient methods in representation mode need it).
+            loss_scale: mixed-precision loss scaling (``GradScaler.get_scale()``): the backward passes run on
+                ``loss_scale·L_k`` so that float16 gradients do not underflow, and every ``.grad`` holds
+                ``loss_scale`` times the update, for ``GradScaler.step`` to unscale. Gradient methods aggregate the
+                *unscaled* per-task gradients (several are not scale-invariant) and, when those overflowed, write
+                inf into the shared gradients without running their solver, so that ``GradScaler`` skips the step.
         """
         raise NotImplementedError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Literal
 
@@ -17,7 +18,7 @@ from taskbalance.distributed import (
     is_distributed,
     world_size,
 )
-from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
+from taskbalance.method import Method, Representation, SharedParameters, TaskLosses, is_unscaled
 from taskbalance.weighting.base import LossWeighting
 
 Mode = Literal["parameters", "representation"]
@@ -113,7 +114,12 @@ class GradientAggregation(Method):
 
     # ----------------------------------------------------------------------------------------------- the step
     def step(
-        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
+        self,
+        losses: TaskLosses,
+        *,
+        shared_parameters: SharedParameters = None,
+        representation: Representation = None,
+        loss_scale: float | Tensor = 1.0,
     ) -> None:
         """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.
 
@@ -152,12 +158,26 @@ class GradientAggregation(Method):
             self._check_heads_avoid_shared(reached, shared_ids)
         extras = [[leaf for leaf in leaves if id(leaf) not in shared_ids] for leaves in reached]
 
+        scaled = not is_unscaled(loss_scale)
+        if scaled:
+            task_losses = [loss * loss_scale for loss in (task_losses if isinstance(task_losses, list) else losses)]
         stacked, by_extra = per_task_gradients(task_losses, targets, extras, strategy=self.strategy)
-        self._write_task_gradients(extras, by_extra, scales)
+        self._write_task_gradients(extras, by_extra, scales)  # heads keep the scale, as a scaled backward would
 
         used = [i for i, piece in enumerate(stacked) if piece is not None]
         pieces = [piece for piece in stacked if piece is not None]
         del stacked
+        target_dtypes = [piece.dtype for piece in pieces]
+        # Half-precision representation gradients (autocast) are aggregated in float32.
+        pieces = [p.float() if p.dtype in (torch.float16, torch.bfloat16) else p for p in pieces]
+        if scaled:
+            pieces = [p / loss_scale for p in pieces]
+            if not bool(torch.stack([torch.isfinite(p).all() for p in pieces]).all()):
+                # An overflowing scaled backward: never fed to a solver. inf in the shared gradients makes the
+                # GradScaler skip this step and lower its scale.
+                for p in shared:
+                    p.grad = torch.full_like(p, math.inf)
+                return
         if distributed and self.mode == "parameters":
             average_tensors_(pieces)  # the global batch's per-task gradients: O(K·P), exact for every method
         self._reduce_gram = distributed and self.mode == "representation"
@@ -167,6 +187,9 @@ class GradientAggregation(Method):
             self._reduce_gram = False
         self.last_weights = weights.detach()
 
+        directions = [
+            (d * loss_scale if scaled else d).to(dtype) for d, dtype in zip(directions, target_dtypes, strict=True)
+        ]
         for p in shared:
             p.grad = None
         if self.mode == "representation":

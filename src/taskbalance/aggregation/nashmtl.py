@@ -13,6 +13,8 @@ from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import nash_bargaining
+from taskbalance.distributed import is_distributed
+from taskbalance.method import is_unscaled
 
 
 @AGGREGATIONS.register("nashmtl")
@@ -97,17 +99,25 @@ class NashMTL(GramAggregation):
         *,
         shared_parameters: Iterable[nn.Parameter] | None = None,
         representation: Tensor | Sequence[Tensor] | None = None,
+        loss_scale: float | Tensor = 1.0,
     ) -> None:
         reuse = self.steps % self.update_weights_every != 0
         self.steps += 1
         shared = self.trainable_shared(shared_parameters)
-        if not (reuse and self._backward_with_last_alpha(losses, shared)):
-            super().step(losses, shared_parameters=shared, representation=representation)
+        if not (reuse and self._backward_with_last_alpha(losses, shared, loss_scale)):
+            super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
         if self.max_norm > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], self.max_norm)
+            # The gradients hold loss_scale × the update: clip the update's norm at max_norm.
+            scale = 1.0 if is_unscaled(loss_scale) else float(loss_scale)
+            torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], self.max_norm * scale)
 
-    def _backward_with_last_alpha(self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter]) -> bool:
-        """One backward of ``Σ α_k·s_k·L_k``; False (nothing done) when a non-shared leaf serves several tasks."""
+    def _backward_with_last_alpha(
+        self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter], loss_scale: float | Tensor
+    ) -> bool:
+        """One backward of ``Σ α_k·s_k·L_k``; False (nothing done) when a non-shared leaf serves several tasks, or
+        in a distributed job (where the full step's synchronised path is used)."""
+        if self.sync_across_ranks and is_distributed():
+            return False
         stacked = losses if isinstance(losses, Tensor) else torch.stack(list(losses))
         self.check_step_losses(stacked)
         shared_ids = {id(p) for p in shared}
@@ -124,7 +134,10 @@ class NashMTL(GramAggregation):
         alpha = self.alpha.to(stacked.dtype)
         weights = alpha * scales
         head_leaves = [leaf for leaves in heads for leaf in leaves]
-        grads = torch.autograd.grad((weights.detach() * stacked).sum(), [*shared, *head_leaves], allow_unused=True)
+        total = (weights.detach() * stacked).sum()
+        grads = torch.autograd.grad(
+            total if is_unscaled(loss_scale) else total * loss_scale, [*shared, *head_leaves], allow_unused=True
+        )
         for p, g in zip(shared, grads[: len(shared)], strict=True):
             p.grad = g
         position = len(shared)

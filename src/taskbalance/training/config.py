@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # Paper defaults (Kirchdorfer et al. 2024, Sec. 5): Adam, weight decay 1e-5, learning rate halved every
 # 100 epochs on NYUv2/Cityscapes (30 on CelebA).
 DEFAULT_WEIGHT_DECAY = 1e-5
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# Where and how deterministically a run trains does not change what experiment it is.
+NOT_IDENTITY = ("device", "deterministic")
 
 
 class ConfigError(ValueError):
@@ -43,6 +48,18 @@ class RunConfig:
         seed: seeds model initialisation, data order, augmentation and stochastic methods.
         max_steps_per_epoch: cap on optimizer steps per epoch (0 = whole training split); for smoke runs.
         log_every: record task losses and weights every this many steps.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: forward passes run under ``torch.autocast`` in
+            that dtype; task losses are computed in float32 before any method sees them; ``"fp16"`` scales the
+            losses with a ``GradScaler`` (steps whose gradients overflow are skipped). Part of the run's identity.
+        device: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``. Not part
+            of the run's identity: a run is the same experiment on any device (the device used is recorded with
+            its result).
+        deterministic: on CUDA, ``torch.use_deterministic_algorithms(True)`` (and the cuBLAS workspace setting it
+            needs); without it cuDNN may pick faster non-deterministic kernels. CPU runs are deterministic either
+            way. Not part of the run's identity.
+
+    The run's identity (:meth:`run_id`) hashes every field except ``device`` and ``deterministic``; ``precision``
+    enters it only when it is not ``"fp32"``, so the ids of runs stored before it existed stay valid.
     """
 
     dataset: str = "multifashion"
@@ -62,6 +79,9 @@ class RunConfig:
     seed: int = 0
     max_steps_per_epoch: int = 0
     log_every: int = 1
+    precision: str = "fp32"
+    device: str = "auto"
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -95,6 +115,12 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if not isinstance(self.deterministic, bool):
+            raise ConfigError(f"deterministic must be true or false, got {self.deterministic!r}")
         try:
             json.dumps(self.to_dict(), allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -118,7 +144,15 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the run's result: all but ``device`` and ``deterministic``, and ``precision``
+        only when it is not the default ``"fp32"``."""
+        values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
+        if values["precision"] == "fp32":
+            del values["precision"]
+        return values
+
     def run_id(self) -> str:
-        """Stable identifier: the first 16 hex digits of the SHA-256 of the canonical JSON of the config."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable identifier: the first 16 hex digits of the SHA-256 of the canonical JSON of :meth:`identity`."""
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

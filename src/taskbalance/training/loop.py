@@ -35,6 +35,7 @@ from taskbalance.tasks.base import Task
 from taskbalance.training.build import build
 from taskbalance.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_atomically
 from taskbalance.training.config import ConfigError, RunConfig
+from taskbalance.training.devices import autocast, configure_determinism, device_record, resolve_device
 from taskbalance.training.result import EpochRecord, RunResult
 from taskbalance.training.state import TrainingState
 
@@ -59,16 +60,23 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: MultiTaskModel, tasks: Mapping[str, Task], dataset: Dataset, batch_size: int, device: torch.device
+    model: MultiTaskModel,
+    tasks: Mapping[str, Task],
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> dict[str, float]:
-    """Every task's metrics over a whole split, keyed ``"task/metric"``."""
+    """Every task's metrics over a whole split, keyed ``"task/metric"`` (forward in ``precision``, metrics in
+    float32)."""
     was_training = model.training
     model.eval()
     meters = {name: task.meter() for name, task in tasks.items()}
     for inputs, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        predictions = model(inputs.to(device))
+        with autocast(device, precision):
+            predictions = model(inputs.to(device))
         for name, meter in meters.items():
-            meter.update(predictions[name], targets[name].to(device))
+            meter.update(predictions[name].float(), targets[name].to(device))
     model.train(was_training)
     return {
         f"{name}/{metric}": float(value) for name, meter in meters.items() for metric, value in meter.compute().items()
@@ -76,11 +84,13 @@ def evaluate(
 
 
 def _step_losses(
-    model: MultiTaskModel, tasks: Mapping[str, Task], inputs: Tensor, targets: Mapping[str, Tensor]
+    model: MultiTaskModel, tasks: Mapping[str, Task], inputs: Tensor, targets: Mapping[str, Tensor], precision: str
 ) -> tuple[Tensor | tuple[Tensor, ...], list[Tensor]]:
-    representation = model.shared(inputs)
-    predictions = model.decode(representation)
-    return representation, [task.loss(predictions[name], targets[name]) for name, task in tasks.items()]
+    with autocast(inputs.device, precision):
+        representation = model.shared(inputs)
+        predictions = model.decode(representation)
+    # Losses in float32 whatever the forward's precision, so no weighting's 1/L, log or exp runs in half precision.
+    return representation, [task.loss(predictions[name].float(), targets[name]) for name, task in tasks.items()]
 
 
 def _raise_if_not_finite(values: Tensor, names: list[str], what: str, where: str) -> None:
@@ -110,20 +120,27 @@ def train_epoch(
         targets = {name: targets[name].to(device) for name in task_names}
         step_start = time.perf_counter()
         state.optimizer.zero_grad(set_to_none=True)
-        representation, task_losses = _step_losses(model, tasks, inputs, targets)
+        representation, task_losses = _step_losses(model, tasks, inputs, targets, config.precision)
         # The global batch's losses (the ranks' mean; this process's own outside a distributed job), so that logs,
         # the epoch means and the divergence check agree on every rank.
         detached = distributed.all_reduce_mean(torch.stack(task_losses).detach())
         _raise_if_not_finite(detached, task_names, "the loss", f"in epoch {epoch}, step {state.global_step}")
         # The list, not the stack: a gradient method's per-task gradient then never flows back through the other
         # heads.
-        method.step(task_losses, shared_parameters=model.shared_parameters(), representation=representation)
-        state.optimizer.step()
+        scaler = state.scaler
+        method.step(
+            task_losses,
+            shared_parameters=model.shared_parameters(),
+            representation=representation,
+            loss_scale=scaler.get_scale() if scaler.is_enabled() else 1.0,
+        )
+        scaler.step(state.optimizer)  # the plain optimizer step unless fp16 (then unscaled; skipped on overflow)
+        scaler.update()
         if method.needs_losses_after_step:
             # FAMO measures each task's loss decrease on the same batch: one more forward, no gradient, in training
             # mode like the step itself.
             with torch.no_grad():
-                _, after = _step_losses(model, tasks, inputs, targets)
+                _, after = _step_losses(model, tasks, inputs, targets, config.precision)
             method.after_step(torch.stack(after))
         state.step_times.append(time.perf_counter() - step_start)
         weights = method.last_weights.detach()
@@ -171,7 +188,7 @@ def _evaluate_finite(model: MultiTaskModel, data: MultiTaskData, split: str, con
     """One split's metrics, computed by rank 0 and shared with every rank in a distributed job."""
     metrics = None
     if distributed.rank() == 0:
-        metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device)
+        metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device, config.precision)
     metrics = distributed.broadcast_object(metrics)
     bad = {key: value for key, value in metrics.items() if not math.isfinite(value)}
     if bad:
@@ -185,7 +202,7 @@ def train(
     checkpoint_dir: Path | None = None,
     on_epoch: EpochCallback | None = None,
     data: MultiTaskData | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
 ) -> RunResult:
     """Train one run and return its per-epoch validation and test metrics.
 
@@ -196,12 +213,14 @@ def train(
             The checkpoint is removed when the run finishes.
         on_epoch: called with each epoch's record (e.g. progress reporting).
         data: an already built dataset (otherwise built from ``config.dataset``).
-        device: where to train.
+        device: where to train; default ``config.device`` (``"auto"``: CUDA, else MPS, else CPU). Checkpoints
+            are loaded onto it, so a run interrupted on one device resumes on another.
 
     Raises:
         TrainingDivergedError: a loss, weight or metric became NaN or infinite (the message names epoch, step, task).
         ConfigError: a config value the data, model or method rejects (the message names the field).
         CheckpointError: the run's checkpoint is unreadable or belongs to another run (the message names the file).
+        DeviceError: the device is not available here.
 
     Example:
         >>> from taskbalance.training import RunConfig, train
@@ -211,7 +230,8 @@ def train(
         >>> sorted(result.epochs[-1].val)
         ['depth/mae', 'depth/rmse', 'left/accuracy', 'right/accuracy']
     """
-    device = torch.device(device)
+    device = resolve_device(config.device if device is None else device)
+    configure_determinism(device, config.deterministic)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(config.seed)
     ranks = distributed.world_size()
@@ -269,6 +289,7 @@ def train(
         peak_memory_mb=_peak_memory_mb(device),
         wall_seconds=state.wall_seconds(),
         cpu_seconds=state.cpu_seconds(),
+        environment=device_record(device),
     )
     distributed.barrier()  # every rank has finished before rank 0 removes the checkpoint
     if checkpoint_path is not None and distributed.rank() == 0:
@@ -287,4 +308,6 @@ def _initial_state(config: RunConfig, model: MultiTaskModel, method: Method) -> 
         lr=config.lr,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-    return TrainingState(model, method, optimizer, scheduler)
+    device = next(model.parameters()).device
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    return TrainingState(model, method, optimizer, scheduler, scaler)

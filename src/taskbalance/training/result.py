@@ -47,6 +47,8 @@ class RunResult:
         peak_memory_mb: peak resident memory of the process (CPU) or peak allocated memory (CUDA), MiB.
         wall_seconds: wall time of the whole run.
         cpu_seconds: CPU time of the process over the run (all threads).
+        environment: where it trained: ``device``, ``device_name`` (e.g. the GPU model), ``torch`` and ``cuda``
+            versions (not part of the run's identity).
     """
 
     config: RunConfig
@@ -60,6 +62,7 @@ class RunResult:
     peak_memory_mb: float = 0.0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:

@@ -16,7 +16,7 @@ from taskbalance.training.result import EpochRecord
 
 @dataclass
 class TrainingState:
-    """The model, the method, the optimizer and scheduler, and what the run has recorded so far.
+    """The model, the method, the optimizer, scheduler and fp16 loss scaler, and what the run has recorded so far.
 
     :meth:`checkpoint` is the whole state as plain tensors and lists (``torch.load(weights_only=True)`` reads it);
     :meth:`restore` puts a checkpoint back. The method's state — parameters, buffers, random generators, counters —
@@ -34,6 +34,7 @@ class TrainingState:
     method: Method
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
     records: list[EpochRecord] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     step_weights: list[list[float]] = field(default_factory=list)
@@ -63,6 +64,7 @@ class TrainingState:
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "records": [asdict(record) for record in self.records],
             "steps": self.steps,
             "step_weights": self.step_weights,
@@ -78,6 +80,8 @@ class TrainingState:
         self.method.load_state_dict(checkpoint["method"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint["scaler"])
         self.records = [EpochRecord(**record) for record in checkpoint["records"]]
         self.steps = checkpoint["steps"]
         self.step_weights = checkpoint["step_weights"]

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from taskbalance.distributed import average_gradients, is_distributed, mean_across_ranks
 from taskbalance.graph import task_leaves
-from taskbalance.method import Method, Representation, SharedParameters, TaskLosses
+from taskbalance.method import Method, Representation, SharedParameters, TaskLosses, is_unscaled
 
 
 class LossWeighting(Method):
@@ -67,7 +67,12 @@ class LossWeighting(Method):
         return total
 
     def step(
-        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None
+        self,
+        losses: TaskLosses,
+        *,
+        shared_parameters: SharedParameters = None,
+        representation: Representation = None,
+        loss_scale: float | Tensor = 1.0,
     ) -> None:
         """``self(torch.stack(losses)).backward()``: one backward of the weighted total.
 
@@ -78,13 +83,16 @@ class LossWeighting(Method):
         """
         stacked = losses if isinstance(losses, Tensor) else torch.stack(list(losses))
         if not (self.sync_across_ranks and is_distributed()):
-            self(stacked).backward()
+            total = self(stacked)
+            (total if is_unscaled(loss_scale) else total * loss_scale).backward()
             return
         # The global batch's total is a function of the ranks' mean losses; its gradient is Σ_k s_k·∇L_k with
         # s = ∂total/∂L at those means, so each rank backpropagates Σ_k s_k·L_k of its own samples and the ranks
         # average: exact for every weighting, also those whose total is not linear in the losses (GLS, FAMO, STCH).
         scales = self.loss_scales(mean_across_ranks(stacked.detach()))
         surrogate = (scales * stacked).sum()
+        if not is_unscaled(loss_scale):
+            surrogate = surrogate * loss_scale
         reached = task_leaves(surrogate.grad_fn, stop_at=[])
         surrogate.backward()
         average_gradients(reached)
