@@ -112,7 +112,7 @@ def test_results_csv_keeps_full_precision(bench, tmp_path: Path) -> None:
 def test_no_simplex_without_scalarization_and_a_missing_summary_is_named(bench, tmp_path: Path) -> None:
     store, summary = bench
     summary.methods = [m for m in summary.methods if m.method != "scalarization"]
-    store.save_summary("small", summary)
+    store.save_summary("small", summary.to_dict())
     write_report(store, tmp_path / "out", summary_name="small")
     assert not (tmp_path / "out" / "simplex.png").exists()
     assert "simplex" not in (tmp_path / "out" / "report.md").read_text()

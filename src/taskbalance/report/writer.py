@@ -98,6 +98,12 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
     return "\n".join(lines) + "\n"
 
 
+def read_summary(store: RunStore, name: str = "bench") -> BenchSummary | None:
+    """The benchmark summary the store keeps under ``name`` (None when there is none)."""
+    data = store.load_summary(name)
+    return None if data is None else BenchSummary.from_dict(data)
+
+
 def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") -> Path:
     """Write ``report.md``, ``results.csv`` and the PNG plots to ``out_dir``; return the path of report.md.
 
@@ -107,7 +113,7 @@ def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") ->
     Raises:
         ValueError: the store holds no summary of that name (the message lists the names it holds).
     """
-    summary = store.load_summary(summary_name)
+    summary = read_summary(store, summary_name)
     if summary is None:
         raise ValueError(
             f"{store.path} holds no benchmark summary named {summary_name!r} "
