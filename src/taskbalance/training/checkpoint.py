@@ -10,6 +10,10 @@ from typing import Any
 import torch
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used (unreadable, truncated); the message names the file and what to do."""
+
+
 def save_atomically(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` to ``path`` so that a reader sees either the old file or the complete new one.
 
@@ -30,10 +34,14 @@ def save_atomically(state: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None when there is none. Loaded with ``weights_only=True``."""
+    """The checkpoint at ``path``, or None when there is none. Loaded with ``weights_only=True``.
+
+    Raises:
+        CheckpointError: the file exists but cannot be read as a checkpoint.
+    """
     if not path.exists():
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated file cannot come from save_atomically, but say which file it is
-        raise RuntimeError(f"checkpoint {path} is unreadable ({error}); delete it to restart the run") from error
+        raise CheckpointError(f"checkpoint {path} is unreadable ({error}); delete it to restart the run") from error
