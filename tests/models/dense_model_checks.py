@@ -20,3 +20,11 @@ def check_forward_backward(model: MultiTaskModel, x: torch.Tensor, heads: dict[s
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
+
+
+def check_paper_input(model_name: str, heads: dict[str, HeadSpec], shape: tuple[int, ...], seed: int) -> None:
+    """:func:`check_forward_backward` on a registered model built for ``heads``, with a seeded random input."""
+    from taskbalance.models import MODELS
+
+    torch.manual_seed(seed)
+    check_forward_backward(MODELS.create(model_name, heads=heads), torch.randn(*shape), heads)
