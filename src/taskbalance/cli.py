@@ -308,6 +308,8 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         raise click.UsageError(f"{config_file}: dataset {config.dataset!r}: {error}") from None
     except CheckpointError as error:
         raise click.UsageError(f"--out {out}: {error}") from None
+    except ValueError as error:  # the run itself failed, e.g. its training diverged (the message says where)
+        raise click.ClickException(f"{config_file}: the run failed: {error}") from None
     table = Table(title=f"run {result.run_id}: last epoch")
     table.add_column("metric")
     table.add_column("validation", justify="right")

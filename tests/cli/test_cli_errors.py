@@ -146,3 +146,15 @@ def test_a_sweep_with_failed_runs_still_writes_its_table_lists_the_failures_and_
     assert math.isfinite(by_method["ew"].delta_m_mean)
     assert sorted(statuses.values()).count("failed") == 3
     assert (out / "report.md").exists() and "RLW | failed (2 runs)" in (out / "report.md").read_text()
+
+
+def test_train_reports_a_failed_run_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def diverging(config: RunConfig, **options: object) -> RunResult:
+        raise ValueError("training diverged: epoch 2, step 17, task 'depth', loss inf")
+
+    monkeypatch.setattr("taskbalance.training.train", diverging)
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_TOML)
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "run.toml: the run failed: training diverged: epoch 2, step 17, task 'depth', loss inf" in result.output
