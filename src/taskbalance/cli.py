@@ -300,6 +300,9 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         console.print(f"epoch {record.epoch}: train loss {losses} ({record.seconds:.1f} s)")
 
     checkpoint_dir = out / "checkpoints" if out is not None else None
+    if out is not None:
+        with _open_store(out / "results.sqlite"):
+            pass  # an unusable store is refused before the run trains, not after
     try:
         result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
     except ConfigError as error:

@@ -44,13 +44,17 @@ def test_bench_and_train_refuse_an_out_that_is_a_file(tmp_path: Path) -> None:
     usage_error(["train", str(config), "--out", str(file)], "--out", "is a file")
 
 
-@pytest.mark.parametrize("command", ["bench", "report"])
+@pytest.mark.parametrize("command", ["bench", "report", "train"])
 def test_a_corrupt_results_store_is_named_with_what_to_do(tmp_path: Path, command: str) -> None:
     out = tmp_path / "b"
     out.mkdir()
     (out / "results.sqlite").write_bytes(b"this is no database " * 100)
-    args = ["bench", *TINY, "--out", str(out)] if command == "bench" else ["report", str(out)]
-    usage_error(args, "results.sqlite", "is not a readable taskbalance results store", "Move it away")
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_TOML)
+    args = {"bench": ["bench", *TINY, "--out", str(out)], "report": ["report", str(out)],
+            "train": ["train", str(config), "--out", str(out)]}[command]
+    output = usage_error(args, "results.sqlite", "is not a readable taskbalance results store", "Move it away")
+    assert "epoch 1" not in output  # train refuses the store before it trains
 
 
 def test_bench_on_an_on_disk_dataset_without_data_root_names_the_flag(tmp_path: Path) -> None:
