@@ -12,6 +12,7 @@ from taskbalance.data import (
     DATASETS,
     DatasetFormatError,
     DatasetOptionError,
+    MultiTaskData,
     check_options,
     create,
     dataset_tasks,
@@ -24,8 +25,21 @@ def describe(tasks: dict[str, Task]) -> list[tuple[str, str, str]]:
     return [(name, type(task).__name__, repr(vars(task))) for name, task in tasks.items()]
 
 
-def test_every_dataset_registers_a_task_list() -> None:
-    assert DATASET_TASKS.names() == DATASETS.names()
+def test_every_shipped_dataset_registers_a_task_list() -> None:
+    shipped = ["celeba", "cityscapes", "multifashion", "nyuv2"]
+    assert set(shipped) <= set(DATASETS.names()) and set(DATASET_TASKS.names()) == set(shipped)
+
+
+def test_a_dataset_without_a_task_list_is_built_to_learn_its_tasks() -> None:
+    built: list[int] = []
+
+    @DATASETS.register("tasks_test_built")
+    def tasks_test_built(*, size: int = 4) -> MultiTaskData:
+        built.append(size)
+        data = create("multifashion", num_train=size, num_val=size, num_test=size)
+        return MultiTaskData("tasks_test_built", data.train, data.val, data.test, data.tasks, data.input_shape)
+
+    assert list(dataset_tasks("tasks_test_built", size=2)) == ["left", "right", "depth"] and built == [2]
 
 
 @pytest.mark.parametrize("tasks", [None, ["depth", "left"]])

@@ -62,13 +62,16 @@ def dataset_tasks(name: str, **options: Any) -> dict[str, Task]:
     """The tasks ``create(name, **options)`` would give, in order, without loading the data.
 
     The options are checked as in :func:`check_options`; the dataset's task function may check a few more cheaply
-    (e.g. that ``root`` is a folder, or CelebA's attribute names in the first two lines of its attribute file).
+    (e.g. that ``root`` is a folder, or CelebA's attribute names in the first two lines of its attribute file). A
+    dataset registered without a task function (``DATASET_TASKS``) is built to learn its tasks.
 
     Example:
         >>> list(dataset_tasks("multifashion", tasks=["left", "depth"]))
         ['left', 'depth']
     """
     arguments = check_options(name, options)
+    if name not in DATASET_TASKS:
+        return dict(create(name, **options).tasks)
     describe = DATASET_TASKS.get(name)
     wanted = inspect.signature(describe).parameters
     return describe(**{option: value for option, value in arguments.items() if option in wanted})
