@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,15 @@ def _csv(kind: type, value: str | None) -> list[Any] | None:
         return [kind(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}, got {value!r}") from None
+
+
+def _positive_csv(flag: str, value: str | None) -> list[float] | None:
+    """A comma-separated list of finite numbers > 0 (e.g. learning rates); a usage error naming ``flag`` otherwise."""
+    numbers = _csv(float, value)
+    bad = [v for v in numbers or [] if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise click.BadParameter(f"every value must be a finite number > 0, got {bad[0]:g}", param_hint=flag)
+    return numbers
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -93,7 +105,7 @@ def main() -> None:
 @click.option("--delta-m", "delta_m_variant", type=click.Choice(["all_metrics", "per_task"]), default="all_metrics",
               show_default=True, help="Δm over all metrics (the paper) or averaged per task first.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Cap on steps per epoch (0: no cap).")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output folder: results store, report, checkpoints.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
@@ -126,12 +138,11 @@ def bench(
     STL baselines for every task, every method over its grid and the seeds, selection by validation Δm, test Δm
     mean ± std. Finished runs are kept in OUT/results.sqlite and skipped when the command is run again.
     """
-    from taskbalance import data as datasets
     from taskbalance.execution import RunsFailedError, run_configs
     from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
     from taskbalance.protocol.grid import PAPER_TEMPERATURES
     from taskbalance.report import render_table, write_report
-    from taskbalance.store import MlflowUnavailableError, RunStore, mirror_to_mlflow
+    from taskbalance.store import MlflowUnavailableError, mirror_to_mlflow
 
     console = _console()
     if executor == "ray":
@@ -145,21 +156,18 @@ def bench(
     dataset_options = _options(dataset_option_pairs)
     if data_root is not None:
         dataset_options["root"] = str(data_root)
-    try:
-        data = datasets.create(dataset, **dataset_options)
-    except (KeyError, TypeError, ValueError, FileNotFoundError) as error:
-        raise click.UsageError(f"--dataset {dataset}: {error}") from None
+    tasks = _dataset_tasks(dataset, dataset_options)
     temperatures = _csv(float, temperatures_csv) or list(PAPER_TEMPERATURES if full else FAST_TEMPERATURES)
     try:
         spec = BenchSpec(
-            task_names=list(data.tasks),
+            task_names=list(tasks),
             dataset=dataset,
             dataset_options=dataset_options,
             model=model,
             methods=_csv(str, methods_csv) or list(PAPER_METHODS),
             seeds=_csv(int, seeds_csv) or [0],
             epochs=epochs or FAST_EPOCHS,
-            lrs=_csv(float, lrs_csv) or (list(FULL_LRS) if full else [1e-3]),
+            lrs=_positive_csv("--lrs", lrs_csv) or (list(FULL_LRS) if full else [1e-3]),
             temperatures=temperatures,
             search="all_seeds" if full else "one_seed",
             delta_m_variant=delta_m_variant,
@@ -168,22 +176,26 @@ def bench(
         )
     except (ValueError, KeyError) as error:
         raise click.UsageError(str(error)) from None
-    _check_methods_build(spec, data.tasks)
+    _check_model(model)
+    _check_methods_build(spec, tasks)
 
     out.mkdir(parents=True, exist_ok=True)
-    with RunStore(out / "results.sqlite") as store:
+    failures: list[RunsFailedError] = []
+    with _open_store(out / "results.sqlite") as store:
 
         def run_many(configs: list) -> dict:
-            return run_configs(
-                configs, store=store, executor=executor, workers=workers, address=address,
-                checkpoint_dir=out / "checkpoints",
-            )
+            # A failed run (e.g. a diverged training) does not stop the sweep: the protocol goes on without it.
+            try:
+                return run_configs(
+                    configs, store=store, executor=executor, workers=workers, address=address,
+                    checkpoint_dir=out / "checkpoints",
+                )
+            except RunsFailedError as error:
+                failures.append(error)
+                return error.results
 
-        try:
-            summary = run_bench(spec, run_many, log=console.print)
-        except RunsFailedError as error:
-            raise click.ClickException(f"{error}\nFinished runs are kept in {out / 'results.sqlite'}.") from None
-        store.save_summary("bench", summary)
+        summary = run_bench(spec, run_many, log=console.print)
+        store.save_summary("bench", summary.to_dict())
         console.print(render_table(summary))
         for note in summary.notes:
             console.print(f"• {note}")
@@ -195,6 +207,49 @@ def bench(
                 raise click.ClickException(str(error)) from None
             console.print(f"MLflow: {len(mirrored)} runs in experiment taskbalance-{dataset} at {mlflow_uri}")
     console.print(f"Report: {report}   (wall time {summary.wall_seconds / 60:.1f} min)")
+    if failures:
+        lines = "\n".join(str(error) for error in failures)
+        raise click.ClickException(
+            f"{lines}\nThe table above leaves the failed runs out; finished runs are kept in {out / 'results.sqlite'}."
+        )
+
+
+def _dataset_tasks(dataset: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's tasks without loading it; a bad dataset, option or folder is a usage error naming the flag."""
+    from taskbalance import data as datasets
+
+    try:
+        return datasets.dataset_tasks(dataset, **options)
+    except datasets.DatasetOptionError as error:
+        if error.option == "root":
+            raise click.UsageError(f"--dataset {dataset} needs --data-root (the folder of its files)") from None
+        raise click.UsageError(f"--dataset-option {error.option}: {error}") from None
+    except KeyError as error:
+        raise click.UsageError(f"--dataset {dataset}: {error.args[0]}") from None
+    except (TypeError, ValueError, OSError) as error:
+        raise click.UsageError(f"--dataset {dataset}: {error}") from None
+
+
+def _check_model(model: str) -> None:
+    from taskbalance.models import MODELS
+
+    try:
+        MODELS.get(model)
+    except KeyError as error:
+        raise click.UsageError(f"--model: {error.args[0]}") from None
+
+
+@contextmanager
+def _open_store(path: Path) -> Iterator[Any]:
+    """The results store at ``path``; an unreadable file is a usage error naming it and what to do."""
+    from taskbalance.store import RunStore, StoreError
+
+    try:
+        store = RunStore(path)
+    except StoreError as error:
+        raise click.UsageError(str(error)) from None
+    with store:
+        yield store
 
 
 def _check_methods_build(spec: Any, tasks: Any) -> None:
@@ -212,7 +267,8 @@ def _check_methods_build(spec: Any, tasks: Any) -> None:
 
 @main.command()
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Store the result in OUT/results.sqlite.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Store the result in OUT/results.sqlite.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
 def train(config_file: Path, out: Path | None, threads: int) -> None:
     """Train one run from a TOML config (fields of taskbalance.training.RunConfig).
@@ -224,6 +280,8 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     from taskbalance.data import DatasetFormatError
     from taskbalance.training import ConfigError, RunConfig
     from taskbalance.training import train as train_run
+    from taskbalance.training.checkpoint import CheckpointError
+    from taskbalance.training.devices import DeviceError
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -252,12 +310,21 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         console.print(f"epoch {record.epoch}: train loss {losses} ({record.seconds:.1f} s)")
 
     checkpoint_dir = out / "checkpoints" if out is not None else None
+    if out is not None and distributed.rank() == 0:
+        with _open_store(out / "results.sqlite"):
+            pass  # an unusable store is refused before the run trains, not after
     try:
         result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
     except ConfigError as error:
         raise click.UsageError(f"{config_file}: {error}") from None
     except (DatasetFormatError, FileNotFoundError) as error:
         raise click.UsageError(f"{config_file}: dataset {config.dataset!r}: {error}") from None
+    except CheckpointError as error:
+        raise click.UsageError(f"--out {out}: {error}") from None
+    except DeviceError as error:
+        raise click.UsageError(f"{config_file}: device: {error}") from None
+    except ValueError as error:  # the run itself failed, e.g. its training diverged (the message says where)
+        raise click.ClickException(f"{config_file}: the run failed: {error}") from None
     table = Table(title=f"run {result.run_id}: last epoch")
     table.add_column("metric")
     table.add_column("validation", justify="right")
@@ -268,10 +335,8 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     console.print(table)
     console.print(f"{result.ms_per_step:.1f} ms/step, peak memory {result.peak_memory_mb:.0f} MiB")
     if out is not None and distributed.rank() == 0:
-        from taskbalance.store import RunStore
-
         out.mkdir(parents=True, exist_ok=True)
-        with RunStore(out / "results.sqlite") as store:
+        with _open_store(out / "results.sqlite") as store:
             store.save(result)
         console.print(f"stored in {out / 'results.sqlite'}")
 
@@ -303,14 +368,13 @@ def list_methods(as_json: bool) -> None:
 @click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(output_dir: Path) -> None:
     """Write report.md, results.csv and plots from OUTPUT_DIR/results.sqlite."""
-    from taskbalance.report import render_table, write_report
-    from taskbalance.store import RunStore
+    from taskbalance.report import read_summary, render_table, write_report
 
     database = output_dir / "results.sqlite"
     if not database.exists():
         raise click.UsageError(f"{database} does not exist: run `taskbalance bench --out {output_dir}` first")
-    with RunStore(database) as store:
-        summary = store.load_summary("bench")
+    with _open_store(database) as store:
+        summary = read_summary(store)
         if summary is None:
             raise click.UsageError(f"{database} holds no benchmark summary: run `taskbalance bench` first")
         _console().print(render_table(summary))

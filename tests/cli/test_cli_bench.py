@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from taskbalance.cli import main
+from taskbalance.report import read_summary
 from taskbalance.store import RunStore
 
 TINY = [
@@ -26,7 +27,7 @@ def test_tiny_protocol_end_to_end_then_rerun_skips_finished_runs(tmp_path: Path)
     assert "grids searched on seed 0" in first.output
 
     with RunStore(out / "results.sqlite") as store:
-        summary = store.load_summary("bench")
+        summary = read_summary(store)
         assert summary is not None
         runs = store.results()
     # STL: 2 tasks × 2 seeds; EW: 2 seeds; UW-SO: 2 temperatures + 1; Scalarization: 9 points + 1.
@@ -72,7 +73,7 @@ def test_bench_runs_gradient_methods_by_name(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with RunStore(tmp_path / "bench" / "results.sqlite") as store:
-        summary = store.load_summary("bench")
+        summary = read_summary(store)
         options = {r.config.method: r.config.method_options for r in store.results() if r.config.method != "ew"}
     assert summary is not None
     assert {m.label for m in summary.methods} == {"PCGrad", "MGDA-UB"}
@@ -105,7 +106,7 @@ def test_full_searches_every_grid_point_on_every_seed(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "grids searched on every seed" in result.output
     with RunStore(tmp_path / "bench" / "results.sqlite") as store:
-        summary = store.load_summary("bench")
+        summary = read_summary(store)
         runs = store.results()
     assert summary is not None
     (uwso,) = summary.methods

@@ -112,28 +112,24 @@ def test_task_subset_reads_only_its_folders(tmp_path: Path) -> None:
         nyuv2(tmp_path, tasks="depth")
 
 
-def test_missing_modality_file_is_named(tmp_path: Path) -> None:
+FILE_DAMAGE = {
+    "missing modality file": (lambda root: (root / "train" / "depth" / "5.npy").unlink(),
+                              r"train/depth/5\.npy: missing"),
+    "label without an image": (lambda root: np.save(root / "val" / "label" / "9.npy", np.zeros((12, 16), np.float32)),
+                               r"val/label/9\.npy: no matching image"),
+    "foreign file": (lambda root: (root / "val" / "image" / "notes.txt").write_text("x"),
+                     r"val/image/notes\.txt: unexpected file"),
+    "misshapen label": (lambda root: np.save(root / "train" / "label" / "3.npy", np.zeros((12, 15), np.float32)),
+                        r"train/label/3\.npy: label has shape \(12, 15\).*\(12, 16\)"),
+}
+
+
+@pytest.mark.parametrize("damage", list(FILE_DAMAGE))
+def test_a_missing_extra_foreign_or_misshapen_file_is_named(tmp_path: Path, damage: str) -> None:
     write_nyuv2(tmp_path)
-    (tmp_path / "train" / "depth" / "5.npy").unlink()
-    with pytest.raises(DatasetFormatError, match=r"train/depth/5\.npy: missing"):
-        nyuv2(tmp_path)
-
-
-def test_extra_or_foreign_files_are_named(tmp_path: Path) -> None:
-    write_nyuv2(tmp_path)
-    np.save(tmp_path / "val" / "label" / "9.npy", np.zeros((12, 16), dtype=np.float32))
-    with pytest.raises(DatasetFormatError, match=r"val/label/9\.npy: no matching image"):
-        nyuv2(tmp_path)
-    (tmp_path / "val" / "label" / "9.npy").unlink()
-    (tmp_path / "val" / "image" / "notes.txt").write_text("x")
-    with pytest.raises(DatasetFormatError, match=r"val/image/notes\.txt: unexpected file"):
-        nyuv2(tmp_path)
-
-
-def test_label_with_wrong_shape_is_named(tmp_path: Path) -> None:
-    write_nyuv2(tmp_path)
-    np.save(tmp_path / "train" / "label" / "3.npy", np.zeros((12, 15), dtype=np.float32))
-    with pytest.raises(DatasetFormatError, match=r"train/label/3\.npy: label has shape \(12, 15\).*\(12, 16\)"):
+    change, message = FILE_DAMAGE[damage]
+    change(tmp_path)
+    with pytest.raises(DatasetFormatError, match=message):
         nyuv2(tmp_path)
 
 

@@ -30,7 +30,9 @@ def sleepy_run(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoc
     """Sleep per epoch, checkpoint after each epoch like ``train``, resume from the checkpoint, log invocations.
 
     ``dataset_options``: ``marker_dir`` (one line per invocation: start epoch, pid, torch threads), ``sleep``
-    (seconds per epoch), ``fail_flag`` (a file: while it exists, the run raises in its second epoch).
+    (seconds per epoch), ``fail_flag`` (a file: while it exists, the run raises in its second epoch),
+    ``thread_sensitive`` (the last epoch's test ``a/acc`` grows by the torch thread count of the invocation that
+    finished it, as a real result depends on the order of its reductions).
     """
     import torch
 
@@ -53,6 +55,17 @@ def sleepy_run(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoc
             on_epoch(result.epochs[epoch - 1])
     if checkpoint is not None:
         checkpoint.unlink()
+    if options.get("thread_sensitive"):
+        result.epochs[-1].test["a/acc"] += torch.get_num_threads()
+    return result
+
+
+def threads_seen(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoch=None) -> RunResult:
+    """``fake_result`` with the torch thread count the run saw as its ``ms_per_step``."""
+    import torch
+
+    result = fake_result(config)
+    result.ms_per_step = float(torch.get_num_threads())
     return result
 
 

@@ -1,4 +1,5 @@
-"""The Ray executor on a local instance, inside a network namespace that has only loopback (design.md §7).
+"""The Ray executor on a local instance, inside a network namespace that has only loopback,
+so the test also shows that a local Ray instance needs no network beyond 127.0.0.1.
 
 Runs when the ``ray`` extra is importable (CI installs it).
 """

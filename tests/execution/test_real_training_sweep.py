@@ -30,3 +30,25 @@ def test_real_runs_are_stored_exactly_and_skipped_when_run_again(tmp_path: Path)
         again = run_configs(configs, store=store, workers=1, progress=lambda _: None, run_fn=counting_train)
     assert calls == ["ew", "uwso"] and again == results
     assert not list((tmp_path / "ckpt").iterdir())  # train removes a finished run's checkpoint
+
+
+def test_a_real_run_in_the_driver_and_in_a_pool_worker_gives_bit_identical_results(tmp_path: Path) -> None:
+    import torch
+
+    config = RunConfig(dataset="exec_test_synthetic", model="exec_test_mlp", epochs=2, batch_size=16, lr=1e-2,
+                       method="uwso", method_options={"temperature": 2.0})
+    other = config.replace(seed=1)  # a second run, so that the pool really starts two workers
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # the driver's default thread count on this machine
+    try:
+        with RunStore(tmp_path / "driver.sqlite") as store:
+            in_driver = run_configs([config], store=store, workers=1, progress=lambda _: None, run_fn=train_tiny)
+    finally:
+        torch.set_num_threads(previous)
+    with RunStore(tmp_path / "pool.sqlite") as store:
+        in_pool = run_configs([config, other], store=store, workers=2, progress=lambda _: None, run_fn=train_tiny)
+    driver_run, pool_run = in_driver[config.run_id()], in_pool[config.run_id()]
+    assert [(r.val, r.test, r.train_losses) for r in driver_run.epochs] == [
+        (r.val, r.test, r.train_losses) for r in pool_run.epochs
+    ]
+    assert driver_run.step_weights == pool_run.step_weights and driver_run.step_losses == pool_run.step_losses

@@ -13,7 +13,8 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from fake_runs import fake_result, invocations, sleepy_run
+import torch
+from fake_runs import fake_result, invocations, sleepy_run, threads_seen
 from rich.console import Console
 from sweep_driver import sweep_configs
 
@@ -120,6 +121,20 @@ def test_pool_runs_in_spawned_single_threaded_workers_and_collects_failures(tmp_
     assert all(len(invocations(tmp_path / "markers", c.run_id())) == 1 for c in good)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_run_trains_with_one_torch_thread_whatever_the_driver_has(tmp_path: Path, workers: int) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)  # a driver with torch's default on a machine with 3 cores
+    try:
+        with RunStore(tmp_path / "r.sqlite") as store:
+            results = run_configs(configs(tmp_path, range(2)), store=store, workers=workers,
+                                  progress=lambda _: None, run_fn=threads_seen)
+        assert [r.ms_per_step for r in results.values()] == [1.0, 1.0]
+        assert torch.get_num_threads() == 3  # the driver's own setting is restored
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_a_run_function_workers_cannot_import_is_refused_before_anything_runs(tmp_path: Path) -> None:
     runs = configs(tmp_path, range(2))
     with RunStore(tmp_path / "r.sqlite") as store:
@@ -187,9 +202,16 @@ def _finished(database: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("resume_workers", [2, 1])
+def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path, resume_workers: int) -> None:
+    """Started with 2 workers, killed, resumed with ``resume_workers``: the store equals an uninterrupted sweep's.
+
+    The runs' results depend on their torch thread count (``thread_sensitive``) and the driver has 3 threads, so
+    resuming in the driver (1 worker) gives the same results only if every run trains with the same thread count.
+    """
     runs, epochs, sleep = 6, 4, 0.25
-    command = [sys.executable, str(HERE / "sweep_driver.py"), str(tmp_path), str(runs), str(epochs), str(sleep)]
+    arguments = [str(tmp_path), str(runs), str(epochs), str(sleep)]
+    command = [sys.executable, str(HERE / "sweep_driver.py"), *arguments, "2", "thread_sensitive"]
     database = tmp_path / "results.sqlite"
     delay = random.Random(20240813).uniform(0.0, 0.8)
 
@@ -204,14 +226,15 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) ->
     assert driver.returncode == -signal.SIGKILL, driver.stderr.read().decode()
 
     finished_before = _finished(database)
-    config_list = sweep_configs(tmp_path, runs, epochs, sleep)
+    config_list = sweep_configs(tmp_path, runs, epochs, sleep, thread_sensitive=True)
     markers = tmp_path / "markers"
     started_before = {c.run_id() for c in config_list if invocations(markers, c.run_id())}
     checkpoints = {p.stem: int(p.read_text()) for p in (tmp_path / "checkpoints").glob("*.pt")}
     interrupted = started_before - finished_before
     assert 2 <= len(finished_before) < runs and 1 <= len(interrupted) <= 2
 
-    subprocess.run(command, check=True, timeout=60, stdout=subprocess.DEVNULL)
+    resume = [sys.executable, str(HERE / "sweep_driver.py"), *arguments, str(resume_workers), "thread_sensitive"]
+    subprocess.run(resume, check=True, timeout=60, stdout=subprocess.DEVNULL)
 
     for config in config_list:
         run_id = config.run_id()
@@ -224,10 +247,12 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) ->
             assert calls[1][0] == checkpoints.get(run_id, 0) + 1
         else:
             assert len(calls) == 1 and calls[0][0] == 1
+    uninterrupted = {c.run_id(): fake_result(c) for c in config_list}
+    for result in uninterrupted.values():
+        result.epochs[-1].test["a/acc"] += 1  # one torch thread, as in a pool worker
     with RunStore(database) as store:
-        assert {c.run_id(): store.get(c.run_id()) for c in config_list} == {
-            c.run_id(): fake_result(c) for c in config_list
-        }
+        assert {c.run_id(): store.get(c.run_id()) for c in config_list} == uninterrupted
+    assert all(threads == 1 for c in config_list for _, _, threads in invocations(markers, c.run_id()))
     with sqlite3.connect(database) as db:
         counts = [db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("runs", "epochs", "step_values")]
     # 6 runs × 4 epochs; 8 logged steps × 2 tasks each.

@@ -42,3 +42,11 @@ def check_representation_step_is_exact(
         parts = [w * grads[i] for w, grads in zip(weights, per_task, strict=True) if grads[i] is not None]
         expected = sum(parts) if parts else torch.zeros_like(parameter)
         torch.testing.assert_close(parameter.grad, expected, rtol=1e-8, atol=1e-12)
+
+
+def check_paper_input(model_name: str, heads: dict[str, HeadSpec], shape: tuple[int, ...], seed: int) -> None:
+    """:func:`check_forward_backward` on a registered model built for ``heads``, with a seeded random input."""
+    from taskbalance.models import MODELS
+
+    torch.manual_seed(seed)
+    check_forward_backward(MODELS.create(model_name, heads=heads), torch.randn(*shape), heads)

@@ -6,7 +6,7 @@ forward/backward of a batch of 2 on one CPU thread (the slowest model test); Cit
 
 import pytest
 import torch
-from dense_model_checks import check_forward_backward, check_representation_step_is_exact
+from dense_model_checks import check_paper_input, check_representation_step_is_exact
 from torch import nn
 
 from taskbalance.models import MODELS
@@ -66,15 +66,11 @@ def test_aspp_is_the_projection_of_its_concatenated_branches() -> None:
 
 
 def test_cityscapes_shapes_forward_backward_output_stride_8() -> None:
-    torch.manual_seed(0)
-    model = MODELS.create("deeplabv3plus", heads=CITYSCAPES_HEADS)
-    check_forward_backward(model, torch.randn(2, 3, 128, 256), CITYSCAPES_HEADS)
+    check_paper_input("deeplabv3plus", CITYSCAPES_HEADS, (2, 3, 128, 256), seed=0)
 
 
 def test_nyuv2_shapes_forward_backward_output_stride_8() -> None:
-    torch.manual_seed(1)
-    model = MODELS.create("deeplabv3plus", heads=NYUV2_HEADS)
-    check_forward_backward(model, torch.randn(2, 3, 288, 384), NYUV2_HEADS)
+    check_paper_input("deeplabv3plus", NYUV2_HEADS, (2, 3, 288, 384), seed=1)
 
 
 def test_custom_rates_and_head_size() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from dense_model_checks import check_forward_backward
+from dense_model_checks import check_paper_input
 from torch import nn
 
 from taskbalance.models import MODELS
@@ -68,15 +68,11 @@ def test_representation_has_the_input_resolution_even_for_sizes_not_divisible_by
 
 
 def test_nyuv2_shapes_forward_backward() -> None:
-    torch.manual_seed(0)
-    model = MODELS.create("segnet", heads=NYUV2_HEADS)
-    check_forward_backward(model, torch.randn(1, 3, 288, 384), NYUV2_HEADS)
+    check_paper_input("segnet", NYUV2_HEADS, (1, 3, 288, 384), seed=0)
 
 
 def test_cityscapes_shapes_forward_backward() -> None:
-    torch.manual_seed(1)
-    model = MODELS.create("segnet", heads=CITYSCAPES_HEADS)
-    check_forward_backward(model, torch.randn(2, 3, 128, 256), CITYSCAPES_HEADS)
+    check_paper_input("segnet", CITYSCAPES_HEADS, (2, 3, 128, 256), seed=1)
 
 
 def test_head_with_a_size_is_resized() -> None:

@@ -110,3 +110,68 @@ def test_a_diverged_epoch_is_never_selected_over_a_finite_one() -> None:
     nan = float("nan")
     records = [_record(1, {"b/mae": nan}, {}), _record(2, {"b/mae": 0.5}, {}), _record(3, {"b/mae": nan}, {})]
     assert select_epoch(records, {"b/mae": 0.1}, {"b/mae": False}) == 1
+
+
+class FailingExecutor(FakeExecutor):
+    """Runs like FakeExecutor but leaves out (= fails) every run ``fails(config)`` picks."""
+
+    def __init__(self, fails) -> None:
+        super().__init__()
+        self.fails = fails
+
+    def __call__(self, configs: list[RunConfig]) -> dict[str, RunResult]:
+        return {rid: r for rid, r in super().__call__(configs).items() if not self.fails(r.config)}
+
+
+def test_failed_runs_are_left_out_and_a_method_without_results_is_listed_as_failed() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    # Every EW run fails, and UW-SO's T = 2 fails on seed 1 (phase 2): UW-SO keeps its seed-0 result.
+    executor = FailingExecutor(
+        lambda c: (c.method == "ew" and len(c.tasks) == 2) or (c.method == "uwso" and c.seed == 1)
+    )
+    summary = run_bench(spec, executor)
+    uwso, ew = summary.methods
+    assert (uwso.method, uwso.rank, uwso.failed) == ("uwso", 1, False)
+    assert uwso.delta_m_per_seed == pytest.approx([0.0]) and len(uwso.failed_run_ids) == 1
+    assert (ew.method, ew.rank, ew.failed) == ("ew", 2, True)
+    assert math.isnan(ew.delta_m_mean) and ew.delta_m_per_seed == [] and ew.metrics_mean == {}
+    assert len(ew.failed_run_ids) == 2 and ew.seed_run_ids == []
+    assert "3 run(s) failed" in summary.notes[-1]
+    assert [len(call) for call in executor.calls] == [8, 1]  # EW has no phase 2: none of its runs finished
+
+
+def test_a_task_whose_stl_runs_all_failed_is_left_out_of_delta_m_with_the_reason() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew"], seeds=[0, 1], epochs=2)
+    summary = run_bench(spec, FailingExecutor(lambda c: c.tasks == ["b"]))
+    assert summary.metric_keys == ["a/acc", "b/mae"] and summary.baseline_val == {"a/acc": 0.8}
+    assert summary.excluded_metrics == {"b/mae": "no STL baseline: every single-task run of its task failed"}
+    (ew,) = summary.methods
+    # Validation Δm over a/acc alone: epoch 1 → 0, epoch 2 → 10: epoch 1 is selected; its test a/acc 0.0 → +100.
+    assert ew.delta_m_per_seed == pytest.approx([100.0, 100.0])
+    assert ew.metrics_mean["b/mae"] == pytest.approx(9.0)  # the metric is still reported
+
+
+def test_a_zero_baseline_metric_is_left_out_of_delta_m_and_the_report_is_still_written() -> None:
+    def zero_accuracy(config: RunConfig) -> RunResult:
+        result = fake_result(config)
+        if config.tasks == ["a"]:  # a single-task model that scores 0 on a small split
+            for epoch in result.epochs:
+                epoch.val["a/acc"] = epoch.test["a/acc"] = 0.0
+        return result
+
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    summary = run_bench(spec, lambda configs: {c.run_id(): zero_accuracy(c) for c in configs})
+    assert summary.baseline_val == {"a/acc": 0.0, "b/mae": 0.1}
+    assert list(summary.excluded_metrics) == ["a/acc"]
+    assert "baseline is 0.0" in summary.excluded_metrics["a/acc"]
+    assert any(note.startswith("Δm leaves out a/acc: the STL validation baseline") for note in summary.notes)
+    by_method = {m.method: m for m in summary.methods}
+    # Δm over b/mae alone: EW seed 0: 0, seed 1: (0.11 − 0.1)/0.1·100 = 10.
+    assert by_method["ew"].delta_m_per_seed == pytest.approx([0.0, 10.0])
+    assert all(math.isfinite(m.delta_m_mean) for m in summary.methods)
+
+
+def test_epoch_selection_leaves_out_a_reference_of_zero() -> None:
+    records = [_record(1, {"a/acc": 0.0, "b/mae": 0.3}, {}), _record(2, {"a/acc": 0.5, "b/mae": 0.1}, {})]
+    assert select_epoch(records, None, DIRECTIONS) == 1
+    assert select_epoch(records[:1] * 2, {"a/acc": 0.0}, DIRECTIONS) == 1  # nothing to compare: the last epoch

@@ -83,5 +83,5 @@ def build(store: RunStore) -> BenchSummary:
                            {"left/acc": 0.8, "right/acc": 0.78, "dense/l1": 0.13},
                            {"left/acc": 0.79, "right/acc": 0.77, "dense/l1": 0.135},
                            [m for m, _ in entries], [0, 1], ["grids searched on seed 0"], 600.0)
-    store.save_summary("bench", summary)
+    store.save_summary("bench", summary.to_dict())
     return summary

@@ -112,7 +112,7 @@ def test_results_csv_keeps_full_precision(bench, tmp_path: Path) -> None:
 def test_no_simplex_without_scalarization_and_a_missing_summary_is_named(bench, tmp_path: Path) -> None:
     store, summary = bench
     summary.methods = [m for m in summary.methods if m.method != "scalarization"]
-    store.save_summary("small", summary)
+    store.save_summary("small", summary.to_dict())
     write_report(store, tmp_path / "out", summary_name="small")
     assert not (tmp_path / "out" / "simplex.png").exists()
     assert "simplex" not in (tmp_path / "out" / "report.md").read_text()
@@ -134,3 +134,26 @@ def test_mean_weights_and_ternary_coordinates_by_hand() -> None:
     assert to_ternary([1, 0, 0]) == (0.0, 0.0) and to_ternary([0, 2, 0]) == (1.0, 0.0)
     assert to_ternary([0, 0, 1]) == pytest.approx((0.5, math.sqrt(3) / 2))
     assert to_ternary([1, 1, 1]) == pytest.approx((0.5, math.sqrt(3) / 6))  # the centroid
+
+
+def test_a_failed_method_and_a_left_out_metric_are_shown_and_every_file_is_written(bench, tmp_path: Path) -> None:
+    store, summary = bench
+    rlw = summary.methods[3]
+    rlw.delta_m_mean = rlw.delta_m_std = math.nan
+    rlw.delta_m_per_seed, rlw.seed_run_ids, rlw.metrics_mean = [], [], {}
+    rlw.failed_run_ids = ["f0", "f1"]
+    summary.excluded_metrics = {"dense/l1": "the STL test baseline: its baseline is 0.0: a relative change to it is "
+                                            "undefined"}
+    summary.baseline_test["dense/l1"] = 0.0
+    store.save_summary("bench", summary.to_dict())
+    out = tmp_path / "report"
+    text = write_report(store, out).read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["compute.png", "delta_m.png", "report.md", "results.csv",
+                                                     "simplex.png", "weights.png"]
+    assert "| 4 | RLW | failed (2 runs) | nan | nan | nan | 2 | 39 |" in text
+    assert "Δm leaves out dense/l1 (dense/l1: the STL test baseline: its baseline is 0.0" in text
+    assert "| dense/l1 ↓ (left out of Δm) | 0.1300 | 0.000 |" in text
+    console = Console(width=200, record=True)
+    console.print(render_table(summary))
+    terminal = console.export_text()
+    assert "failed (2 runs)" in terminal and "Δm leaves out dense/l1" in terminal

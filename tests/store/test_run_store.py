@@ -169,11 +169,11 @@ def test_summaries_round_trip_and_replace(tmp_path: Path) -> None:
     with RunStore(tmp_path / "r.sqlite") as store:
         assert store.load_summary("bench") is None
         first = summary()
-        store.save_summary("bench", first)
+        store.save_summary("bench", first.to_dict())
         second = summary()
         second.wall_seconds = 99.0
-        store.save_summary("bench", second)
-        assert store.load_summary("bench") == second
+        store.save_summary("bench", second.to_dict())
+        assert BenchSummary.from_dict(store.load_summary("bench")) == second
         assert store.summary_names() == ["bench"]
     assert row_counts(tmp_path / "r.sqlite")["summaries"] == 1
 
@@ -225,3 +225,34 @@ def test_two_processes_writing_at_once(tmp_path: Path) -> None:
         assert store.get(make_result("ew", 12).run_id) == make_result("ew", 12)
     # 25 runs × (2 epochs, 24 values, 12 step rows).
     assert row_counts(path) == {"runs": 25, "epochs": 50, "epoch_values": 600, "step_values": 300, "summaries": 0}
+
+
+def test_a_copy_of_the_file_alone_holds_every_saved_run(tmp_path: Path) -> None:
+    """As after a kill: the store is still open (its WAL not yet merged at close) when the file is copied."""
+    path = tmp_path / "r.sqlite"
+    result = make_result()
+    store = RunStore(path)
+    store.save(result)
+    failed = make_result("ew", seed=7)
+    store.mark_running(failed.config)
+    store.mark_failed(failed.config, "ValueError: boom")
+    copy = tmp_path / "copy" / "r.sqlite"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())  # without r.sqlite-wal
+    with RunStore(copy) as copied:
+        assert copied.get(result.run_id) == result
+        assert copied.status(failed.run_id) == "failed"
+    store.close()
+
+
+@pytest.mark.parametrize("damage", ["junk", "truncated"])
+def test_a_corrupt_or_truncated_file_is_named_with_what_to_do(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "r.sqlite"
+    with RunStore(path) as store:
+        for seed in range(20):
+            store.save(make_result(seed=seed, epochs=5))
+    data = path.read_bytes()
+    path.write_bytes(b"not a database " * 64 if damage == "junk" else data[: len(data) // 2])
+    with pytest.raises(StoreError, match="is not a readable taskbalance results store") as raised:
+        RunStore(path)
+    assert str(path) in str(raised.value) and "Move it away" in str(raised.value)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.validation import real_number
 
 
 @AGGREGATIONS.register("cagrad")
@@ -45,7 +46,7 @@ class CAGrad(GramAggregation):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        if not (np.isfinite(c) and c >= 0):
+        if not (np.isfinite(real_number("CAGrad", "c", c)) and c >= 0):
             raise ValueError(f"CAGrad: c must be finite and >= 0, got {c!r}")
         self.c = float(c)
         self.rescale = rescale

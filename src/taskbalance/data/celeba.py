@@ -17,12 +17,18 @@ from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.celeba_dataset import CelebADataset
-from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations
+from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations, read_attribute_names
 from taskbalance.data.mtan_layout import choose_tasks
-from taskbalance.data.registry import DATASETS
+from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import BinaryAttribute
 
 CELEBA_SIZE = 64
+
+
+@DATASET_TASKS.register("celeba")
+def celeba_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, BinaryAttribute]:
+    """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only."""
+    return {name: BinaryAttribute(name) for name in choose_tasks("celeba", read_attribute_names(root), tasks)}
 
 
 @DATASETS.register("celeba")

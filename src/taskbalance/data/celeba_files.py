@@ -68,9 +68,11 @@ def _read_lines(path: Path, what: str) -> list[str]:
         raise DatasetFormatError(f"{path}: not a readable text file ({error}); expected CelebA's {what}") from None
 
 
-def read_attributes(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
-    """(attribute names, file names, ``[N, A]`` uint8 0/1 attributes) from ``list_attr_celeba.txt``."""
-    lines = _read_lines(path, "attribute file (count line, attribute names line, then '<image> ±1 …' lines)")
+_ATTRIBUTE_FILE_FORMAT = "attribute file (count line, attribute names line, then '<image> ±1 …' lines)"
+
+
+def _attribute_header(path: Path, lines: list[str]) -> tuple[int, tuple[str, ...]]:
+    """(image count, attribute names) from the first two lines of ``list_attr_celeba.txt``."""
     if len(lines) < 2:
         raise DatasetFormatError(f"{path}: {len(lines)} line(s); expected a count line and an attribute names line")
     try:
@@ -80,6 +82,27 @@ def read_attributes(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], np.nd
     names = tuple(lines[1].split())
     if not names or len(set(names)) != len(names):
         raise DatasetFormatError(f"{path}:2: attribute names {list(names)}; expected distinct, non-empty names")
+    return count, names
+
+
+def read_attribute_names(root: str | Path) -> tuple[str, ...]:
+    """The attribute names of ``root/list_attr_celeba.txt``, reading only its first two lines."""
+    path = Path(root) / ATTRIBUTE_FILE
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: missing; expected CelebA's {_ATTRIBUTE_FILE_FORMAT}")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            lines = [handle.readline().rstrip("\n") for _ in range(2)]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetFormatError(f"{path}: not a readable text file ({error}); expected CelebA's "
+                                 f"{_ATTRIBUTE_FILE_FORMAT}") from None
+    return _attribute_header(path, [line for line in lines if line])[1]
+
+
+def read_attributes(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
+    """(attribute names, file names, ``[N, A]`` uint8 0/1 attributes) from ``list_attr_celeba.txt``."""
+    lines = _read_lines(path, _ATTRIBUTE_FILE_FORMAT)
+    count, names = _attribute_header(path, lines[:2])
     width = len(names) + 1
     file_names: list[str] = []
     present: list[list[bool]] = []

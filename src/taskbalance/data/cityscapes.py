@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
-from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data
-from taskbalance.data.registry import DATASETS
+from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
+from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation
+from taskbalance.tasks.base import Task
 
 CITYSCAPES_CLASSES = 7
-CITYSCAPES_SIZE = (128, 256)
-"""Nominal (H, W) of MTAN's Cityscapes files; the loader reads the actual size from the files."""
 
 
 def cityscapes_tasks() -> dict[str, DenseTaskSpec]:
@@ -46,6 +45,12 @@ def _label_folder(root: Path, label_folder: str | None) -> str:
     if label_folder is not None:
         return label_folder
     return "label" if (root / "train" / "label").is_dir() or not (root / "train" / "label_7").is_dir() else "label_7"
+
+
+@DATASET_TASKS.register("cityscapes")
+def cityscapes_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
+    """The tasks :func:`cityscapes` gives for ``root`` and ``tasks``, checking only that ``root`` is a folder."""
+    return mtan_task_list("cityscapes", root, cityscapes_tasks(), tasks)
 
 
 @DATASETS.register("cityscapes")

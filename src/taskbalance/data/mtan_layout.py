@@ -44,6 +44,16 @@ def choose_tasks(dataset: str, available: Sequence[str], tasks: Sequence[str] | 
     return chosen
 
 
+def mtan_task_list(
+    name: str, root: str | Path, specs: Mapping[str, DenseTaskSpec], tasks: Sequence[str] | None
+) -> dict[str, Task]:
+    """The chosen tasks of a dataset in MTAN's layout, after checking that ``root`` is a folder (nothing is read)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetFormatError(f"{root}: missing dataset folder; expected {name} in MTAN's layout with train/, val/")
+    return {task: specs[task].task for task in choose_tasks(name, list(specs), tasks)}
+
+
 def build_mtan_data(
     name: str,
     root: str | Path,
@@ -70,9 +80,7 @@ def build_mtan_data(
         folder_names: modality → folder name where it differs from the modality's name.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetFormatError(f"{root}: missing dataset folder; expected {name} in MTAN's layout with train/, val/")
-    chosen = choose_tasks(name, list(specs), tasks)
+    chosen = mtan_task_list(name, root, specs, tasks)
     task_modalities = {task: specs[task].modality for task in chosen}
     modalities = list(dict.fromkeys(task_modalities.values()))
     names = dict(folder_names or {})
@@ -95,6 +103,6 @@ def build_mtan_data(
         train=DenseDataset(train_folder, train_indices, task_modalities, augmentation),
         val=DenseDataset(train_folder, val_indices, task_modalities),
         test=DenseDataset(test_folder, test_folder.indices, task_modalities),
-        tasks={task: specs[task].task for task in chosen},
+        tasks=chosen,
         input_shape=(3, height, width),
     )

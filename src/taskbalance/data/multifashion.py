@@ -59,7 +59,7 @@ from torch.utils.data import Dataset
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.mtan_layout import choose_tasks
-from taskbalance.data.registry import DATASETS
+from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import Classification, Regression
 from taskbalance.tasks.base import Task
 
@@ -263,10 +263,9 @@ def _build_split(
     )
 
 
-def _check_count(option: str, value: object, minimum: int) -> int:
+def _check_count(option: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"dataset 'multifashion': {option} must be an integer ≥ {minimum}, got {value!r}")
-    return value
 
 
 def multifashion_tasks() -> dict[str, Task]:
@@ -276,6 +275,23 @@ def multifashion_tasks() -> dict[str, Task]:
         "right": Classification("right", num_classes=len(CLASS_NAMES)),
         "depth": Regression("depth", out_channels=1, dense=True, size=(DEPTH_SIZE, DEPTH_SIZE), loss="l1"),
     }
+
+
+@DATASET_TASKS.register("multifashion")
+def multifashion_task_list(
+    *, num_train: int, num_val: int, num_test: int, seed: int, tasks: Sequence[str] | None
+) -> dict[str, Task]:
+    """The tasks :func:`multifashion` gives for these options, with the options checked; nothing is loaded.
+
+    Example:
+        >>> list(multifashion_task_list(num_train=8, num_val=4, num_test=4, seed=0, tasks=["depth", "left"]))
+        ['depth', 'left']
+    """
+    for option, value, minimum in (("num_train", num_train, 1), ("num_val", num_val, 1), ("num_test", num_test, 1),
+                                   ("seed", seed, 0)):
+        _check_count(option, value, minimum)
+    all_tasks = multifashion_tasks()
+    return {name: all_tasks[name] for name in choose_tasks("multifashion", TASK_NAMES, tasks)}
 
 
 @DATASETS.register("multifashion")
@@ -298,13 +314,8 @@ def multifashion(
         DatasetFormatError: the shipped file is missing or its sha256 does not match ``provenance.json``.
         ValueError: a count or the seed is not a valid integer; KeyError: an unknown task name.
     """
-    counts = {
-        "train": _check_count("num_train", num_train, 1),
-        "val": _check_count("num_val", num_val, 1),
-        "test": _check_count("num_test", num_test, 1),
-    }
-    seed = _check_count("seed", seed, 0)
-    chosen = choose_tasks("multifashion", TASK_NAMES, tasks)
+    chosen = multifashion_task_list(num_train=num_train, num_val=num_val, num_test=num_test, seed=seed, tasks=tasks)
+    counts = {"train": num_train, "val": num_val, "test": num_test}
     sources = load_sources()
     carve = np.random.default_rng([seed, len(_SPLIT_STREAMS)]).permutation(len(sources["train_labels"]))
     pools = {
@@ -320,12 +331,11 @@ def multifashion(
         )
         built.targets = {name: built.targets[name] for name in chosen}
         splits[split] = built
-    all_tasks = multifashion_tasks()
     return MultiTaskData(
         name="multifashion",
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],
-        tasks={name: all_tasks[name] for name in chosen},
+        tasks=chosen,
         input_shape=(1, CANVAS, CANVAS),
     )

@@ -21,13 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
-from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data
-from taskbalance.data.registry import DATASETS
+from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
+from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation, SurfaceNormals
+from taskbalance.tasks.base import Task
 
 NYUV2_CLASSES = 13
-NYUV2_SIZE = (288, 384)
-"""Nominal (H, W) of MTAN's NYUv2 files; the loader reads the actual size from the files."""
 
 
 def nyuv2_tasks() -> dict[str, DenseTaskSpec]:
@@ -37,6 +36,12 @@ def nyuv2_tasks() -> dict[str, DenseTaskSpec]:
         "depth": DenseTaskSpec(Depth("depth"), "depth"),
         "normals": DenseTaskSpec(SurfaceNormals("normals"), "normal"),
     }
+
+
+@DATASET_TASKS.register("nyuv2")
+def nyuv2_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
+    """The tasks :func:`nyuv2` gives for ``root`` and ``tasks``, checking only that ``root`` is a folder."""
+    return mtan_task_list("nyuv2", root, nyuv2_tasks(), tasks)
 
 
 @DATASETS.register("nyuv2")

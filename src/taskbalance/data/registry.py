@@ -1,4 +1,10 @@
-"""``DATASETS``: registry name → dataset builder; each builder registers itself with ``@DATASETS.register``."""
+"""``DATASETS``: registry name → dataset builder; ``DATASET_TASKS``: registry name → the dataset's task list.
+
+Each builder registers itself with ``@DATASETS.register(name)`` and, beside it, a cheap function that returns the
+tasks the builder would give for the same options without loading the data, ``@DATASET_TASKS.register(name)``.
+The task function declares, as keyword-only parameters, only the builder's options it needs (e.g. ``tasks`` and
+``root``); :func:`taskbalance.data.dataset_tasks` passes it those.
+"""
 
 from __future__ import annotations
 
@@ -8,5 +14,7 @@ from taskbalance.registry import Registry
 
 if TYPE_CHECKING:
     from taskbalance.data.base import MultiTaskData
+    from taskbalance.tasks.base import Task
 
 DATASETS: Registry[MultiTaskData] = Registry("dataset")
+DATASET_TASKS: Registry[dict[str, Task]] = Registry("dataset task list")

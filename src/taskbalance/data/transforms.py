@@ -1,4 +1,4 @@
-"""Training augmentation for dense tasks: random scale-crop and horizontal flip (design.md §4).
+"""Training augmentation for dense tasks: random scale-crop and horizontal flip.
 
 Both follow MTAN (Liu et al. 2019, "End-to-End Multi-Task Learning with Attention"), whose NYUv2/Cityscapes
 training applies a random scale-crop with scale s ∈ {1.0, 1.2, 1.5} and a horizontal flip with probability ½:

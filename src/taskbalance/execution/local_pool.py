@@ -1,4 +1,4 @@
-"""The local executor: a ``spawn`` process pool, one run per task, one torch thread per worker (design.md §7).
+"""The local executor: a ``spawn`` process pool, one run per task, one torch thread per run (as every executor).
 
 Measured on 2 cores: six ~7 s trainings took 25 s against 43 s sequentially; each worker costs 3–4 CPU-s to start
 Python and torch, so the pool is never larger than the number of runs. ``workers=1`` trains in the driver process
@@ -38,10 +38,7 @@ def _stop_with_driver(driver_pid: int) -> None:
 
 
 def initialize_worker(driver_pid: int) -> None:
-    """Pool initializer: one torch thread (several threads per worker slow every run on a shared CPU)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Pool initializer: the worker ends with the driver (its runs' torch threads are set by ``execute_run``)."""
     _stop_with_driver(driver_pid)
 
 

@@ -1,17 +1,28 @@
-"""What one run produces on a worker: its result, or the text of its failure; picklable both ways."""
+"""What one run produces on a worker: its result, or the text of its failure; picklable both ways.
+
+Every run trains under the same numeric settings whatever executes it — the driver itself (``workers=1``), a pool
+worker or a Ray worker: :func:`execute_run` sets torch to :data:`RUN_THREADS` intra-op thread(s) for the run and
+restores the caller's setting afterwards. Results then do not depend on the executor or the number of workers (a
+reduction over 1 thread and over several threads sums in different orders), and a sweep resumed with another worker
+count equals an uninterrupted one.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
+
+RUN_THREADS = 1
+"""torch intra-op threads of every run (one run per CPU: parallel runs, not parallel kernels, fill a machine)."""
 
 RunFunction = Callable[..., RunResult]
 """``run_fn(config, *, checkpoint_dir=..., on_epoch=...) -> RunResult``, like :func:`taskbalance.training.train`."""
@@ -37,20 +48,34 @@ def default_run_function() -> RunFunction:
     return train
 
 
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` inside the block, the previous count restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def execute_run(
     run_fn: RunFunction | None,
     config: RunConfig,
     checkpoint_dir: Path | None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> RunOutcome:
-    """Run one config and never raise: the worker-side entry point of every executor."""
+    """Run one config with :data:`RUN_THREADS` torch threads and never raise: the entry point of every executor."""
     started = time.perf_counter()
     try:
         function = run_fn if run_fn is not None else default_run_function()
         options: dict[str, Any] = {"checkpoint_dir": checkpoint_dir}
         if on_epoch is not None:
             options["on_epoch"] = on_epoch
-        result = function(config, **options)
+        with torch_threads(RUN_THREADS):
+            result = function(config, **options)
         if not isinstance(result, RunResult):
             raise TypeError(f"the run function returned {type(result).__name__}, expected a RunResult")
         if result.run_id != config.run_id():

@@ -6,7 +6,8 @@ end. With ``address`` (e.g. ``"ray://head:10001"`` or ``"auto"``) the runs go to
 have taskbalance installed and, when ``checkpoint_dir`` is given, see that folder at the same path. A Ray instance
 the caller has already started (``ray.is_initialized()``) is used as it is and left running.
 
-Measured here with ray 2.60 (design.md §7): ``ray.init(num_cpus=2, include_dashboard=False)`` starts in about 5 s.
+Each task asks Ray for one CPU and trains with one torch thread (:func:`~taskbalance.execution.outcome.execute_run`).
+Measured here with ray 2.60: ``ray.init(num_cpus=2, include_dashboard=False)`` starts in about 5 s.
 """
 
 from __future__ import annotations
@@ -35,11 +36,6 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_run(run_fn: RunFunction | None, config: RunConfig, checkpoint_dir: Path | None) -> RunOutcome:
-    import torch
-
-    torch.set_num_threads(1)  # one run per CPU that Ray hands out
-    return execute_run(run_fn, config, checkpoint_dir)
 
 
 def run_on_ray(
@@ -63,7 +59,7 @@ def run_on_ray(
         ray.init(address=address, **options)
     try:
         # max_retries=0: a run that crashed its worker is reported as failed, not silently trained again.
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_run)
+        task = ray.remote(num_cpus=1, max_retries=0)(execute_run)
         references = {task.remote(run_fn, config, checkpoint_dir): config for config in configs}
         pending = list(references)
         while pending:

@@ -30,11 +30,19 @@ class RunsFailedError(RuntimeError):
     Attributes:
         failures: run_id → the run's traceback (also stored: ``RunStore.error(run_id)``).
         configs: run_id → the failed run's config.
+        results: run_id → result of every run of the sweep that did finish (what ``run_configs`` would have
+            returned, less the failed runs), so a caller can go on with them.
     """
 
-    def __init__(self, failures: Mapping[str, str], configs: Mapping[str, RunConfig]) -> None:
+    def __init__(
+        self,
+        failures: Mapping[str, str],
+        configs: Mapping[str, RunConfig],
+        results: Mapping[str, RunResult] | None = None,
+    ) -> None:
         self.failures = dict(failures)
         self.configs = dict(configs)
+        self.results = dict(results or {})
         lines = [f"{len(self.failures)} run(s) failed (full tracebacks in the store: RunStore.error(run_id)):"]
         for run_id, error in self.failures.items():
             last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
@@ -81,7 +89,8 @@ def run_configs(
         ray_init_options: extra keyword arguments of ``ray.init`` (e.g. ``{"_temp_dir": "/tmp/rt"}``).
 
     Raises:
-        RunsFailedError: after every other run ended, when some runs failed; they are marked ``failed``.
+        RunsFailedError: after every other run ended, when some runs failed; they are marked ``failed``, and the
+            error carries the results of the others.
         TypeError: ``run_fn`` cannot be pickled for worker processes (nothing was run).
 
     Example:
@@ -149,6 +158,7 @@ def run_configs(
             if close is not None:
                 close()  # shuts the pool or Ray down also when the driver is interrupted
             reporter.close()
+    ordered = {run_id: results[run_id] for run_id in unique if run_id in results}
     if failures:
-        raise RunsFailedError(failures, unique)
-    return {run_id: results[run_id] for run_id in unique}
+        raise RunsFailedError(failures, unique, ordered)
+    return ordered

@@ -17,6 +17,7 @@ phase 1 = STL baselines + the grid search, phase 2 = the selected points on the 
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,17 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskbalance import methods as method_registry
+from taskbalance.protocol.delta_m import undefined_baselines
 from taskbalance.protocol.grid import PAPER_TEMPERATURES, simplex_grid
-from taskbalance.protocol.selection import rank_key, score, selected_record
+from taskbalance.protocol.selection import defined_part, rank_key, score, selected_record
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
 from taskbalance.training.config import DEFAULT_WEIGHT_DECAY, RunConfig
-from taskbalance.training.result import RunResult
+from taskbalance.training.result import EpochRecord, RunResult
 
 PAPER_METHODS: tuple[str, ...] = ("ew", "uw", "uwo", "uwso", "dwa", "rlw", "imtll", "gls", "scalarization")
 SEARCH_MODES = ("one_seed", "all_seeds")
 
 RunMany = Callable[[list[RunConfig]], Mapping[str, RunResult]]
-"""Runs configs (skipping those already finished) and returns run_id → result for all of them."""
+"""Runs configs (skipping those already finished) and returns run_id → result of each that finished; a run left out
+of the answer failed."""
 
 
 @dataclass
@@ -161,24 +164,63 @@ def stl_baseline(
 
     Each STL run's epoch is selected against its own first epoch (see :func:`select_epoch`). Learning rates are
     compared by Δm against the mean of all candidates' metrics, a scale-free reference that every candidate shares.
+    A learning rate with a failed run (absent from ``results``) is no candidate; a task with no candidate left has
+    no baseline (its metrics are missing from both mappings).
     """
     baseline_val: dict[str, float] = {}
     baseline_test: dict[str, float] = {}
     for per_lr in runs.values():
         candidates = []
+        directions: dict[str, bool] = {}
         for configs in per_lr:
-            selected = [selected_record(results[c.run_id()], None, spec.delta_m_variant) for c in configs]
+            if any(c.run_id() not in results for c in configs):
+                continue
+            finished = [results[c.run_id()] for c in configs]
+            directions = finished[0].higher_is_better
+            selected = [selected_record(r, None, spec.delta_m_variant) for r in finished]
             candidates.append((_mean_metrics([r.val for r in selected]), _mean_metrics([r.test for r in selected])))
-        directions = results[per_lr[0][0].run_id()].higher_is_better
-        reference = _mean_metrics([val for val, _ in candidates])
-        best = min(candidates, key=lambda c: rank_key(score(c[0], reference, directions, spec.delta_m_variant)))
+        if not candidates:
+            continue
+        reference = defined_part(_mean_metrics([val for val, _ in candidates]))
+        if reference:
+            best = min(candidates, key=lambda c: rank_key(score(c[0], reference, directions, spec.delta_m_variant)))
+        else:
+            best = candidates[0]
         baseline_val.update(best[0])
         baseline_test.update(best[1])
     return baseline_val, baseline_test
 
 
+def excluded_metrics(
+    metric_keys: Sequence[str], baseline_val: Mapping[str, float], baseline_test: Mapping[str, float]
+) -> dict[str, str]:
+    """The metrics Δm must leave out, each with the reason: no STL baseline, or one of 0 (or < 0, non-finite)."""
+    excluded: dict[str, str] = {}
+    for split, baseline in (("validation", baseline_val), ("test", baseline_test)):
+        for key, why in undefined_baselines(baseline).items():
+            excluded.setdefault(key, f"the STL {split} baseline: {why}")
+    for key in metric_keys:
+        if key not in baseline_val or key not in baseline_test:
+            excluded.setdefault(key, "no STL baseline: every single-task run of its task failed")
+    return excluded
+
+
+def _metric_keys(tasks: Sequence[str], baseline: Mapping[str, float], results: Mapping[str, RunResult]) -> list[str]:
+    """Every ``"task/metric"`` of the trained tasks, in task order (from the baseline, or any run that has it)."""
+    seen = list(baseline)
+    for result in results.values():
+        seen.extend(k for k in (result.epochs[0].test if result.epochs else {}) if k not in seen)
+    return [key for task in tasks for key in seen if key.split("/", 1)[0] == task]
+
+
 def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = lambda _: None) -> BenchSummary:
-    """Run the protocol and summarise it; ``run_many`` executes runs (local pool, Ray, or in-process)."""
+    """Run the protocol and summarise it; ``run_many`` executes runs (local pool, Ray, or in-process).
+
+    A run that ``run_many`` leaves out of its answer failed (e.g. it diverged): the protocol goes on without it. A
+    grid point is scored over its finished seeds; a method none of whose runs of a phase finished is reported as
+    failed (its ``failed_run_ids``), ranked last. Metrics without a usable STL baseline (every STL run of the task
+    failed, or a baseline of 0) are left out of Δm and listed in ``excluded_metrics`` with the reason.
+    """
     started = time.perf_counter()
     search_seeds = spec.seeds if spec.search == "all_seeds" else spec.seeds[:1]
     points = {m: [_Point(m, o, lr) for o in spec.grid(m) for lr in spec.lrs] for m in spec.methods}
@@ -193,19 +235,30 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     results: dict[str, RunResult] = dict(run_many(phase1))
 
     baseline_val, baseline_test = stl_baseline(spec, stl, results)
-    # Every STL run carries the directions of its task's metrics, so together they cover the baseline's keys.
+    metric_keys = _metric_keys(spec.trained_tasks, baseline_val, results)
+    excluded = excluded_metrics(metric_keys, baseline_val, baseline_test)
+    reference_val = {k: v for k, v in baseline_val.items() if k not in excluded}
+    reference_test = {k: v for k, v in baseline_test.items() if k not in excluded}
+    # Every finished run carries the directions of its tasks' metrics; together they cover the metric keys.
     known: dict[str, bool] = {}
     for result in results.values():
         known.update(result.higher_is_better)
-    directions = {key: known[key] for key in baseline_val}
+    directions = {key: known[key] for key in metric_keys}
+
+    def delta_m_of(metrics: Mapping[str, float], reference: Mapping[str, float]) -> float:
+        return score(metrics, reference, directions, spec.delta_m_variant) if reference else math.nan
+
+    def record(result: RunResult) -> EpochRecord:
+        return selected_record(result, reference_val or None, spec.delta_m_variant)
 
     def point_score(point: _Point, seeds: Sequence[int]) -> float:
-        values = [
-            score(selected_record(results[c.run_id()], baseline_val, spec.delta_m_variant).val, baseline_val,
-                  directions, spec.delta_m_variant)
-            for c in point.configs(spec, seeds)
-        ]
-        return statistics.fmean(values)
+        finished = [results[c.run_id()] for c in point.configs(spec, seeds) if c.run_id() in results]
+        if not finished:
+            return math.nan
+        return statistics.fmean(delta_m_of(record(r).val, reference_val) for r in finished)
+
+    def finished_any(point: _Point, seeds: Sequence[int]) -> bool:
+        return any(c.run_id() in results for c in point.configs(spec, seeds))
 
     selected: dict[str, _Point] = {}
     grids: dict[str, list[GridPoint]] = {}
@@ -215,56 +268,48 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         grids[method] = [
             GridPoint(p.options, p.lr, s, [c.run_id() for c in p.configs(spec, seeds)]) for s, p in scored
         ]
-        selected[method] = min(scored, key=lambda sp: rank_key(sp[0]))[1]
+        candidates = [(s, p) for s, p in scored if finished_any(p, seeds)] or scored
+        selected[method] = min(candidates, key=lambda sp: rank_key(sp[0]))[1]
 
-    phase2 = [c for p in selected.values() for c in p.configs(spec, spec.seeds) if c.run_id() not in results]
+    phase2 = [
+        c
+        for method, p in selected.items()
+        if any(finished_any(q, spec.seeds) for q in points[method])
+        for c in p.configs(spec, spec.seeds)
+        if c.run_id() not in results
+    ]
     if phase2:
         log(f"phase 2: {len(phase2)} runs (selected points on seeds {spec.seeds[1:]})")
         results.update(run_many(phase2))
 
-    summaries = []
-    for method, point in selected.items():
-        seed_results = [results[c.run_id()] for c in point.configs(spec, spec.seeds)]
-        records = [selected_record(r, baseline_val, spec.delta_m_variant) for r in seed_results]
-        test_dm = [score(r.test, baseline_test, directions, spec.delta_m_variant) for r in records]
-        method_run_ids = {rid for g in grids[method] for rid in g.run_ids} | {r.run_id for r in seed_results}
-        selected_point = next(g for g in grids[method] if g.options == point.options and g.lr == point.lr)
-        summaries.append(
-            MethodSummary(
-                method=method,
-                label=method_registry.label(method),
-                selected=selected_point,
-                delta_m_mean=statistics.fmean(test_dm),
-                delta_m_std=statistics.pstdev(test_dm),
-                delta_m_per_seed=test_dm,
-                metrics_mean=_mean_metrics([r.test for r in records]),
-                metrics_std={k: statistics.pstdev([r.test[k] for r in records]) for k in records[0].test},
-                rank=0,
-                runs=len(method_run_ids),
-                cpu_seconds=sum(results[rid].cpu_seconds for rid in method_run_ids),
-                grid=grids[method],
-                seed_run_ids=[r.run_id for r in seed_results],
-            )
-        )
-    summaries.sort(key=lambda s: rank_key(s.delta_m_mean))
+    summaries = [
+        _method_summary(method, point, grids[method], spec, results, record, lambda m: delta_m_of(m, reference_test))
+        for method, point in selected.items()
+    ]
+    summaries.sort(key=lambda s: (not s.delta_m_per_seed, rank_key(s.delta_m_mean)))
     for rank, summary in enumerate(summaries, start=1):
         summary.rank = rank
 
     stl_ids = [c.run_id() for per_lr in stl.values() for configs in per_lr for c in configs]
+    failed = [rid for rid in dict.fromkeys(c.run_id() for c in phase1 + phase2) if rid not in results]
     notes = [
         (
             "grids searched on every seed (the paper's protocol)"
             if spec.search == "all_seeds"
             else f"grids searched on seed {search_seeds[0]}; the selected point then run on seeds {spec.seeds}"
         ),
-        f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids):.0f} CPU-s",
+        f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids if i in results):.0f} "
+        "CPU-s",
         f"learning rates {spec.lrs}; {spec.epochs} epochs; Δm variant {spec.delta_m_variant}",
     ]
+    notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
+    if failed:
+        notes.append(f"{len(failed)} run(s) failed and are left out (errors in the store and in the report)")
     return BenchSummary(
         dataset=spec.dataset,
         model=spec.model,
         tasks=spec.trained_tasks,
-        metric_keys=list(baseline_val),
+        metric_keys=metric_keys,
         higher_is_better=directions,
         delta_m_variant=spec.delta_m_variant,
         baseline_val=baseline_val,
@@ -273,4 +318,41 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         seeds=list(spec.seeds),
         notes=notes,
         wall_seconds=time.perf_counter() - started,
+        excluded_metrics=excluded,
+    )
+
+
+def _method_summary(
+    method: str,
+    point: _Point,
+    grid: list[GridPoint],
+    spec: BenchSpec,
+    results: Mapping[str, RunResult],
+    record: Callable[[RunResult], EpochRecord],
+    test_delta_m: Callable[[Mapping[str, float]], float],
+) -> MethodSummary:
+    """A method's line of the table: its selected point's test Δm over the seeds whose runs finished."""
+    seed_ids = [c.run_id() for c in point.configs(spec, spec.seeds)]
+    seed_results = [results[rid] for rid in seed_ids if rid in results]
+    records = [record(r) for r in seed_results]
+    test_dm = [test_delta_m(r.test) for r in records]
+    method_run_ids = {rid for g in grid for rid in g.run_ids} | set(seed_ids)
+    # A method with no finished seed failed: every failed run of it is listed, else only the selected seeds'.
+    failed = [rid for rid in (seed_ids if seed_results else sorted(method_run_ids)) if rid not in results]
+    selected_point = next(g for g in grid if g.options == point.options and g.lr == point.lr)
+    return MethodSummary(
+        method=method,
+        label=method_registry.label(method),
+        selected=selected_point,
+        delta_m_mean=statistics.fmean(test_dm) if test_dm else math.nan,
+        delta_m_std=statistics.pstdev(test_dm) if test_dm else math.nan,
+        delta_m_per_seed=test_dm,
+        metrics_mean=_mean_metrics([r.test for r in records]) if records else {},
+        metrics_std={k: statistics.pstdev([r.test[k] for r in records]) for k in records[0].test} if records else {},
+        rank=0,
+        runs=len(method_run_ids),
+        cpu_seconds=sum(results[rid].cpu_seconds for rid in method_run_ids if rid in results),
+        grid=grid,
+        seed_run_ids=[r.run_id for r in seed_results],
+        failed_run_ids=failed,
     )

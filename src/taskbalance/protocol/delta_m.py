@@ -31,16 +31,35 @@ def _relative_changes(
     undirected = [name for name in baseline if name not in higher_is_better]
     if undirected:
         raise ValueError(f"Δm: metric(s) {undirected} have no entry in higher_is_better")
+    undefined = undefined_baselines(baseline)
+    if undefined:
+        name = next(iter(undefined))
+        raise ValueError(f"Δm: baseline of metric {name!r} must be finite and positive, got {float(baseline[name])}")
     changes: dict[str, float] = {}
     for name, base in baseline.items():
         base = float(base)
-        # A baseline of 0 divides by zero; a negative one flips the metric's direction silently; neither has a
-        # meaningful relative change, so they are refused rather than patched with an epsilon.
-        if not math.isfinite(base) or base <= 0:
-            raise ValueError(f"Δm: baseline of metric {name!r} must be finite and positive, got {base}")
         sign = -1.0 if higher_is_better[name] else 1.0
         changes[name] = sign * (float(metrics[name]) - base) / base * 100.0
     return changes
+
+
+def undefined_baselines(baseline: Mapping[str, float]) -> dict[str, str]:
+    """The metrics of ``baseline`` whose relative change is undefined, each with the reason.
+
+    A baseline of 0 divides by zero; a negative one would flip the metric's direction silently; a non-finite one
+    has no scale. None of them has a meaningful relative change, so Δm refuses them rather than patching them with
+    an epsilon; a caller may leave them out of Δm and say so.
+
+    Example:
+        >>> undefined_baselines({"a/acc": 0.0, "b/mae": 0.5})
+        {'a/acc': 'its baseline is 0.0: a relative change to it is undefined'}
+    """
+    undefined: dict[str, str] = {}
+    for name, base in baseline.items():
+        value = float(base)
+        if not math.isfinite(value) or value <= 0:
+            undefined[name] = f"its baseline is {value}: a relative change to it is undefined"
+    return undefined
 
 
 def delta_m(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from taskbalance.protocol.delta_m import delta_m, delta_m_per_task
+from taskbalance.protocol.delta_m import delta_m, delta_m_per_task, undefined_baselines
 from taskbalance.training.result import EpochRecord, RunResult
 
 DELTA_M_VARIANTS = ("all_metrics", "per_task")
@@ -33,6 +33,12 @@ def score(
     raise ValueError(f"delta_m variant must be one of {DELTA_M_VARIANTS}, got {variant!r}")
 
 
+def defined_part(reference: Mapping[str, float]) -> dict[str, float]:
+    """The metrics of ``reference`` that a relative change can be taken against (finite and > 0)."""
+    undefined = undefined_baselines(reference)
+    return {key: value for key, value in reference.items() if key not in undefined}
+
+
 def rank_key(value: float) -> float:
     """Sort key of a Δm: a diverged run (NaN or inf metrics) ranks after every finite one, whatever its order."""
     return value if math.isfinite(value) else math.inf
@@ -48,11 +54,15 @@ def select_epoch(
 
     ``baseline=None`` is the single-task case, which has no baseline of its own: epochs are then compared by their
     Δm against the first epoch's validation metrics, i.e. by the mean relative improvement over the task's metrics.
-    Non-finite scores (a diverged epoch) are never preferred to finite ones.
+    Non-finite scores (a diverged epoch) are never preferred to finite ones. Metrics whose reference is 0,
+    negative or not finite (e.g. an accuracy of 0 after the first epoch on a tiny split) have no relative change and
+    are left out of the comparison; when no metric is left, the last epoch is taken.
     """
     if not records:
         raise ValueError("a run without epochs has nothing to select")
-    reference = baseline if baseline is not None else records[0].val
+    reference = defined_part(baseline if baseline is not None else records[0].val)
+    if not reference:
+        return len(records) - 1
     scores = [score(record.val, reference, higher_is_better, variant) for record in records]
     return min(range(len(scores)), key=lambda i: rank_key(scores[i]))
 

@@ -31,7 +31,7 @@ class MethodSummary:
     """A method's result in the benchmark.
 
     Attributes:
-        method: registry name (``"uwso"``), or ``"stl"`` for the single-task baselines.
+        method: registry name (``"uwso"``).
         label: display name (``"UW-SO"``).
         selected: the selected grid point (its options and lr).
         delta_m_mean, delta_m_std: test Δm over seeds at the selected point (std with ddof=0; 0 for one seed).
@@ -41,7 +41,9 @@ class MethodSummary:
         runs: training runs spent on the method (grid search and seeds).
         cpu_seconds: CPU seconds spent on those runs.
         grid: every evaluated grid point.
-        seed_run_ids: the runs behind the reported numbers (one per seed).
+        seed_run_ids: the runs behind the reported numbers (one per seed that finished).
+        failed_run_ids: the selected point's runs that failed; when none of them finished (the method failed), every
+            failed run of the method. Δm is then NaN and ``delta_m_per_seed`` empty.
     """
 
     method: str
@@ -57,6 +59,12 @@ class MethodSummary:
     cpu_seconds: float
     grid: list[GridPoint] = field(default_factory=list)
     seed_run_ids: list[str] = field(default_factory=list)
+    failed_run_ids: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """No run of the selected point finished: the method has no result."""
+        return not self.delta_m_per_seed and bool(self.failed_run_ids)
 
 
 @dataclass
@@ -66,14 +74,16 @@ class BenchSummary:
     Attributes:
         dataset, model: registry names.
         tasks: task names in order.
-        metric_keys: every ``"task/metric"`` in Δm, in order.
+        metric_keys: every ``"task/metric"`` of the tasks, in order (Δm covers those not in ``excluded_metrics``).
         higher_is_better: direction per metric key.
         delta_m_variant: ``"all_metrics"`` (the paper's Δm) or ``"per_task"``.
         baseline_val, baseline_test: STL metrics (mean over seeds at each seed's selected epoch).
-        methods: one summary per method, STL excluded, in rank order.
+        methods: one summary per method (the STL baselines are not methods), in rank order; failed methods last.
         seeds: the seeds reported.
         notes: how the grid was searched (e.g. "grids searched on seed 0, selected point run on seeds 0,1,2").
         wall_seconds: wall time of the benchmark.
+        excluded_metrics: metric → why Δm leaves it out (no STL baseline, or a baseline of 0: the relative change
+            is undefined).
     """
 
     dataset: str
@@ -88,6 +98,7 @@ class BenchSummary:
     seeds: list[int]
     notes: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    excluded_metrics: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,7 +35,18 @@ def format_value(value: float) -> str:
 
 
 def format_delta_m(method: MethodSummary) -> str:
+    """``mean ± std``, or ``failed (N runs)`` for a method none of whose selected runs finished."""
+    if method.failed:
+        return f"failed ({len(method.failed_run_ids)} runs)"
     return f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
+
+
+def excluded_note(summary: BenchSummary) -> str:
+    """One sentence naming the metrics Δm leaves out and why ('' when it covers every metric)."""
+    if not summary.excluded_metrics:
+        return ""
+    reasons = "; ".join(f"{key}: {why}" for key, why in summary.excluded_metrics.items())
+    return f"Δm leaves out {', '.join(summary.excluded_metrics)} ({reasons})."
 
 
 def metric_header(summary: BenchSummary, key: str) -> str:
@@ -62,7 +73,8 @@ def render_table(summary: BenchSummary) -> Table:
     """The table for the terminal (``rich.console.Console().print(render_table(summary))``)."""
     table = Table(
         title=f"{summary.dataset} / {summary.model}: test Δm vs STL over seeds {summary.seeds} (lower is better)",
-        caption=f"Δm variant: {summary.delta_m_variant}; metrics are test means over seeds at the selected point",
+        caption=f"Δm variant: {summary.delta_m_variant}; metrics are test means over seeds at the selected point"
+        + (f"\n{excluded_note(summary)}" if summary.excluded_metrics else ""),
     )
     for index, name in enumerate(table_header(summary)):
         table.add_column(name, justify="left" if index == 1 else "right", no_wrap=index < 3)

@@ -20,7 +20,14 @@ import numpy as np
 
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
 from taskbalance.report.plots import plot_compute, plot_delta_m, plot_simplex, plot_weights
-from taskbalance.report.tables import format_value, markdown_table, metric_header, write_results_csv
+from taskbalance.report.tables import (
+    excluded_note,
+    format_delta_m,
+    format_value,
+    markdown_table,
+    metric_header,
+    write_results_csv,
+)
 from taskbalance.store.run_store import RunStore
 from taskbalance.training.result import RunResult
 
@@ -61,18 +68,21 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         DELTA_M_DEFINITION + " Metric columns are test means over the seeds (↑ higher / ↓ lower is better); runs and "
         "CPU-s count the grid search and every seed.",
         "",
+        *([excluded_note(summary), ""] if summary.excluded_metrics else []),
         "## Selected configurations",
         "",
         "| method | options | lr | validation Δm | test Δm per seed |",
         "|---|---|---:|---:|---|",
     ]
     for method in sorted(summary.methods, key=lambda m: m.rank):
-        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed)
+        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed) or format_delta_m(method)
         lines.append(f"| {method.label} | `{_options(method)}` | {method.selected.lr:g} | "
                      f"{method.selected.val_delta_m:+.2f} | {per_seed} |")
     lines += ["", "## Single-task baselines", "", "| metric | validation | test |", "|---|---:|---:|"]
     for key in summary.metric_keys:
-        lines.append(f"| {metric_header(summary, key)} | {format_value(summary.baseline_val.get(key, math.nan))} | "
+        left_out = " (left out of Δm)" if key in summary.excluded_metrics else ""
+        lines.append(f"| {metric_header(summary, key)}{left_out} | "
+                     f"{format_value(summary.baseline_val.get(key, math.nan))} | "
                      f"{format_value(summary.baseline_test.get(key, math.nan))} |")
     lines += ["", "## Plots", ""]
     captions = {
@@ -98,6 +108,12 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
     return "\n".join(lines) + "\n"
 
 
+def read_summary(store: RunStore, name: str = "bench") -> BenchSummary | None:
+    """The benchmark summary the store keeps under ``name`` (None when there is none)."""
+    data = store.load_summary(name)
+    return None if data is None else BenchSummary.from_dict(data)
+
+
 def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") -> Path:
     """Write ``report.md``, ``results.csv`` and the PNG plots to ``out_dir``; return the path of report.md.
 
@@ -107,7 +123,7 @@ def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") ->
     Raises:
         ValueError: the store holds no summary of that name (the message lists the names it holds).
     """
-    summary = store.load_summary(summary_name)
+    summary = read_summary(store, summary_name)
     if summary is None:
         raise ValueError(
             f"{store.path} holds no benchmark summary named {summary_name!r} "

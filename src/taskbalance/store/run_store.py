@@ -23,18 +23,16 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from taskbalance.protocol.summary import BenchSummary
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
 
 SCHEMA_VERSION = 1
-STATUSES = ("running", "finished", "failed")
 
 # The four per-epoch mappings of an EpochRecord, stored in long format under these kinds.
 EPOCH_KINDS: dict[str, str] = {
@@ -101,7 +99,10 @@ CREATE TABLE IF NOT EXISTS summaries (
 
 
 class StoreError(RuntimeError):
-    """The store file is unusable (wrong schema version) or a value cannot be stored; the message names it."""
+    """The store file is unusable (not a database, damaged, wrong schema version) or a value cannot be stored.
+
+    The message names the file or the run, and says what to do.
+    """
 
 
 def _float(value: float | None) -> float:
@@ -144,10 +145,29 @@ class RunStore:
         self._connection: sqlite3.Connection | None = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None
         )
-        connection = self._connection
+        try:
+            self._open(timeout)
+        except sqlite3.DatabaseError as error:  # not a database, truncated, or damaged
+            self.close()
+            raise StoreError(
+                f"{self.path} is not a readable taskbalance results store ({error}). Move it away (or delete it) "
+                "to start a new store; to keep its runs, restore a copy taken together with its "
+                f"{self.path.name}-wal file (docs/store.md)"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, timeout: float) -> None:
+        connection = self.connection
         connection.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA foreign_keys = ON")
+        # quick_check reads every page once (milliseconds for a benchmark's store): a truncated or damaged file is
+        # refused now, by name, rather than failing halfway through a sweep.
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
         with self._transaction() as db:
             db.executescript_statements(_SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -173,6 +193,14 @@ class RunStore:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, so that the file alone holds every stored run.
+
+        PASSIVE never waits for other connections; it copies what no reader still needs, which is everything when
+        the driver is the only user (a copy of the file alone then holds the run just saved).
+        """
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         if self._connection is not None:
@@ -225,6 +253,7 @@ class RunStore:
     def mark_failed(self, config: RunConfig, error: str) -> None:
         """Record that a run failed with ``error`` (e.g. a traceback); a finished run is left as it is."""
         self._mark(config, "failed", error)
+        self._checkpoint()
 
     # -- finished runs ----------------------------------------------------------------------------------------------
     def save(self, result: RunResult) -> None:
@@ -273,6 +302,7 @@ class RunStore:
             db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?)", epoch_rows)
             db.executemany("INSERT INTO epoch_values VALUES (?, ?, ?, ?, ?, ?)", value_rows)
             db.executemany("INSERT INTO step_values VALUES (?, ?, ?, ?, ?, ?)", step_rows)
+        self._checkpoint()
 
     def get(self, run_id: str) -> RunResult | None:
         """The finished run, or None when the run is unknown, running or failed."""
@@ -340,19 +370,21 @@ class RunStore:
         )
 
     # -- summaries ------------------------------------------------------------------------------------------------
-    def save_summary(self, name: str, summary: BenchSummary) -> None:
-        """Store (or replace) a benchmark summary under ``name``."""
+    def save_summary(self, name: str, summary: Mapping[str, Any]) -> None:
+        """Store (or replace) a benchmark summary, given as plain data (e.g. ``BenchSummary.to_dict()``)."""
         try:
-            text = json.dumps(summary.to_dict(), allow_nan=True)
-        except TypeError as error:
+            text = json.dumps(dict(summary), allow_nan=True)
+        except (TypeError, ValueError) as error:
             raise StoreError(f"summary {name!r} is not JSON-serialisable: {error}") from None
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO summaries (name, summary, created) VALUES (?, ?, ?)",
                        (name, text, time.time()))
+        self._checkpoint()
 
-    def load_summary(self, name: str) -> BenchSummary | None:
+    def load_summary(self, name: str) -> dict[str, Any] | None:
+        """The summary saved under ``name`` as plain data (``BenchSummary.from_dict`` rebuilds it), or None."""
         row = self.connection.execute("SELECT summary FROM summaries WHERE name = ?", (name,)).fetchone()
-        return None if row is None else BenchSummary.from_dict(json.loads(row[0]))
+        return None if row is None else dict(json.loads(row[0]))
 
     def summary_names(self) -> list[str]:
         return [name for (name,) in self.connection.execute("SELECT name FROM summaries ORDER BY created, name")]

@@ -20,9 +20,17 @@ def build(
     """
     if data is None:
         try:
-            data = datasets.create(config.dataset, **config.dataset_options)
+            datasets.check_options(config.dataset, config.dataset_options)
         except KeyError as error:
             raise ConfigError(f"dataset: {error.args[0]}") from None
+        except datasets.DatasetOptionError as error:
+            raise ConfigError(f"dataset_options: {error}") from None
+        try:
+            data = datasets.create(config.dataset, **config.dataset_options)
+        except datasets.DatasetFormatError:
+            raise  # a file on disk, not a config value: the message names the path
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConfigError(f"dataset_options: {error.args[0] if error.args else error}") from None
     if config.tasks:
         try:
             data = data.select(config.tasks)

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting, positive_temperature
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -52,7 +53,7 @@ class DWA(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        self.temperature = positive_temperature("DWA", temperature)
+        self.temperature = positive_temperature("DWA", real_number("DWA", "temperature", temperature))
         # Row 0 = L̄(t−2), row 1 = L̄(t−1).
         self.register_buffer("previous_means", torch.ones(2, num_tasks))
         self.register_buffer("epochs_seen", torch.zeros((), dtype=torch.long))

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -65,10 +66,10 @@ class FAMO(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        if not lr > 0:
+        if not real_number("FAMO", "lr", lr) > 0:
             raise ValueError(f"FAMO: lr must be > 0, got {lr!r}")
         self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = real_number("FAMO", "weight_decay", weight_decay)
         self.same_batch = bool(same_batch)
         self._awaiting_update = False
         self.register_buffer("logits", torch.zeros(num_tasks))

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -43,7 +44,7 @@ class IMTLL(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        if not math.isfinite(float(init)):
+        if not math.isfinite(real_number("IMTLL", "init", init)):
             raise ValueError(f"IMTLL: init must be a finite log-scale, got {init}")
         self.log_scales = nn.Parameter(torch.full((num_tasks,), float(init)))
         self.last_weights = torch.exp(self.log_scales).detach()

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.validation import real_numbers
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -49,7 +50,7 @@ class Scalarization(LossWeighting):
         if weights is None:
             values = [1.0 / num_tasks] * num_tasks
         else:
-            values = [float(w) for w in (weights.tolist() if isinstance(weights, Tensor) else weights)]
+            values = real_numbers("Scalarization", "weights", weights)
         if len(values) != num_tasks:
             raise ValueError(f"Scalarization: got {len(values)} weights {values} for {num_tasks} tasks")
         for index, value in enumerate(values):

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.validation import real_number, real_numbers
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -77,9 +78,9 @@ class STCH(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        if not (math.isfinite(mu) and mu > 0):
+        if not (math.isfinite(real_number("STCH", "mu", mu)) and mu > 0):
             raise ValueError(f"STCH: mu must be finite and > 0, got {mu!r}")
-        values = [1.0] * num_tasks if preference is None else [float(v) for v in preference]
+        values = [1.0] * num_tasks if preference is None else real_numbers("STCH", "preference", preference)
         if len(values) != num_tasks or not all(math.isfinite(v) and v > 0 for v in values):
             raise ValueError(f"STCH: preference must be {num_tasks} finite numbers > 0, got {preference!r}")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:

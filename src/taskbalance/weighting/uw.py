@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -63,8 +64,10 @@ class UW(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        if not math.isfinite(float(init)):
+        if not math.isfinite(real_number("UW", "init", init)):
             raise ValueError(f"UW: init must be a finite log-variance, got {init}")
+        if isinstance(kinds, str):
+            raise ValueError(f"UW: kinds must be a list of {num_tasks} of {KINDS}, got the string {kinds!r}")
         kinds = list(kinds) if kinds is not None else ["regression"] * num_tasks
         if len(kinds) != num_tasks:
             raise ValueError(f"UW: got {len(kinds)} kinds {kinds} for {num_tasks} tasks")

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting, positive_temperature
 from taskbalance.weighting.registry import WEIGHTINGS
 
@@ -49,7 +50,7 @@ class UWSO(LossWeighting):
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
-        self.temperature = positive_temperature("UWSO", temperature)
+        self.temperature = positive_temperature("UWSO", real_number("UWSO", "temperature", temperature))
         self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
