@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_seconds REAL,
     cpu_seconds REAL,
     ms_per_step REAL,
-    peak_memory_mb REAL
+    peak_memory_mb REAL,
+    environment TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_method_dataset ON runs (method, dataset, status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -175,6 +176,9 @@ class RunStore:
                 db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema version {row[0]}, this taskbalance reads {SCHEMA_VERSION}")
+            columns = {info[1] for info in db.execute("PRAGMA table_info(runs)").fetchall()}
+            if "environment" not in columns:  # stores written before results recorded their device
+                db.execute("ALTER TABLE runs ADD COLUMN environment TEXT")
 
     # -- connection -----------------------------------------------------------------------------------------------
     @property
@@ -292,12 +296,13 @@ class RunStore:
             db.execute(
                 """
                 INSERT INTO runs (run_id, config, method, dataset, seed, status, error, started, finished,
-                    tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb)
-                VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?)
+                    tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment)
+                VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (run_id, json.dumps(config.to_dict()), config.method, config.dataset, config.seed, started, now,
                  json.dumps(result.tasks), json.dumps(result.higher_is_better), float(result.wall_seconds),
-                 float(result.cpu_seconds), float(result.ms_per_step), float(result.peak_memory_mb)),
+                 float(result.cpu_seconds), float(result.ms_per_step), float(result.peak_memory_mb),
+                 json.dumps(result.environment)),
             )
             db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?)", epoch_rows)
             db.executemany("INSERT INTO epoch_values VALUES (?, ?, ?, ?, ?, ?)", value_rows)
@@ -325,7 +330,7 @@ class RunStore:
         return [self._load(row) for row in rows]
 
     def _load(self, row: tuple[Any, ...]) -> RunResult:
-        run_id, config, tasks, higher, wall, cpu, ms, memory = row
+        run_id, config, tasks, higher, wall, cpu, ms, memory, environment = row
         connection = self.connection
         records: dict[int, dict[str, Any]] = {}
         for epoch, lr, seconds in connection.execute(
@@ -367,6 +372,7 @@ class RunStore:
             peak_memory_mb=_float(memory),
             wall_seconds=_float(wall),
             cpu_seconds=_float(cpu),
+            environment=json.loads(environment) if environment else {},
         )
 
     # -- summaries ------------------------------------------------------------------------------------------------
@@ -390,7 +396,9 @@ class RunStore:
         return [name for (name,) in self.connection.execute("SELECT name FROM summaries ORDER BY created, name")]
 
 
-_RUN_COLUMNS = "run_id, config, tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb"
+_RUN_COLUMNS = (
+    "run_id, config, tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment"
+)
 
 
 class _Cursor:
