@@ -270,7 +270,9 @@ def _check_methods_build(spec: Any, tasks: Any) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Store the result in OUT/results.sqlite.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads.")
-def train(config_file: Path, out: Path | None, threads: int) -> None:
+@click.option("--device", default=None,
+              help="auto, cpu, cuda, cuda:N or mps; overrides the config's device (not part of the run's identity).")
+def train(config_file: Path, out: Path | None, threads: int, device: str | None) -> None:
     """Train one run from a TOML config (fields of taskbalance.training.RunConfig).
 
     Data-parallel over N processes: torchrun --nproc-per-node=N -m taskbalance train CONFIG_FILE.
@@ -281,7 +283,7 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
     from taskbalance.training import ConfigError, RunConfig
     from taskbalance.training import train as train_run
     from taskbalance.training.checkpoint import CheckpointError
-    from taskbalance.training.devices import DeviceError
+    from taskbalance.training.devices import DeviceError, resolve_device
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -296,6 +298,12 @@ def train(config_file: Path, out: Path | None, threads: int) -> None:
         config = RunConfig.from_dict(values)
     except ConfigError as error:
         raise click.UsageError(f"{config_file}: {error}") from None
+    if device is not None:
+        try:
+            config = config.replace(device=device)
+            resolve_device(config.device)
+        except (ConfigError, DeviceError) as error:
+            raise click.UsageError(f"--device: {error}") from None
     _configure_threads(threads)
     from taskbalance import distributed
 

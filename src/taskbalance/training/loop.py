@@ -132,7 +132,8 @@ def train_epoch(
             task_losses,
             shared_parameters=model.shared_parameters(),
             representation=representation,
-            loss_scale=scaler.get_scale() if scaler.is_enabled() else 1.0,
+            # fp16: the scaler's current scale as a tensor on the device (no host sync); 1.0 otherwise.
+            loss_scale=scaler.scale(torch.ones((), device=inputs.device)) if scaler.is_enabled() else 1.0,
         )
         scaler.step(state.optimizer)  # the plain optimizer step unless fp16 (then unscaled; skipped on overflow)
         scaler.update()

@@ -1,0 +1,145 @@
+"""Devices (resolution, errors, identity) and mixed precision (bf16 autocast, fp16 loss scaling) on this CPU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_problem import config, synthetic_data
+from torch import nn
+
+from taskbalance import methods
+from taskbalance.training import ConfigError, RunConfig, train
+from taskbalance.training.devices import DeviceError, available_devices, resolve_device
+
+
+def test_auto_resolves_to_the_cpu_here_and_missing_devices_are_named() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    assert "cpu" in available_devices()
+    with pytest.raises(DeviceError, match=r"device 'cuda:3' is not available here; available: cpu"):
+        resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize(("field", "value"), [("device", "gpu"), ("device", "cuda:x"), ("precision", "fp8"),
+                                              ("deterministic", "yes")])
+def test_bad_device_fields_are_named(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        RunConfig(**{field: value})
+
+
+def test_device_and_determinism_are_not_part_of_the_identity_but_precision_is() -> None:
+    base = RunConfig()
+    assert RunConfig(device="cpu", deterministic=True).run_id() == base.run_id()
+    assert RunConfig(precision="bf16").run_id() != base.run_id()
+    # The fp32 default leaves ids of runs stored before these fields existed unchanged.
+    old_fields = {k: v for k, v in base.to_dict().items() if k not in ("precision", "device", "deterministic")}
+    canonical = json.dumps(old_fields, sort_keys=True, separators=(",", ":"))
+    assert base.run_id() == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_a_result_records_where_it_trained() -> None:
+    result = train(config(epochs=1), data=synthetic_data())
+    assert result.environment["device"] == "cpu"
+    assert result.environment["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("uwso", {}), ("pcgrad", {"mode": "parameters"}), ("pcgrad", {"mode": "representation"}), ("famo", {})],
+)
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_every_kind_with_finite_metrics_and_float32_weights(
+    method: str, options: dict, precision: str
+) -> None:
+    result = train(config(method=method, method_options=options, precision=precision), data=synthetic_data())
+    assert all(math.isfinite(v) for epoch in result.epochs for v in epoch.val.values())
+    assert all(math.isfinite(w) for row in result.step_weights for w in row)
+    fp32 = train(config(method=method, method_options=options), data=synthetic_data())
+    assert result.run_id != fp32.run_id
+    assert result.epochs[-1].val != fp32.epochs[-1].val  # the forward really ran in half precision
+
+
+def test_losses_reach_the_method_in_float32_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.dtype] = []
+    cls = methods.method_class("uwso")
+    original = cls.forward
+
+    def spy(self: nn.Module, losses: torch.Tensor) -> torch.Tensor:
+        seen.append(losses.dtype)
+        return original(self, losses)
+
+    monkeypatch.setattr(cls, "forward", spy)
+    train(config(method="uwso", precision="bf16", epochs=1), data=synthetic_data())
+    assert seen and set(seen) == {torch.float32}
+
+
+def _tiny_step(method_name: str, options: dict, loss_scale: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    torch.manual_seed(0)
+    encoder, heads = nn.Linear(4, 5), nn.ModuleList([nn.Linear(5, 1), nn.Linear(5, 1)])
+    method = methods.create(method_name, 2, **options)
+    x = torch.randn(6, 4)
+    rep = encoder(x)
+    losses = [(heads[0](rep) - 1).pow(2).mean(), heads[1](rep).abs().mean()]
+    method.step(losses, shared_parameters=encoder.parameters(), representation=rep, loss_scale=loss_scale)
+    grads = {f"encoder.{n}": p.grad for n, p in encoder.named_parameters()}
+    grads.update({f"heads.{n}": p.grad for n, p in heads.named_parameters()})
+    return grads, method.last_weights
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("nashmtl", {"max_norm": 0.0}), ("nashmtl", {}), ("cagrad", {}), ("dbmtl", {}), ("gradnorm", {}),
+     ("mgda", {"mode": "representation"}), ("uw", {}), ("famo", {"same_batch": False})],
+)
+def test_a_scaled_step_is_the_unscaled_step_times_the_scale(method: str, options: dict) -> None:
+    # Several methods are not scale-invariant: they must aggregate the unscaled gradients, and every .grad must hold
+    # scale × the unscaled update for GradScaler to divide out.
+    reference, weights = _tiny_step(method, options, 1.0)
+    scaled, scaled_weights = _tiny_step(method, options, 1024.0)
+    torch.testing.assert_close(scaled_weights, weights)
+    for name, grad in reference.items():
+        torch.testing.assert_close(scaled[name] / 1024.0, grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_an_overflowing_scaled_step_never_reaches_the_solver(monkeypatch: pytest.MonkeyPatch) -> None:
+    solver_calls: list[int] = []
+    cls = methods.method_class("nashmtl")
+    original = cls.coefficients
+    monkeypatch.setattr(cls, "coefficients", lambda self, gram: solver_calls.append(1) or original(self, gram))
+    grads, _ = _tiny_step("nashmtl", {"max_norm": 0.0}, 1e39)  # float32 overflow in the scaled backward
+    assert solver_calls == []
+    assert all(torch.isinf(grads[name]).all() for name in ("encoder.weight", "encoder.bias"))
+
+
+def test_an_fp16_run_resumes_with_its_loss_scale(tmp_path: Path) -> None:
+    run = config(method="pcgrad", precision="fp16", epochs=3)
+    uninterrupted = train(run, data=synthetic_data())
+
+    def die(record: object) -> None:
+        if record.epoch == 1:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(run, data=synthetic_data(), checkpoint_dir=tmp_path, on_epoch=die)
+    resumed = train(run, data=synthetic_data(), checkpoint_dir=tmp_path)
+    assert [e.val for e in resumed.epochs] == [e.val for e in uninterrupted.epochs]
+
+
+def test_train_refuses_a_missing_device_naming_the_flag(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from taskbalance.cli import main
+
+    config_file = tmp_path / "run.toml"
+    config_file.write_text('method = "ew"\nepochs = 1\n')
+    result = CliRunner().invoke(main, ["train", str(config_file), "--device", "cuda"])
+    assert result.exit_code == 2, result.output
+    assert "--device: device 'cuda' is not available here; available: cpu" in result.output
+    config_file.write_text('method = "ew"\nepochs = 1\ndevice = "mps"\n')
+    result = CliRunner().invoke(main, ["train", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "device: device 'mps' is not available here" in result.output
