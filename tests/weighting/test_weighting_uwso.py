@@ -90,3 +90,14 @@ def test_no_gradient_flows_through_the_weights() -> None:
 def test_temperature_must_be_positive_and_finite(temperature: float) -> None:
     with pytest.raises(ValueError, match="temperature"):
         UWSO(3, temperature=temperature)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1e-3])
+def test_a_subnormal_loss_gets_all_the_weight_instead_of_nan(temperature: float) -> None:
+    method = UWSO(3, temperature=temperature)
+    method(torch.tensor([1e-39, 0.5, 2.0]))  # 1/1e-39 overflows float32
+    torch.testing.assert_close(method.last_weights, torch.tensor([1.0, 0.0, 0.0]))
+    method(torch.tensor([1e-39, 2e-39, 2.0]))  # two tiny losses: the softmax of their (huge) logit gap
+    assert torch.isfinite(method.last_weights).all()
+    torch.testing.assert_close(method.last_weights.sum(), torch.tensor(1.0))
+    assert method.last_weights[0] > method.last_weights[1] >= 0

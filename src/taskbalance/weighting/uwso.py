@@ -22,7 +22,8 @@ class UWSO(LossWeighting):
     A large ``T`` tends to equal weights 1/K; a small ``T`` puts all weight on the smallest loss. Because the
     softmax input is 1/L, a sensible ``T`` scales with the spread of 1/L_k (see docs/methods.md; the paper tunes T
     over {1, 3, 5, 7, 10, 15, 20}, higher for small loss units). The softmax is ``torch.softmax``, which subtracts
-    the maximum first, so large 1/(L·T) cannot overflow. Every loss must be finite and > 0.
+    the maximum first; when 1/(L·T) itself overflows (a subnormal loss), the logits are computed already shifted by
+    their maximum, so the weights stay finite (all weight on the tiny loss). Every loss must be finite and > 0.
 
     Args:
         num_tasks: K.
@@ -54,7 +55,13 @@ class UWSO(LossWeighting):
         self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        weights = torch.softmax(values.reciprocal() / self.temperature, dim=0)
+        logits = values.reciprocal() / self.temperature
+        # 1/(L·T) overflows to inf for a tiny loss (a float32 subnormal such as 1e-39), and softmax(inf) is NaN. The
+        # max-shifted logits (1/L_k − 1/L_min)/T = (L_min − L_k)/(L_k·L_min·T) ≤ 0 give the same softmax and cannot
+        # overflow; they replace the plain ones only then, so ordinary losses keep their exact weights (no sync).
+        smallest = values.min()
+        shifted = torch.where(values == smallest, 0.0, (smallest - values) / (values * smallest) / self.temperature)
+        weights = torch.softmax(torch.where(torch.isfinite(logits).all(), logits, shifted), dim=0)
         return (weights * losses).sum(), weights
 
     def extra_repr(self) -> str:
