@@ -75,3 +75,19 @@ def invocations(marker_dir: Path, run_id: str) -> list[tuple[int, int, int]]:
     if not path.exists():
         return []
     return [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines()]
+
+
+def visible_gpus_seen(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoch=None) -> RunResult:
+    """``fake_result`` recording the worker's ``CUDA_VISIBLE_DEVICES`` and pid in its environment.
+
+    Each run leaves a marker in ``$TASKBALANCE_TEST_MARKERS`` and waits (≤ 60 s) until ``$TASKBALANCE_TEST_RUNS``
+    markers exist, so that that many runs are in flight at once: each on its own worker.
+    """
+    folder = Path(os.environ["TASKBALANCE_TEST_MARKERS"])
+    (folder / f"{config.run_id()}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while len(list(folder.iterdir())) < int(os.environ["TASKBALANCE_TEST_RUNS"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    result = fake_result(config)
+    result.environment = {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+    return result

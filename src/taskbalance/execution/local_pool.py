@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from taskbalance.execution.outcome import RunFunction, RunOutcome, execute_run
 from taskbalance.training.config import RunConfig
@@ -37,9 +38,12 @@ def _stop_with_driver(driver_pid: int) -> None:
         os._exit(1)
 
 
-def initialize_worker(driver_pid: int) -> None:
-    """Pool initializer: the worker ends with the driver (its runs' torch threads are set by ``execute_run``)."""
+def initialize_worker(driver_pid: int, slots: Any = None) -> None:
+    """Pool initializer: the worker ends with the driver (its runs' torch threads are set by ``execute_run``) and,
+    with GPU placement, takes one slot and sees only that slot's GPUs (before anything initialises CUDA)."""
     _stop_with_driver(driver_pid)
+    if slots is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots.get(timeout=60)
 
 
 def run_in_process(
@@ -55,14 +59,29 @@ def run_in_process(
 
 
 def run_in_pool(
-    configs: Sequence[RunConfig], run_fn: RunFunction | None, checkpoint_dir: Path | None, workers: int
+    configs: Sequence[RunConfig],
+    run_fn: RunFunction | None,
+    checkpoint_dir: Path | None,
+    workers: int,
+    gpu_slots: Sequence[str] | None = None,
 ) -> Iterator[RunOutcome]:
-    """Run the configs on a spawn process pool and yield each outcome as soon as it is there."""
+    """Run the configs on a spawn process pool and yield each outcome as soon as it is there.
+
+    With ``gpu_slots`` (``CUDA_VISIBLE_DEVICES`` values, see :class:`~taskbalance.execution.placement.GpuPlacement`)
+    there is one worker per slot, pinned to it for its lifetime.
+    """
+    context = get_context("spawn")
+    slots = None
+    if gpu_slots:
+        workers = len(gpu_slots)
+        slots = context.Queue()
+        for slot in gpu_slots[: max(1, min(workers, len(configs)))]:
+            slots.put(slot)
     pool = ProcessPoolExecutor(
         max_workers=max(1, min(workers, len(configs))),
-        mp_context=get_context("spawn"),
+        mp_context=context,
         initializer=initialize_worker,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), slots),
     )
     finished = False
     try:

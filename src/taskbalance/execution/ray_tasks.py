@@ -38,6 +38,19 @@ def import_ray() -> Any:
 
 
 
+def task_resources(resources: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``ray.remote`` resources of one run: one CPU unless placement asks for more (and GPUs).
+
+    Example:
+        >>> task_resources({"num_gpus": 0.5, "num_cpus": 1})
+        {'num_cpus': 1, 'num_gpus': 0.5}
+    """
+    requested = {"num_cpus": 1, **(resources or {})}
+    if not requested.get("num_gpus"):
+        requested.pop("num_gpus", None)
+    return requested
+
+
 def run_on_ray(
     configs: Sequence[RunConfig],
     run_fn: RunFunction | None,
@@ -45,8 +58,13 @@ def run_on_ray(
     workers: int,
     address: str | None,
     init_options: Mapping[str, Any] | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Iterator[RunOutcome]:
-    """Submit every config as a Ray task and yield each outcome as it ends (``ray.wait``)."""
+    """Submit every config as a Ray task and yield each outcome as it ends (``ray.wait``).
+
+    ``resources`` is what each task requests (default one CPU; with GPU placement e.g.
+    ``{"num_gpus": 0.25, "num_cpus": 1}``).
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = import_ray()
     started_here = not ray.is_initialized()
@@ -59,7 +77,7 @@ def run_on_ray(
         ray.init(address=address, **options)
     try:
         # max_retries=0: a run that crashed its worker is reported as failed, not silently trained again.
-        task = ray.remote(num_cpus=1, max_retries=0)(execute_run)
+        task = ray.remote(max_retries=0, **task_resources(resources))(execute_run)
         references = {task.remote(run_fn, config, checkpoint_dir): config for config in configs}
         pending = list(references)
         while pending:

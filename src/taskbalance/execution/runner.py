@@ -15,6 +15,7 @@ from typing import Any
 
 from taskbalance.execution.local_pool import run_in_pool, run_in_process
 from taskbalance.execution.outcome import RunFunction, RunOutcome, describe
+from taskbalance.execution.placement import GpuPlacement
 from taskbalance.execution.progress import RunProgress, make_progress
 from taskbalance.execution.ray_tasks import run_on_ray
 from taskbalance.store.run_store import RunStore, StoreError
@@ -72,6 +73,7 @@ def run_configs(
     progress: Callable[[str], None] | RunProgress | None = None,
     run_fn: RunFunction | None = None,
     ray_init_options: Mapping[str, Any] | None = None,
+    placement: GpuPlacement | None = None,
 ) -> dict[str, RunResult]:
     """Run every config not yet finished in ``store`` and return run_id → result for all of them.
 
@@ -87,6 +89,8 @@ def run_configs(
         run_fn: ``run_fn(config, *, checkpoint_dir, on_epoch=...) -> RunResult`` (default
             :func:`taskbalance.training.train`); must be importable by name for the pool and Ray.
         ray_init_options: extra keyword arguments of ``ray.init`` (e.g. ``{"_temp_dir": "/tmp/rt"}``).
+        placement: runs on GPUs: the local pool gets one worker per (GPU, slot), pinned by
+            ``CUDA_VISIBLE_DEVICES`` (``workers`` is then ignored); each Ray task requests its share of a GPU.
 
     Raises:
         RunsFailedError: after every other run ended, when some runs failed; they are marked ``failed``, and the
@@ -126,9 +130,14 @@ def run_configs(
     failures: dict[str, str] = {}
     if pending:
         outcomes: Iterator[RunOutcome]
+        slots = placement.worker_slots() if placement is not None and placement.devices else None
         if executor == "ray":
             where = f"on Ray ({address or f'local instance, {workers} CPUs'})"
-            outcomes = run_on_ray(pending, run_fn, checkpoint_dir, workers, address, ray_init_options)
+            resources = placement.ray_resources() if placement is not None else None
+            outcomes = run_on_ray(pending, run_fn, checkpoint_dir, workers, address, ray_init_options, resources)
+        elif slots:
+            where = f"on {len(slots)} workers pinned to GPUs {sorted(set(slots))}"
+            outcomes = run_in_pool(pending, run_fn, checkpoint_dir, len(slots), gpu_slots=slots)
         elif workers == 1:
             where = "in-process"
             outcomes = run_in_process(pending, run_fn, checkpoint_dir, reporter.epoch)
