@@ -19,6 +19,7 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
@@ -77,3 +78,21 @@ def test_ddp_scaling_prints_times_and_volumes_per_method() -> None:
     assert volumes["representation"] == gram
     assert volumes["parameters"] == per_task
     assert all(float(row[4]) > 0 for row in rows)
+
+
+def test_gpu_check_dry_run_measures_every_variant_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_check.md"
+    report = load("gpu_check").main(["--dry-run", "--out", str(out)])
+    assert out.read_text() == report
+    assert "dry run: not a measurement" in report
+    rows = table_rows(report)
+    steps = [row for row in rows if len(row) == 4 and row[0] in ("multilenet", "segnet")]
+    variants = {"ew", "uwso", "plain ew", "plain uwso"} | {
+        f"nashmtl {mode} {strategy}" for mode in ("parameters", "representation") for strategy in ("loop", "batched")
+    }
+    for model in ("multilenet", "segnet"):
+        for precision in ("fp32", "bf16"):
+            seen = {row[2] for row in steps if row[0] == model and row[1] == precision}
+            assert seen == variants, (model, precision)
+    assert all(float(row[3]) > 0 for row in steps)
+    assert any("default bench on the GPU | not run" in line for line in report.splitlines())
