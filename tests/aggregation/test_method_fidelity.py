@@ -236,7 +236,7 @@ def test_every_gradient_method_rejects_a_non_finite_gradient_of_finite_losses(na
 
 def test_nashmtl_names_a_task_with_a_zero_gradient() -> None:
     model = TinyModel()
-    rep, losses = task_losses(model, "zero gradient")
+    _, losses = task_losses(model, "zero gradient")
     with pytest.raises(ValueError, match=r"NashMTL: task 1 \('depth'\) has a zero gradient .* non-zero"):
         methods.create("nashmtl", TASKS).step(losses, shared_parameters=model.encoder.parameters())
 
