@@ -21,7 +21,7 @@ class GradNorm(GramAggregation):
     constant, ``α = 1.5`` (the paper uses 0.12–3 depending on the problem).
 
     Interface: the weights are the parameter ``task_weights`` (init 1) and are trained by the *same optimizer* as
-    the model — the training loop passes ``method.parameters()`` to it. Each :meth:`backward` (1) renormalises
+    the model — the training loop passes ``method.parameters()`` to it. Each :meth:`step` (1) renormalises
     ``w`` to sum to K (the paper does this after every update), (2) sets ``task_weights.grad`` to the gradient of the
     GradNorm objective, (3) uses ``w`` to combine the task gradients; ``optimizer.step()`` then updates the model
     and ``w`` together. ``L(0)`` is recorded at the first call (a buffer, saved in ``state_dict``).
