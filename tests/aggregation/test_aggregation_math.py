@@ -119,21 +119,19 @@ def test_imtlg_has_equal_projections_on_every_unit_gradient(seed: int, shape: tu
 def test_nashmtl_alpha_satisfies_the_bargaining_condition(seed: int, shape: tuple[int, int]) -> None:
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
-    alpha = NashMTL(shape[0], normalize_gram=False).coefficients(gram)
+    alpha = NashMTL(shape[0]).coefficients(gram)
     assert torch.all(alpha > 0)
     torch.testing.assert_close(gram @ alpha, alpha.reciprocal(), rtol=1e-6, atol=0)
-    # The authors' normalisation solves the same condition on G/‖G‖_F.
-    normalized = NashMTL(shape[0]).coefficients(gram)
-    unit_gram = gram / torch.linalg.matrix_norm(gram)
-    torch.testing.assert_close(unit_gram @ normalized, normalized.reciprocal(), rtol=1e-6, atol=0)
+    # Hence |d|² = αᵀGα = K whatever the gradients' scale.
+    scaled = NashMTL(shape[0]).coefficients(1e6 * gram)
+    torch.testing.assert_close(scaled @ (1e6 * gram) @ scaled, torch.tensor(float(shape[0]), dtype=gram.dtype))
 
 
 def test_nashmtl_by_hand_orthogonal_gradients() -> None:
     # G = diag(1, 4): α_k² G_kk = 1 → α = (1, ½).
+    # The default (the paper's system on the raw G, which the authors' normalised solver also solves).
     gram = torch.diag(torch.tensor([1.0, 4.0]))
-    torch.testing.assert_close(NashMTL(2, normalize_gram=False).coefficients(gram), torch.tensor([1.0, 0.5]))
-    # On G/‖G‖_F = G/√17 the solution is √(√17)·(1, ½): the direction's norm grows with the gradients'.
-    torch.testing.assert_close(NashMTL(2).coefficients(gram), 17**0.25 * torch.tensor([1.0, 0.5]))
+    torch.testing.assert_close(NashMTL(2).coefficients(gram), torch.tensor([1.0, 0.5]))
 
 
 @FAST

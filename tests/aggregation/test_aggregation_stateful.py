@@ -63,12 +63,16 @@ def test_dbmtl_ema_follows_the_authors_update() -> None:
     method = DBMTL(2, beta=0.9, beta_sigma=0.5)
     first = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     second = torch.tensor([[0.0, 1.0], [0.0, 4.0]])
-    method.aggregate([first], torch.ones(2))
-    (d,), weights = method.aggregate([second], torch.ones(2))
-    factor = 0.9 / math.sqrt(2)
-    buffer = second + factor * (first - second)
+    (d1,), _ = method.aggregate([first], torch.ones(2))
+    (d2,), weights = method.aggregate([second], torch.ones(2))
+    # The authors' buffer starts at 0: ĝ_1 = g_1 + 0.9·(0 − g_1) = 0.1·g_1, then ĝ_2 = g_2 + (0.9/√2)(ĝ_1 − g_2).
+    buffer = 0.1 * first
     norms = buffer.norm(dim=1)
-    torch.testing.assert_close(d, (norms.max() / norms) @ buffer)
+    torch.testing.assert_close(d1, (norms.max() / norms) @ buffer)  # = 0.1·(2, 2)
+    torch.testing.assert_close(d1, torch.tensor([0.2, 0.2]))
+    buffer = second + 0.9 / math.sqrt(2) * (buffer - second)
+    norms = buffer.norm(dim=1)
+    torch.testing.assert_close(d2, (norms.max() / norms) @ buffer)
     torch.testing.assert_close(weights, norms.max() / norms)
 
 

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_task_gradients, rank_tolerance
 
 
 @AGGREGATIONS.register("alignedmtl")
@@ -15,8 +16,10 @@ class AlignedMTL(GramAggregation):
 
     Senushkin et al. 2023, "Independent Component Alignment for Multi-Task Learning" (CVPR), Eq. 9–10: the aligned
     gradient matrix ``Ĝ = σ_min·U Vᵀ`` (``J = UΣVᵀ``) has condition number 1, and the update sums its rows (unit
-    task weights). Eigenvalues below ``λ_max·K·eps`` count as zero (the rank); λ_min is the smallest eigenvalue
-    above it. Masks instead of slicing keep it free of host syncs.
+    task weights). Eigenvalues below ``λ_max·K·eps`` count as zero (the rank), with ``eps`` of the Gram matrix's
+    own dtype (float32's for float32 gradients: the eigendecomposition runs in float64, but the Gram matrix carries
+    float32 rounding, and a rounding-noise eigenvalue taken as λ_min would shrink the step to almost nothing); λ_min
+    is the smallest eigenvalue above it. Masks instead of slicing keep it free of host syncs.
 
     Example:
         >>> import torch
@@ -28,9 +31,10 @@ class AlignedMTL(GramAggregation):
     paper = "Senushkin et al., CVPR 2023"
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         matrix = gram.to(torch.float64)
         values, vectors = torch.linalg.eigh((matrix + matrix.T) / 2)
-        tolerance = values.max() * gram.shape[0] * torch.finfo(torch.float64).eps
+        tolerance = values.max() * gram.shape[0] * rank_tolerance(gram.dtype)
         kept = values > tolerance
         safe = torch.where(kept, values, torch.ones_like(values))
         inverse_roots = torch.where(kept, safe.rsqrt(), torch.zeros_like(values))

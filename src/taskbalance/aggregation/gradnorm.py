@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_task_gradients
 
 
 @AGGREGATIONS.register("gradnorm")
@@ -20,10 +21,14 @@ class GradNorm(GramAggregation):
     constant, ``α = 1.5`` (the paper uses 0.12–3 depending on the problem).
 
     Interface: the weights are the parameter ``task_weights`` (init 1) and are trained by the *same optimizer* as
-    the model — the training loop passes ``method.parameters()`` to it. Each :meth:`backward` (1) renormalises
+    the model — the training loop passes ``method.parameters()`` to it. Each :meth:`step` (1) renormalises
     ``w`` to sum to K (the paper does this after every update), (2) sets ``task_weights.grad`` to the gradient of the
     GradNorm objective, (3) uses ``w`` to combine the task gradients; ``optimizer.step()`` then updates the model
     and ``w`` together. ``L(0)`` is recorded at the first call (a buffer, saved in ``state_dict``).
+
+    The training rates divide by ``L(0)``, so every first loss must be > 0: with ``validate`` a first loss ≤ 0
+    raises a ``ValueError`` naming the task (later losses may reach 0: that task's rate is then 0). When every
+    ``L̃_k`` is 0 the relative rates are undefined and set to 1 (no pull towards any task).
 
     The paper measures ``|g_k|`` at the last shared layer to save compute; here it is the gradient of whatever the
     mode gives: all shared parameters, or (cheaper) the shared representation with ``mode="representation"``.
@@ -65,10 +70,26 @@ class GradNorm(GramAggregation):
             self.task_weights.mul_(self.num_tasks / self.task_weights.sum())
             self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses), values, self.initial_losses))
             ratios = values / self.initial_losses
-            self.relative_rates = ratios / ratios.mean()
+            mean = ratios.mean()
+            self.relative_rates = torch.where(mean > 0, ratios / mean.clamp_min(torch.finfo(mean.dtype).tiny), 1.0)
         return weighting_scales * self.task_weights.detach().to(weighting_scales.dtype)
 
+    def check_step_losses(self, losses: Tensor) -> None:
+        """The base checks, and (with ``validate``) that the first losses, the ``L(0)`` of the rates, are > 0."""
+        super().check_step_losses(losses)
+        if not self.validate:
+            return
+        first = torch.isnan(self.initial_losses).to(losses.device)
+        values = losses.detach()
+        if bool((first & (values <= 0)).any()):
+            index = int((first & (values <= 0)).nonzero()[0])
+            raise ValueError(
+                f"GradNorm: the first loss of {self.task_label(index)} is {float(values[index])}; GradNorm's "
+                "training rates L_k(t)/L_k(0) need every first loss to be > 0"
+            )
+
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         # gram is of the scaled gradients s_k·g_k with s_k = weighting_k·w_k, so |g_k| (times weighting) = √G_kk / w_k.
         weights = self.task_weights
         detached = weights.detach()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation, Mode
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import min_norm_coefficients
+from taskbalance.aggregation.solvers import check_task_gradients, min_norm_coefficients
 
 
 @AGGREGATIONS.register("mgda")
@@ -33,6 +34,7 @@ class MGDA(GramAggregation):
     paper = "Sener & Koltun, NeurIPS 2018 (MGDA of Désidéri 2012)"
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         return min_norm_coefficients(gram)
 
 

@@ -12,28 +12,29 @@ from torch import Tensor, nn
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import nash_bargaining
+from taskbalance.aggregation.solvers import check_task_gradients, nash_bargaining
 from taskbalance.distributed import is_distributed
 from taskbalance.method import is_unscaled
 
 
 @AGGREGATIONS.register("nashmtl")
 class NashMTL(GramAggregation):
-    """Nash-MTL: ``d = Σ_k α_k g_k`` with ``α > 0`` solving ``G'α = 1/α`` (elementwise), ``G' = G/‖G‖_F``.
+    """Nash-MTL: ``d = Σ_k α_k g_k`` with ``α > 0`` solving ``Gα = 1/α`` (elementwise), ``G = JJᵀ``.
 
     Navon et al. 2022, "Multi-Task Learning as a Bargaining Game" (ICML), Eq. 3: the bargaining solution maximises
-    ``Σ_k log(g_k·d)`` over ``|d| ≤ 1`` up to scale. ``G'α = 1/α`` is the stationary point of the convex
-    ``½αᵀG'α − Σ log α``, solved by damped Newton in torch (no host sync; see
+    ``Σ_k log(g_k·d)`` over ``|d| ≤ 1`` up to scale, and its weights solve ``Gα = 1/α`` on the raw Gram matrix, so
+    ``g_k·d = 1/α_k`` and ``|d|² = αᵀGα = K`` whatever the gradient scale: a normalised step. The authors' code
+    divides G by ``‖G‖_F`` for its solver but multiplies that factor back into the constraint, which solves the same
+    system on the raw G; so does this class. ``Gα = 1/α`` is the stationary point of the convex
+    ``½αᵀGα − Σ log α``, solved by damped Newton in torch (see
     :func:`~taskbalance.aggregation.solvers.nash_bargaining`) instead of the authors' sequence of cvxpy problems.
 
-    Two details of the authors' implementation are defaults here:
+    The bargaining solution exists only when the task gradients are linearly independent; a task whose gradient is
+    exactly zero (or not finite) raises a ``ValueError`` naming it (with ``validate``, one host read of K numbers).
 
-    - ``normalize_gram=True``: α is solved on the Gram matrix divided by its Frobenius norm. Then ``|d|² = K·‖G‖_F``
-      grows with the gradients like a plain gradient step; with ``normalize_gram=False`` (the paper's definition,
-      ``Gα = 1/α``) ``|d|² = K`` whatever the gradient scale, a normalised step.
-    - ``max_norm=1.0``: after the step, the shared parameters' gradients are clipped to total norm ``max_norm``
-      (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode the clip acts
-      on the shared parameters' gradients after the encoder backward, as in parameters mode.
+    ``max_norm=1.0`` (the authors' default): after the step, the shared parameters' gradients are clipped to total
+    norm ``max_norm`` (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode
+    the clip acts on the shared parameters' gradients after the encoder backward, as in parameters mode.
 
     ``update_weights_every = n`` is the authors' speed option: α is solved on every n-th step (the first included)
     and reused in between, where the step is a single backward of ``Σ_k α_k·s_k·L_k`` — the same shared direction
@@ -44,18 +45,15 @@ class NashMTL(GramAggregation):
 
     Example:
         >>> import torch
-        >>> NashMTL(2, normalize_gram=False).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
+        >>> NashMTL(2).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))  # α_k² G_kk = 1
         tensor([1.0000, 0.5000])
-        >>> NashMTL(2).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))  # G/√17: α·17^(1/4)
-        tensor([2.0305, 1.0153])
     """
 
-    formula = "d = Σ_k α_k g_k, (G/‖G‖_F)α = 1/α; shared gradient clipped to max_norm"
+    formula = "d = Σ_k α_k g_k, Gα = 1/α; shared gradient clipped to max_norm"
     paper = "Navon et al., ICML 2022"
     hyperparameters: ClassVar[dict[str, str]] = {
         "iterations": "damped Newton iterations of the bargaining solver (default 30)",
         "update_weights_every": "solve α every n steps and reuse it in between with one backward (default 1)",
-        "normalize_gram": "solve α on G/‖G‖_F, the authors' code (default True); False: the paper's Gα = 1/α",
         "max_norm": "clip the shared parameters' gradient norm to this after the step; 0 = off (default 1.0)",
     }
 
@@ -67,7 +65,6 @@ class NashMTL(GramAggregation):
         *,
         iterations: int = 30,
         update_weights_every: int = 1,
-        normalize_gram: bool = True,
         max_norm: float = 1.0,
         **common: Any,
     ) -> None:
@@ -80,15 +77,13 @@ class NashMTL(GramAggregation):
         if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
             raise ValueError(f"NashMTL: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}")
         self.iterations = iterations
-        self.normalize_gram = normalize_gram
         self.max_norm = float(max_norm)
         self.update_weights_every = every
         self.steps = 0
         self.register_buffer("alpha", torch.ones(num_tasks))
 
     def coefficients(self, gram: Tensor) -> Tensor:
-        if self.normalize_gram:
-            gram = gram / torch.linalg.matrix_norm(gram).clamp_min(torch.finfo(gram.dtype).tiny)
+        check_task_gradients(self, torch.diagonal(gram), nonzero=True)
         alpha = nash_bargaining(gram, self.iterations)
         self.alpha = alpha.detach().to(self.alpha.dtype)
         return alpha
@@ -158,5 +153,5 @@ class NashMTL(GramAggregation):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, update_weights_every={self.update_weights_every}, "
-            f"normalize_gram={self.normalize_gram}, max_norm={self.max_norm}"
+            f"max_norm={self.max_norm}"
         )

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_task_gradients
 from taskbalance.method import RandomState
 
 
@@ -49,6 +50,7 @@ class PCGrad(RandomState, GramAggregation):
         self.generator = torch.Generator().manual_seed(seed)
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         num_tasks = gram.shape[0]
         # orders[i] = the other tasks in the random order task i is projected on them (drawn on the CPU generator).
         keys = torch.rand(num_tasks, num_tasks, generator=self.generator)

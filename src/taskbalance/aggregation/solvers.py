@@ -1,16 +1,61 @@
 """Small K-dimensional problems of the gradient methods, solved on the Gram matrix (never on the gradients).
 
 Solvers in torch run without host syncs; the two non-negative least-squares solvers call SciPy's exact
-Lawson–Hanson ``nnls`` and therefore copy the ``K×K`` Gram matrix to the host (one sync per step, microseconds for
-K ≤ 40).
+Lawson–Hanson ``nnls`` and CAGrad's solver SciPy's SLSQP, and therefore copy the ``K×K`` Gram matrix to the host
+(one sync per step, microseconds for K ≤ 40). :func:`check_task_gradients` turns a non-finite (or, where a method
+needs it, zero) task gradient into an error naming the method and the task.
 """
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from scipy.optimize import nnls
+from scipy.optimize import minimize, nnls
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from taskbalance.method import Method
+
+
+def check_task_gradients(method: Method, squared_norms: Tensor, *, nonzero: bool = False) -> None:
+    """Raise a ``ValueError`` naming the method and the task unless every task gradient is finite (and non-zero).
+
+    ``squared_norms`` holds ``|g_k|²`` (the Gram diagonal); it is non-finite exactly when task k's gradient holds a
+    NaN or ±inf (or its squared norm overflows the dtype), which finite losses do not exclude (e.g. ``sqrt`` at 0).
+    One read of K numbers on the host, only with ``method.validate`` (the same switch as the loss check).
+
+    Example:
+        >>> import torch
+        >>> from taskbalance.aggregation import NashMTL
+        >>> check_task_gradients(NashMTL(2, task_names=["seg", "depth"]), torch.tensor([1.0, 0.0]), nonzero=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: NashMTL: task 1 ('depth') has a zero gradient ...
+    """
+    if not method.validate:
+        return
+    bad = ~torch.isfinite(squared_norms)
+    if nonzero:
+        bad = bad | (squared_norms <= 0)
+    if not bool(bad.any()):
+        return
+    name = type(method).__name__
+    for k, value in enumerate(squared_norms.tolist()):
+        label = method.task_label(k)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{name}: the gradient of {label} is not finite (its squared norm is {value}) although the losses "
+                "are; the model has diverged or an operation has no derivative there (e.g. sqrt at 0)"
+            )
+        if nonzero and value <= 0:
+            raise ValueError(
+                f"{name}: {label} has a zero gradient (times its weighting scale) with respect to the shared "
+                f"{getattr(method, 'mode', 'parameters')}; {name} needs every task gradient to be non-zero"
+            )
+    raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
 
 
 def _normalised(gram: Tensor) -> np.ndarray:
@@ -47,7 +92,7 @@ def min_norm_coefficients(gram: Tensor) -> Tensor:
         return torch.stack([first, 1 - first])
     matrix = _normalised(gram) + 1.0
     root, values, vectors = _psd_square_root(matrix)
-    tolerance = values.max() * num_tasks * np.finfo(np.float64).eps
+    tolerance = values.max() * num_tasks * rank_tolerance(gram.dtype)
     inverse_root = np.where(values > tolerance, 1.0 / np.sqrt(np.where(values > tolerance, values, 1.0)), 0.0)
     target = inverse_root * (vectors.T @ np.ones(num_tasks))
     solution, _ = nnls(root, target)
@@ -108,3 +153,69 @@ def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:
         decrement = torch.sqrt((gradient * step).sum().clamp_min(0.0))
         alpha = alpha - step / (1 + decrement)
     return (alpha / scale.sqrt()).to(gram.dtype)
+
+
+def rank_tolerance(dtype: torch.dtype) -> float:
+    """The machine epsilon of the Gram matrix's own dtype: eigenvalues below ``λ_max·K·eps`` are rounding noise.
+
+    A float32 Gram matrix carries float32 rounding even when a solver works in float64, so its eps decides.
+    """
+    return float(torch.finfo(dtype).eps)
+
+
+def conflict_averse_coefficients(gram: Tensor, c: float) -> tuple[Tensor, Tensor]:
+    """CAGrad's dual ``w = argmin_{w ∈ Δ_K} g_w·g₀ + c|g₀|·|g_w|`` (``g_w = Σ w_k g_k``, ``g₀ = mean_k g_k``).
+
+    Returns ``(w, step)`` with ``step = c|g₀| / |g_w|`` (0 when ``g_w = 0``), so CAGrad's direction is
+    ``g₀ + step·g_w``. Solved with SciPy's SLSQP in the scaled variables ``v_k = w_k·|g_k| / min_j |g_j|`` and on
+    the unit-gradient Gram matrix: each ``v_k`` moves ``g_w`` by a comparable amount and the objective, divided by
+    ``|g₀|·min_j |g_j|`` and by its starting value, is of order 1, so SLSQP's absolute tolerance acts as a relative
+    one even when the task-gradient norms differ by 10⁶ (on ``w`` directly, a weight of 10⁻⁶ on a large gradient
+    would turn ``g_w`` completely, and the solver stopped early). The start is the best vertex of the simplex.
+    Tasks with a zero gradient are left out: the objective is positively homogeneous, so with them the minimum is
+    ``min(0, minimum over the others)``, and a non-negative minimum gives ``step = 0`` (the mean gradient).
+    """
+    num_tasks = gram.shape[0]
+    matrix = _normalised(gram)
+    towards_mean = matrix.mean(axis=1)  # G·(1/K): entries g_k·g₀
+    mean_norm = math.sqrt(max(float(towards_mean.mean()), 0.0))  # |g₀|
+    norms = np.sqrt(np.clip(np.diag(matrix), 0.0, None))
+    active = np.flatnonzero(norms > 0)
+    weights = np.zeros(num_tasks)
+    if mean_norm == 0.0 or active.size == 0:
+        return _as_tensor(weights, gram), gram.new_zeros(())
+    norms_active = norms[active]
+    relative = norms_active / norms_active.min()
+    unit = matrix[np.ix_(active, active)] / np.outer(norms_active, norms_active)
+    linear = towards_mean[active] / (norms_active * mean_norm)  # u_k·g₀/|g₀|
+
+    def scaled_value(v: np.ndarray) -> tuple[float, np.ndarray]:
+        length = math.sqrt(max(float(v @ unit @ v), 1e-300))
+        return float(v @ linear) + c * length, linear + c * (unit @ v) / length
+
+    best = int(np.argmin(relative * (linear + c)))  # the value at vertex e_k is |g_k|(u_k·ĝ₀ + c)
+    start = np.zeros(active.size)
+    start[best] = relative[best]
+    factor = abs(scaled_value(start)[0]) or 1.0
+    inverse = 1.0 / relative
+    result = minimize(
+        lambda v: tuple(part / factor for part in scaled_value(v)),
+        start,
+        jac=True,
+        method="SLSQP",
+        bounds=[(0.0, float(bound)) for bound in relative],
+        constraints=({"type": "eq", "fun": lambda v: v @ inverse - 1.0, "jac": lambda v: inverse},),
+        options={"ftol": 1e-15, "maxiter": 500},
+    )
+    v = np.clip(result.x, 0.0, None)
+    if active.size < num_tasks and scaled_value(v)[0] >= 0:
+        return _as_tensor(weights, gram), gram.new_zeros(())
+    w_active = v / relative
+    weights[active] = w_active / w_active.sum()
+    length = math.sqrt(max(float(weights @ matrix @ weights), 0.0))
+    step = c * mean_norm / length if length > 0 else 0.0
+    return _as_tensor(weights, gram), gram.new_tensor(step)
+
+
+def _as_tensor(values: np.ndarray, like: Tensor) -> Tensor:
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device)

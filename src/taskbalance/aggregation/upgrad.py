@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import dual_cone_coefficients
+from taskbalance.aggregation.solvers import check_task_gradients, dual_cone_coefficients
 
 
 @AGGREGATIONS.register("upgrad")
@@ -28,4 +29,5 @@ class UPGrad(GramAggregation):
     paper = "Quinton & Rey, arXiv 2406.16232 (2024)"
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         return dual_cone_coefficients(gram).mean(dim=0)
