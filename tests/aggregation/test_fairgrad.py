@@ -31,14 +31,14 @@ def test_alpha_one_is_the_nash_bargaining_solution(seed: int, shape: tuple[int, 
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
     fair = FairGrad(shape[0], alpha=1.0).coefficients(gram)
-    nash = NashMTL(shape[0], normalize_gram=False, max_norm=0.0).coefficients(gram)
+    nash = NashMTL(shape[0], max_norm=0.0).coefficients(gram)
     torch.testing.assert_close(fair, nash, rtol=1e-7, atol=0)
 
 
 def test_alpha_near_one_approaches_nash_and_the_scale_law_holds() -> None:
     jacobian = random_jacobian(3, 3, 7)
     gram = jacobian @ jacobian.T
-    nash = NashMTL(3, normalize_gram=False, max_norm=0.0).coefficients(gram)
+    nash = NashMTL(3, max_norm=0.0).coefficients(gram)
     gaps = [float((FairGrad(3, alpha=1 + eps).coefficients(gram) - nash).abs().max()) for eps in (0.1, 0.01, 0.001)]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3 * float(nash.abs().max())
     # Gradients × s: the direction is multiplied by s^((1−α)/(1+α)).

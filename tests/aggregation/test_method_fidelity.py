@@ -236,7 +236,7 @@ def test_every_gradient_method_rejects_non_finite_losses_and_gradients_naming_me
 def test_nashmtl_names_a_task_with_a_zero_gradient() -> None:
     model = TinyModel()
     _, losses = task_losses(model, "zero gradient")
-    with pytest.raises(ValueError, match=r"NashMTL: task 1 \('depth'\) has a zero gradient .* non-zero"):
+    with pytest.raises(ValueError, match=r"NashMTL: the gradient of task 1 \('depth'\) is zero .* non-zero"):
         methods.create("nashmtl", TASKS).step(losses, shared_parameters=model.encoder.parameters())
 
 

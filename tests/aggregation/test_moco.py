@@ -66,7 +66,7 @@ def test_normalized_gradients_have_the_length_of_their_loss() -> None:
     jacobian = torch.tensor([[3.0, 4.0], [0.0, -10.0]], dtype=torch.float64)
     method.aggregate([jacobian], scales)
     torch.testing.assert_close(method.tracked[0].norm(dim=1), losses)
-    with pytest.raises(ValueError, match=r"MoCo: the gradient of task 1 is zero; normalize_gradients divides"):
+    with pytest.raises(ValueError, match=r"MoCo: the gradient of task 1 is zero .*; normalize_gradients divides"):
         method.aggregate([torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)], scales)
 
 

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import dual_cone_projection
+from taskbalance.aggregation.solvers import check_task_gradients, dual_cone_projection
 
 
 @AGGREGATIONS.register("dualproj")
@@ -37,7 +37,8 @@ class DualProj(GramAggregation):
     paper = "Quinton & Rey, arXiv 2406.16232 (2024)"
 
     def coefficients(self, gram: Tensor) -> Tensor:
-        if not bool(torch.isfinite(gram).all()):
+        check_task_gradients(self, torch.diagonal(gram))
+        if not bool(torch.isfinite(gram).all()):  # finite norms but overflowing products
             raise ValueError(f"DualProj: the Gram matrix of the task gradients is not finite: {gram.tolist()}")
         mean = torch.full((self.num_tasks,), 1.0 / self.num_tasks, dtype=gram.dtype, device=gram.device)
         return dual_cone_projection(gram, mean)

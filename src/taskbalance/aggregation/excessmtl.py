@@ -9,6 +9,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GradientAggregation, combine
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_piece_gradients
 
 
 @AGGREGATIONS.register("excessmtl")
@@ -69,6 +70,7 @@ class ExcessMTL(GradientAggregation):
         self.weights = torch.full((num_tasks,), 1.0 / num_tasks, dtype=torch.float64)
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        check_piece_gradients(self, pieces, scales)  # before the accumulated state changes
         scaled = [piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1))) for piece in pieces]
         self._accumulate(scaled)
         excess = self.excess_risks(scaled)

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
-from taskbalance.aggregation.checks import check_task_gradients
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_task_gradients
 
 # Step sizes 1, ½, ¼, … tried at once by the backtracking line search of the solver (branch-free, no host sync).
 _STEP_FRACTIONS = 30
@@ -77,7 +77,7 @@ class FairGrad(GramAggregation):
     Ban & Ji 2024, "Fair Resource Allocation in Multi-Task Learning" (ICML). The update maximises the α-fair utility
     ``Σ_k (g_k·d)^(1−α)/(1−α)`` (``Σ_k log(g_k·d)`` for α = 1) over a ball of directions; its stationarity condition
     with ``d = Σ_k w_k g_k`` is ``g_k·d = w_k^(−1/α)``. α = 1 is proportional fairness, Nash-MTL's bargaining solution
-    (``NashMTL(normalize_gram=False, max_norm=0)``); α → 0 tends to the sum of the gradients and α → ∞ to max-min
+    (``NashMTL(max_norm=0)``); α → 0 tends to the sum of the gradients and α → ∞ to max-min
     fairness. Solved in torch by :func:`alpha_fair_weights` instead of the authors' SciPy ``least_squares``.
 
     As in the paper and the authors' code, the Gram matrix is not normalised, so multiplying every task gradient by

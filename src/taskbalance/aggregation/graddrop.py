@@ -9,7 +9,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GradientAggregation, Mode
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.aggregation.solvers import check_piece_gradients
 from taskbalance.method import RandomState
 
 
@@ -61,9 +61,7 @@ class GradDrop(RandomState, GradientAggregation):
         # With S⁺ = Σ_k max(g_k, 0) and S⁻ = Σ_k min(g_k, 0): Σg = S⁺ + S⁻ and Σ|g| = S⁺ − S⁻, so P = S⁺/(S⁺ − S⁻),
         # and keeping the positive (negative) gradients sums to S⁺ (S⁻). `U·(S⁺ − S⁻) < S⁺` is `U < P` without a
         # division, and false where every gradient is 0. Four passes over the K task gradients instead of eight.
-        if self.validate:
-            squared_norms = sum(piece.reshape(piece.shape[0], -1).pow(2).sum(dim=1) for piece in pieces)
-            check_task_gradients(self, torch.as_tensor(squared_norms) * scales.pow(2))
+        check_piece_gradients(self, pieces, scales)
         directions = []
         for piece in pieces:
             scaled = piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1)))

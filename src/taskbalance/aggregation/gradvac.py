@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
-from taskbalance.aggregation.checks import check_task_gradients
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_task_gradients
 from taskbalance.method import RandomState
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from taskbalance.aggregation.base import GradientAggregation, combine, gram_matrix
-from taskbalance.aggregation.checks import check_task_gradients
 from taskbalance.aggregation.registry import AGGREGATIONS
+from taskbalance.aggregation.solvers import check_piece_gradients, check_task_gradients, scaled_squared_norms
 
 
 def project_onto_simplex(vector: Tensor) -> Tensor:
@@ -115,6 +115,8 @@ class MoCo(GradientAggregation):
         return weighting_scales
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
+        if not self.normalize_gradients:  # (normalising checks them itself)
+            check_piece_gradients(self, pieces, scales)
         self.steps += 1
         factors = scales
         if self.normalize_gradients:
@@ -136,8 +138,7 @@ class MoCo(GradientAggregation):
         """``L_k/|s_k g_k|``: the factors that give each scaled task gradient the length of its loss."""
         if self._losses is None:
             raise RuntimeError("MoCo: normalize_gradients needs the losses; call step() (or task_scales() first)")
-        squared = sum(p.reshape(p.shape[0], -1).pow(2).sum(dim=1) for p in pieces)
-        squared = torch.as_tensor(squared) * scales.square()
+        squared = scaled_squared_norms(pieces, scales)
         if self.validate:
             check_task_gradients(self, squared, "normalize_gradients divides every task gradient by its norm")
         return self._losses.to(squared.dtype) / squared.sqrt()

@@ -83,7 +83,7 @@ class NashMTL(GramAggregation):
         self.register_buffer("alpha", torch.ones(num_tasks))
 
     def coefficients(self, gram: Tensor) -> Tensor:
-        check_task_gradients(self, torch.diagonal(gram), nonzero=True)
+        check_task_gradients(self, torch.diagonal(gram), "Gα = 1/α needs every gradient non-zero")
         alpha = nash_bargaining(gram, self.iterations)
         self.alpha = alpha.detach().to(self.alpha.dtype)
         return alpha

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import min_norm_coefficients
+from taskbalance.aggregation.solvers import check_task_gradients, min_norm_coefficients
 
 
 @AGGREGATIONS.register("sdmgrad")
@@ -54,6 +54,7 @@ class SDMGrad(GramAggregation):
         self.rescale = bool(rescale)
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        check_task_gradients(self, torch.diagonal(gram))
         num_tasks = gram.shape[0]
         matrix = gram.to(torch.float64)
         share = self.lamda / num_tasks

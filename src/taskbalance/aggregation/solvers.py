@@ -20,25 +20,27 @@ if TYPE_CHECKING:
     from taskbalance.method import Method
 
 
-def check_task_gradients(method: Method, squared_norms: Tensor, *, nonzero: bool = False) -> None:
-    """Raise a ``ValueError`` naming the method and the task unless every task gradient is finite (and non-zero).
+def check_task_gradients(method: Method, squared_norms: Tensor, why_nonzero: str | None = None) -> None:
+    """Raise a ``ValueError`` naming the method and the task unless every task gradient is finite (and, when the
+    method says ``why_nonzero``, non-zero).
 
     ``squared_norms`` holds ``|g_k|²`` (the Gram diagonal); it is non-finite exactly when task k's gradient holds a
     NaN or ±inf (or its squared norm overflows the dtype), which finite losses do not exclude (e.g. ``sqrt`` at 0).
-    One read of K numbers on the host, only with ``method.validate`` (the same switch as the loss check).
+    One read of K numbers on the host, only with ``method.validate`` (the same switch as the loss check); the
+    message is built only on failure.
 
     Example:
         >>> import torch
         >>> from taskbalance.aggregation import NashMTL
-        >>> check_task_gradients(NashMTL(2, task_names=["seg", "depth"]), torch.tensor([1.0, 0.0]), nonzero=True)
+        >>> check_task_gradients(NashMTL(2, task_names=["seg", "depth"]), torch.tensor([1.0, 0.0]), "it divides by α")
         Traceback (most recent call last):
         ...
-        ValueError: NashMTL: task 1 ('depth') has a zero gradient ...
+        ValueError: NashMTL: the gradient of task 1 ('depth') is zero ...
     """
     if not method.validate:
         return
     bad = ~torch.isfinite(squared_norms)
-    if nonzero:
+    if why_nonzero is not None:
         bad = bad | (squared_norms <= 0)
     if not bool(bad.any()):
         return
@@ -50,12 +52,24 @@ def check_task_gradients(method: Method, squared_norms: Tensor, *, nonzero: bool
                 f"{name}: the gradient of {label} is not finite (its squared norm is {value}) although the losses "
                 "are; the model has diverged or an operation has no derivative there (e.g. sqrt at 0)"
             )
-        if nonzero and value <= 0:
+        if why_nonzero is not None and value <= 0:
             raise ValueError(
-                f"{name}: {label} has a zero gradient (times its weighting scale) with respect to the shared "
-                f"{getattr(method, 'mode', 'parameters')}; {name} needs every task gradient to be non-zero"
+                f"{name}: the gradient of {label} is zero (times its weighting scale) with respect to the shared "
+                f"{getattr(method, 'mode', 'parameters')}; {why_nonzero}"
             )
     raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
+
+
+def scaled_squared_norms(pieces: list[Tensor], scales: Tensor) -> Tensor:
+    """``|s_k·g_k|²`` of every task from its stacked gradient pieces (``[K, ...]`` each)."""
+    squared = sum(piece.reshape(piece.shape[0], -1).pow(2).sum(dim=1) for piece in pieces)
+    return torch.as_tensor(squared) * scales.square()
+
+
+def check_piece_gradients(method: Method, pieces: list[Tensor], scales: Tensor) -> None:
+    """:func:`check_task_gradients` for methods that do not form the Gram matrix (nothing without ``validate``)."""
+    if method.validate:
+        check_task_gradients(method, scaled_squared_norms(pieces, scales))
 
 
 def _normalised(gram: Tensor) -> np.ndarray:
