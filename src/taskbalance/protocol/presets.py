@@ -26,9 +26,10 @@ from taskbalance.data.celeba_files import CELEBA_ATTRIBUTES
 from taskbalance.data.cityscapes import cityscapes_tasks
 from taskbalance.data.multifashion import TASK_NAMES as MULTIFASHION_TASKS
 from taskbalance.data.nyuv2 import nyuv2_tasks
-from taskbalance.protocol.bench import PAPER_METHODS, BenchPlan, BenchSpec
-from taskbalance.protocol.grid import PAPER_TEMPERATURES, simplex_grid_size
+from taskbalance.protocol.bench import PAPER_METHODS, BenchPlan, BenchSpec, search_grid
+from taskbalance.protocol.grid import PAPER_TEMPERATURES
 from taskbalance.training.config import RunConfig
+from taskbalance.types import SearchSpace
 
 PAPER_LRS: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 """The learning-rate grid of the paper's setups (the authors' code searches {1e-4, 1e-3, 1e-2})."""
@@ -101,12 +102,21 @@ class Preset:
         return BenchSpec(**values)
 
 
+def _has_grid(method: str, space: SearchSpace) -> bool:
+    """Whether the method's grid exists for these tasks: e.g. no simplex point of 40 tasks has every weight ≥ 0.1,
+    so the paper's CelebA setup has no Scalarization."""
+    try:
+        search_grid(method, space)
+    except ValueError:
+        return False
+    return True
+
+
 def _paper(name: str, summary: str, tasks: Sequence[str], num_train: int, **run: Any) -> Preset:
     """A setup of the paper: its LR grid, every grid point on every seed, Adam with RunConfig's weight decay 1e-5."""
     temperatures = CITYSCAPES_TEMPERATURES if run["dataset"] == "cityscapes" else PAPER_TEMPERATURES
-    methods = PAPER_METHODS
-    if simplex_grid_size(len(tasks)) == 0:  # every weight ≥ 0.1: no simplex point for more than 10 tasks (CelebA)
-        methods = tuple(m for m in PAPER_METHODS if m != "scalarization")
+    space = SearchSpace(num_tasks=len(tasks), temperatures=temperatures)
+    methods = tuple(m for m in PAPER_METHODS if _has_grid(m, space))
     return Preset(
         name=name, summary=summary, run=RunConfig(**run), task_names=tuple(tasks), lrs=PAPER_LRS,
         temperatures=temperatures, search="all_seeds", methods=methods, needs_data_root=True, num_train=num_train,
