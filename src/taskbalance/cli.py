@@ -83,6 +83,8 @@ def main() -> None:
 @click.option("--dataset-option", "dataset_option_pairs", multiple=True, metavar="KEY=VALUE",
               help="Option of the dataset builder (repeatable), e.g. num_train=2000.")
 @click.option("--model", default=None, help="Registry name of the model [default: the preset's].")
+@click.option("--model-option", "model_option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Option of the model builder (repeatable), e.g. pretrained=resnet50.pth (local ImageNet weights).")
 @click.option("--methods", "methods_csv", default=None, help="Comma-separated methods (default: the paper's).")
 @click.option("--method-option", "method_option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
               help="A fixed hyper-parameter of one method, e.g. stch.warmup_epochs=1 or pcgrad.weighting=uwso "
@@ -111,6 +113,7 @@ def bench(
     data_root: Path | None,
     dataset_option_pairs: tuple[str, ...],
     model: str | None,
+    model_option_pairs: tuple[str, ...],
     methods_csv: str | None,
     method_option_pairs: tuple[str, ...],
     seeds_csv: str | None,
@@ -134,7 +137,7 @@ def bench(
     from taskbalance import data as datasets
     from taskbalance.execution import RunsFailedError, run_configs
     from taskbalance.protocol.bench import plan, run_bench
-    from taskbalance.protocol.presets import PRESETS, describe_plan
+    from taskbalance.protocol.presets import PRESETS, describe_plan, template_line
     from taskbalance.report import render_table, write_report
     from taskbalance.store import MlflowUnavailableError, RunStore, mirror_to_mlflow
 
@@ -169,7 +172,8 @@ def bench(
         except (KeyError, TypeError, ValueError, FileNotFoundError) as error:
             raise click.UsageError(f"--dataset {dataset}: {error}") from None
         task_names = list(data.tasks)
-    run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options}
+    run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
+                                   "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
     for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps)):
         if value is not None:
             run_changes[field_name] = value
@@ -185,7 +189,7 @@ def bench(
         raise click.UsageError(str(error)) from None
     if dry_run:
         measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
-        for line in describe_plan(plan(spec), preset, workers=workers, measured=measured):
+        for line in [template_line(spec.run), *describe_plan(plan(spec), preset, workers=workers, measured=measured)]:
             console.print(line)
         return
     _check_methods_build(spec, data.tasks)

@@ -178,3 +178,13 @@ def test_a_fixed_option_replaces_the_grid_it_would_search() -> None:
 def test_an_empty_temperature_grid_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="temperature grid is empty"):
         BenchSpec(task_names=["a", "b"], methods=["uwso"], temperatures=[])
+
+
+def test_dry_run_shows_the_run_template_with_overrides() -> None:
+    args = ["bench", "--preset", "nyuv2-deeplabv3plus", "--dry-run", "--model-option", "pretrained=r50.pth",
+            "--data-root", "/nowhere"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "dataset_options={'root': '/nowhere'}" in result.output
+    assert "model=deeplabv3plus, model_options={'pretrained': 'r50.pth'}, epochs=200, batch_size=8" in result.output
+

@@ -171,6 +171,22 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# Set per run by the protocol, so not part of what a template fixes.
+_PER_RUN_FIELDS = ("tasks", "method", "method_options", "lr", "seed")
+
+
+def template_line(run: RunConfig) -> str:
+    """The fields a run template sets away from RunConfig's defaults (those the protocol sets per run left out).
+
+    Example:
+        >>> template_line(PRESETS["nyuv2-segnet"].run)
+        'every run: dataset=nyuv2, model=segnet, epochs=200, batch_size=8 (other fields: RunConfig defaults)'
+    """
+    defaults = RunConfig().to_dict()
+    changed = [f"{k}={v}" for k, v in run.to_dict().items() if k not in _PER_RUN_FIELDS and v != defaults[k]]
+    return f"every run: {', '.join(changed) or 'RunConfig defaults'} (other fields: RunConfig defaults)"
+
+
 def describe_plan(plan: BenchPlan, preset: Preset, *, workers: int, measured: bool) -> list[str]:
     """Lines of ``taskbalance bench --dry-run``: runs per method and phase, then the compute.
 
