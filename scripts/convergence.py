@@ -11,7 +11,8 @@ Outputs, in ``--out`` (default ``docs/results/reproduction/``):
 * ``convergence.csv``: one row per (run, epoch, metric) with the validation and the test value;
 * ``convergence.png``: validation learning curves, one panel per metric, STL and EW per learning rate;
 * ``convergence_summary.csv``: per run and metric the best validation epoch and the first epoch within
-  ``--tolerance`` (relative) of the best value.
+  ``--tolerance`` (relative) of the best value; for EW also its validation Δm against the best STL values of the
+  same learning rate (``delta_m`` rows; "within" there means within 1 Δm point of EW's best).
 
 Every epoch is appended to a per-run file under ``--work`` as soon as it finishes, and runs checkpoint there, so an
 interrupted measurement started again continues where it stopped; ``--plot-only`` rebuilds the outputs from what
@@ -30,17 +31,19 @@ import csv
 import json
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from taskbalance.protocol.delta_m import delta_m
 from taskbalance.training import EpochRecord, RunConfig, train
 
 TASKS = ("left", "right", "depth")
 METRICS = ("left/accuracy", "right/accuracy", "depth/mae", "depth/rmse")
 HIGHER_IS_BETTER = {"left/accuracy": True, "right/accuracy": True, "depth/mae": False, "depth/rmse": False}
+DELTA_M_TOLERANCE = 1.0  # Δm points: about the seed-to-seed spread of the committed 3-epoch benchmark
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ class Curve:
     def name(self) -> str:
         return f"{self.label}-lr{self.lr:g}"
 
-    def config(self, epochs: int, seed: int) -> RunConfig:
+    def config(self, epochs: int, seed: int, dataset_options: dict | None = None) -> RunConfig:
         # lr_step beyond the last epoch: a constant rate, so that the curve measures the rate, not a schedule.
-        return RunConfig(tasks=list(self.tasks), method="ew", lr=self.lr, epochs=epochs, lr_step=epochs + 1, seed=seed)
+        return RunConfig(tasks=list(self.tasks), method="ew", lr=self.lr, epochs=epochs, lr_step=epochs + 1, seed=seed,
+                         dataset_options=dict(dataset_options or {}))
 
 
 def curves(lrs: Sequence[float]) -> list[Curve]:
@@ -73,12 +77,12 @@ def _part_path(work: Path, curve: Curve) -> Path:
     return work / f"{curve.name}.jsonl"
 
 
-def _train_curve(job: tuple[Curve, int, int, str]) -> str:
-    curve, epochs, seed, work_dir = job
+def _train_curve(job: tuple[Curve, int, int, str, dict]) -> str:
+    curve, epochs, seed, work_dir, dataset_options = job
     torch.set_num_threads(1)
     work = Path(work_dir)
     part = _part_path(work, curve)
-    config = curve.config(epochs, seed)
+    config = curve.config(epochs, seed, dataset_options)
 
     def record(epoch: EpochRecord) -> None:
         with part.open("a") as handle:
@@ -112,18 +116,22 @@ def measure_epoch(seed: int) -> None:
         print(f"{curve.label}: one epoch {result.epochs[0].seconds:.1f} s (run {time.perf_counter() - started:.1f} s)")
 
 
-def first_within(values: Sequence[float], higher_is_better: bool, tolerance: float) -> tuple[int, int]:
-    """(best epoch, first epoch within ``tolerance`` relative to the best value), both 1-based.
+def first_within(
+    values: Sequence[float], higher_is_better: bool, tolerance: float, absolute: float = 0.0
+) -> tuple[int, int]:
+    """(best epoch, first epoch within ``tolerance`` relative to — or ``absolute`` of — the best value), 1-based.
 
     Example:
         >>> first_within([0.5, 0.7, 0.79, 0.8, 0.795], True, 0.02)
+        (4, 3)
+        >>> first_within([9.0, 3.0, 1.5, 1.0, 2.0], False, 0.0, absolute=1.0)
         (4, 3)
     """
     best_index = max(range(len(values)), key=lambda i: values[i] if higher_is_better else -values[i])
     best = values[best_index]
     for index, value in enumerate(values):
         gap = (best - value) if higher_is_better else (value - best)
-        if gap <= tolerance * abs(best):
+        if gap <= tolerance * abs(best) + absolute:
             return best_index + 1, index + 1
     return best_index + 1, best_index + 1  # pragma: no cover - the best itself is always within
 
@@ -151,7 +159,30 @@ def write_outputs(all_curves: Sequence[Curve], work: Path, out: Path, tolerance:
                 best_epoch, within = first_within(values, HIGHER_IS_BETTER[metric], tolerance)
                 writer.writerow([curve.label, curve.lr, len(rows), metric, f"{values[best_epoch - 1]:.6g}",
                                  best_epoch, within, f"{seconds:.2f}"])
+        for curve, dm in ew_delta_m(series).items():
+            best_epoch, within = first_within(dm, False, 0.0, absolute=DELTA_M_TOLERANCE)
+            writer.writerow([curve.label, curve.lr, len(dm), "delta_m", f"{dm[best_epoch - 1]:.4g}", best_epoch,
+                             within, ""])
     _plot(series, out / "convergence.png")
+
+
+def ew_delta_m(series: dict[Curve, list[dict]]) -> dict[Curve, list[float]]:
+    """Per EW run, its validation Δm per epoch against the best validation value each STL run of the same learning
+    rate reached (over all its epochs): the quantity the protocol selects epochs by."""
+    curves_by_lr: dict[float, dict[str, list[dict]]] = {}
+    for curve, rows in series.items():
+        curves_by_lr.setdefault(curve.lr, {})[curve.label] = rows
+    result: dict[Curve, list[float]] = {}
+    for curve, rows in series.items():
+        stl = curves_by_lr[curve.lr]
+        if curve.label != "ew" or not all(f"stl-{task}" in stl for task in TASKS):
+            continue
+        baseline = {}
+        for metric in METRICS:
+            values = [r["val"][metric] for r in stl[f"stl-{metric.split('/')[0]}"]]
+            baseline[metric] = max(values) if HIGHER_IS_BETTER[metric] else min(values)
+        result[curve] = [delta_m(r["val"], baseline, HIGHER_IS_BETTER) for r in rows]
+    return result
 
 
 def _plot(series: dict[Curve, list[dict]], path: Path) -> None:
@@ -162,8 +193,8 @@ def _plot(series: dict[Curve, list[dict]], path: Path) -> None:
 
     lrs = sorted({c.lr for c in series})
     styles = ["-", "--", ":", "-."]
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.6))
-    for axis, metric in zip(axes, METRICS, strict=True):
+    figure, axes = plt.subplots(1, len(METRICS) + 1, figsize=(4.2 * (len(METRICS) + 1), 3.6))
+    for axis, metric in zip(axes, METRICS, strict=False):
         task = metric.split("/")[0]
         for curve, rows in series.items():
             if metric not in rows[0]["val"] or (curve.tasks and curve.tasks != (task,)):
@@ -176,13 +207,27 @@ def _plot(series: dict[Curve, list[dict]], path: Path) -> None:
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
+    dm_axis = axes[-1]
+    later: list[float] = []  # the first epochs' Δm (≈100 %) would flatten the rest of the curve
+    for curve, dm in ew_delta_m(series).items():
+        dm_axis.plot(range(1, len(dm) + 1), dm, styles[lrs.index(curve.lr) % len(styles)], color="C2",
+                     label=f"EW lr {curve.lr:g}")
+        later += dm[3:]
+    if later:
+        dm_axis.set_ylim(min(0.0, min(later)) - 2, max(later) + 5)
+    dm_axis.axhline(0.0, color="black", linewidth=0.8)
+    dm_axis.set_title("EW validation Δm % (↓) vs best STL")
+    dm_axis.set_xlabel("epoch")
+    dm_axis.grid(alpha=0.3)
+    if dm_axis.lines:
+        dm_axis.legend(fontsize=8)
     figure.suptitle("MultiFashion, multilenet, Adam (constant rate): validation learning curves")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--lrs", default="1e-3", help="comma-separated learning rates")
@@ -191,9 +236,12 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.01, help="relative gap to the best value (summary)")
     parser.add_argument("--out", type=Path, default=Path("docs/results/reproduction"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/taskbalance-convergence"))
+    parser.add_argument("--num-train", type=int, default=None, help="training samples (default: the dataset's)")
+    parser.add_argument("--num-eval", type=int, default=None,
+                        help="validation and test samples each (default: the dataset's)")
     parser.add_argument("--measure", action="store_true", help="only time one epoch")
     parser.add_argument("--plot-only", action="store_true", help="only rebuild the outputs from --work")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.measure:
         measure_epoch(args.seed)
         return
@@ -201,12 +249,22 @@ def main() -> None:
     all_curves = curves(lrs)
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
-        jobs = [(c, args.epochs, args.seed, str(args.work)) for c in all_curves]
+        options = {} if args.num_train is None else {"num_train": args.num_train}
+        if args.num_eval is not None:
+            options.update(num_val=args.num_eval, num_test=args.num_eval)
+        jobs = [(c, args.epochs, args.seed, str(args.work), options) for c in all_curves]
         started = time.perf_counter()
-        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-            for name in pool.imap_unordered(_train_curve, jobs):
+
+        def report(finished: Iterable[str]) -> None:
+            for name in finished:
                 print(f"finished {name} after {(time.perf_counter() - started) / 60:.1f} min", flush=True)
                 write_outputs(all_curves, args.work, args.out, args.tolerance)
+
+        if args.processes == 1:
+            report(map(_train_curve, jobs))
+        else:
+            with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+                report(pool.imap_unordered(_train_curve, jobs))
     write_outputs(all_curves, args.work, args.out, args.tolerance)
 
 
