@@ -85,7 +85,8 @@ def main() -> None:
 @click.option("--model", default=None, help="Registry name of the model [default: the preset's].")
 @click.option("--model-option", "model_option_pairs", multiple=True, metavar="KEY=VALUE",
               help="Option of the model builder (repeatable), e.g. pretrained=resnet50.pth (local ImageNet weights).")
-@click.option("--methods", "methods_csv", default=None, help="Comma-separated methods [default: the preset's, the paper's methods].")
+@click.option("--methods", "methods_csv", default=None,
+              help="Comma-separated methods [default: the preset's, the paper's methods].")
 @click.option("--method-option", "method_option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
               help="A fixed hyper-parameter of one method, e.g. stch.warmup_epochs=1 or pcgrad.weighting=uwso "
                    "(repeatable; VALUE is parsed as JSON when it can be).")
