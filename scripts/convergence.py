@@ -53,23 +53,24 @@ class Curve:
     label: str
     tasks: tuple[str, ...]
     lr: float
+    lr_step: int = 0  # epochs between halvings of the rate; 0: a constant rate
 
     @property
     def name(self) -> str:
-        return f"{self.label}-lr{self.lr:g}"
+        return f"{self.label}-lr{self.lr:g}" + (f"-step{self.lr_step}" if self.lr_step else "")
 
     def config(self, epochs: int, seed: int, dataset_options: dict | None = None) -> RunConfig:
-        # lr_step beyond the last epoch: a constant rate, so that the curve measures the rate, not a schedule.
-        return RunConfig(tasks=list(self.tasks), method="ew", lr=self.lr, epochs=epochs, lr_step=epochs + 1, seed=seed,
-                         dataset_options=dict(dataset_options or {}))
+        # A constant rate has its step beyond the last epoch, so that the curve measures the rate, not a schedule.
+        return RunConfig(tasks=list(self.tasks), method="ew", lr=self.lr, epochs=epochs, seed=seed,
+                         lr_step=self.lr_step or epochs + 1, lr_gamma=0.5, dataset_options=dict(dataset_options or {}))
 
 
-def curves(lrs: Sequence[float]) -> list[Curve]:
+def curves(lrs: Sequence[float], lr_step: int = 0) -> list[Curve]:
     """EW first (the slowest run starts first), then one STL run per task, per learning rate."""
     return [
         curve
         for lr in lrs
-        for curve in [Curve("ew", (), lr)] + [Curve(f"stl-{task}", (task,), lr) for task in TASKS]
+        for curve in [Curve("ew", (), lr, lr_step)] + [Curve(f"stl-{task}", (task,), lr, lr_step) for task in TASKS]
     ]
 
 
@@ -136,11 +137,13 @@ def first_within(
     return best_index + 1, best_index + 1  # pragma: no cover - the best itself is always within
 
 
-def write_outputs(all_curves: Sequence[Curve], work: Path, out: Path, tolerance: float) -> None:
+def write_outputs(
+    all_curves: Sequence[Curve], work: Path, out: Path, tolerance: float, prefix: str = "convergence"
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     series: dict[Curve, list[dict]] = {c: _read_part(_part_path(work, c)) for c in all_curves}
     series = {c: rows for c, rows in series.items() if rows}
-    with (out / "convergence.csv").open("w", newline="") as handle:
+    with (out / f"{prefix}.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run", "lr", "epoch", "metric", "val", "test", "epoch_seconds"])
         for curve, rows in series.items():
@@ -148,7 +151,7 @@ def write_outputs(all_curves: Sequence[Curve], work: Path, out: Path, tolerance:
                 for metric, value in row["val"].items():
                     writer.writerow([curve.label, curve.lr, row["epoch"], metric, f"{value:.6g}",
                                      f"{row['test'][metric]:.6g}", f"{row['seconds']:.2f}"])
-    with (out / "convergence_summary.csv").open("w", newline="") as handle:
+    with (out / f"{prefix}_summary.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run", "lr", "epochs_run", "metric", "best_val", "best_epoch",
                          f"first_epoch_within_{tolerance:g}", "mean_epoch_seconds"])
@@ -163,7 +166,7 @@ def write_outputs(all_curves: Sequence[Curve], work: Path, out: Path, tolerance:
             best_epoch, within = first_within(dm, False, 0.0, absolute=DELTA_M_TOLERANCE)
             writer.writerow([curve.label, curve.lr, len(dm), "delta_m", f"{dm[best_epoch - 1]:.4g}", best_epoch,
                              within, ""])
-    _plot(series, out / "convergence.png")
+    _plot(series, out / f"{prefix}.png")
 
 
 def ew_delta_m(series: dict[Curve, list[dict]]) -> dict[Curve, list[float]]:
@@ -221,7 +224,9 @@ def _plot(series: dict[Curve, list[dict]], path: Path) -> None:
     dm_axis.grid(alpha=0.3)
     if dm_axis.lines:
         dm_axis.legend(fontsize=8)
-    figure.suptitle("MultiFashion, multilenet, Adam (constant rate): validation learning curves")
+    steps = {c.lr_step for c in series}
+    schedule = "constant rate" if steps == {0} else f"rate halved every {', '.join(str(s) for s in steps)} epochs"
+    figure.suptitle(f"MultiFashion, multilenet, Adam ({schedule}): validation learning curves")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -239,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-train", type=int, default=None, help="training samples (default: the dataset's)")
     parser.add_argument("--num-eval", type=int, default=None,
                         help="validation and test samples each (default: the dataset's)")
+    parser.add_argument("--lr-step", type=int, default=0, help="halve the rate every N epochs (0: constant)")
+    parser.add_argument("--prefix", default="convergence", help="name of the output files")
     parser.add_argument("--measure", action="store_true", help="only time one epoch")
     parser.add_argument("--plot-only", action="store_true", help="only rebuild the outputs from --work")
     args = parser.parse_args(argv)
@@ -246,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         measure_epoch(args.seed)
         return
     lrs = [float(v) for v in args.lrs.split(",") if v.strip()]
-    all_curves = curves(lrs)
+    all_curves = curves(lrs, args.lr_step)
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.plot_only:
         options = {} if args.num_train is None else {"num_train": args.num_train}
@@ -258,14 +265,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         def report(finished: Iterable[str]) -> None:
             for name in finished:
                 print(f"finished {name} after {(time.perf_counter() - started) / 60:.1f} min", flush=True)
-                write_outputs(all_curves, args.work, args.out, args.tolerance)
+                write_outputs(all_curves, args.work, args.out, args.tolerance, args.prefix)
 
         if args.processes == 1:
             report(map(_train_curve, jobs))
         else:
             with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
                 report(pool.imap_unordered(_train_curve, jobs))
-    write_outputs(all_curves, args.work, args.out, args.tolerance)
+    write_outputs(all_curves, args.work, args.out, args.tolerance, args.prefix)
 
 
 if __name__ == "__main__":
