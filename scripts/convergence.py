@@ -222,7 +222,7 @@ def _plot(series: dict[Curve, list[dict]], path: Path) -> None:
     dm_axis.set_title("EW validation Δm % (↓) vs best STL")
     dm_axis.set_xlabel("epoch")
     dm_axis.grid(alpha=0.3)
-    if dm_axis.lines:
+    if later or any(line.get_label().startswith("EW") for line in dm_axis.lines):
         dm_axis.legend(fontsize=8)
     steps = {c.lr_step for c in series}
     schedule = "constant rate" if steps == {0} else f"rate halved every {', '.join(str(s) for s in steps)} epochs"
