@@ -16,12 +16,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 DEFAULT_OUT = Path("runs/bench")
-
-# The fast default (fits ≤ 15 min on 2 CPU cores): the embedded MultiFashion problem, the LeNet-size model,
-# grids searched on one seed. ``--full`` switches to the paper's grid sizes.
-FAST_EPOCHS = 3
-FAST_TEMPERATURES = (1.0, 3.0, 5.0, 10.0, 20.0)
-FULL_LRS = (1e-4, 5e-4, 1e-3)
+# Kept in step with taskbalance.protocol.presets.PRESETS (a test checks it): importing the presets here would load
+# torch and every dataset module for `taskbalance --help`.
+PRESET_NAMES = ("fast", "full", "nyuv2-segnet", "nyuv2-deeplabv3plus", "cityscapes-segnet",
+                "cityscapes-deeplabv3plus", "celeba-resnet18")
 
 
 def _csv(kind: type, value: str | None) -> list[Any] | None:
@@ -88,23 +86,31 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--dataset", default="multifashion", show_default=True, help="Registry name of the dataset.")
+@click.option("--preset", "preset_name", type=click.Choice(PRESET_NAMES), default=None,
+              help="The benchmark setup [default: fast]; explicit flags override its values (docs/protocol.md).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the runs the preset would start and the compute, without training or reading the data.")
+@click.option("--dataset", default=None, help="Registry name of the dataset [default: the preset's].")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder of an on-disk dataset.")
 @click.option("--dataset-option", "dataset_option_pairs", multiple=True, metavar="KEY=VALUE",
               help="Option of the dataset builder (repeatable), e.g. num_train=2000.")
-@click.option("--model", default="multilenet", show_default=True, help="Registry name of the model.")
-@click.option("--methods", "methods_csv", default=None, help="Comma-separated methods (default: the paper's).")
+@click.option("--model", default=None, help="Registry name of the model [default: the preset's].")
+@click.option("--model-option", "model_option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Option of the model builder (repeatable), e.g. pretrained=resnet50.pth (local ImageNet weights).")
+@click.option("--methods", "methods_csv", default=None,
+              help="Comma-separated methods [default: the preset's, the paper's methods].")
 @click.option("--method-option", "method_option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
               help="A fixed hyper-parameter of one method, e.g. stch.warmup_epochs=1 or pcgrad.weighting=uwso "
                    "(repeatable; VALUE is parsed as JSON when it can be).")
-@click.option("--seeds", "seeds_csv", default="0,1,2", show_default=True, help="Comma-separated seeds.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Epochs per run [default: {FAST_EPOCHS}].")
-@click.option("--lrs", "lrs_csv", default=None, help="Comma-separated learning rates (default 1e-3; --full: 3).")
-@click.option("--temperatures", "temperatures_csv", default=None, help="UW-SO's temperature grid.")
-@click.option("--full", is_flag=True, help="The paper's grids: LR grid per method, full T grid, every seed.")
+@click.option("--seeds", "seeds_csv", default=None, help="Comma-separated seeds [default: the preset's, 0,1,2].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per run [default: the preset's].")
+@click.option("--lrs", "lrs_csv", default=None, help="Comma-separated learning rates [default: the preset's].")
+@click.option("--temperatures", "temperatures_csv", default=None,
+              help="UW-SO's temperature grid [default: the preset's].")
+@click.option("--full", is_flag=True, help="Same as --preset full.")
 @click.option("--delta-m", "delta_m_variant", type=click.Choice(["all_metrics", "per_task"]), default="all_metrics",
               show_default=True, help="Δm over all metrics (the paper) or averaged per task first.")
-@click.option("--max-steps", type=click.IntRange(min=0), default=0, help="Cap on steps per epoch (0: no cap).")
+@click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Cap on steps per epoch (0: no cap).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output folder: results store, report, checkpoints.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -114,19 +120,22 @@ def main() -> None:
               help="Also log every run to MLflow at this tracking URI (needs taskbalance[mlflow]), "
                    "e.g. sqlite:///runs/bench/mlflow.db.")
 def bench(
-    dataset: str,
+    preset_name: str | None,
+    dry_run: bool,
+    dataset: str | None,
     data_root: Path | None,
     dataset_option_pairs: tuple[str, ...],
-    model: str,
+    model: str | None,
+    model_option_pairs: tuple[str, ...],
     methods_csv: str | None,
     method_option_pairs: tuple[str, ...],
-    seeds_csv: str,
+    seeds_csv: str | None,
     epochs: int | None,
     lrs_csv: str | None,
     temperatures_csv: str | None,
     full: bool,
     delta_m_variant: str,
-    max_steps: int,
+    max_steps: int | None,
     out: Path,
     executor: str,
     address: str | None,
@@ -139,11 +148,14 @@ def bench(
     mean ± std. Finished runs are kept in OUT/results.sqlite and skipped when the command is run again.
     """
     from taskbalance.execution import RunsFailedError, run_configs
-    from taskbalance.protocol.bench import PAPER_METHODS, BenchSpec, run_bench
-    from taskbalance.protocol.grid import PAPER_TEMPERATURES
+    from taskbalance.protocol.bench import plan, run_bench
+    from taskbalance.protocol.presets import PRESETS, describe_plan, template_line
     from taskbalance.report import render_table, write_report
     from taskbalance.store import MlflowUnavailableError, mirror_to_mlflow
 
+    if full and preset_name not in (None, "full"):
+        raise click.UsageError(f"--full is --preset full; it cannot be combined with --preset {preset_name}")
+    preset = PRESETS[preset_name or ("full" if full else "fast")]
     console = _console()
     if executor == "ray":
         from taskbalance.execution import RayUnavailableError
@@ -153,30 +165,45 @@ def bench(
             import_ray()  # fail before any run starts, not after the first phase
         except RayUnavailableError as error:
             raise click.UsageError(str(error)) from None
-    dataset_options = _options(dataset_option_pairs)
+    dataset = dataset or preset.run.dataset
+    dataset_options = {**preset.run.dataset_options, **_options(dataset_option_pairs)}
     if data_root is not None:
         dataset_options["root"] = str(data_root)
-    tasks = _dataset_tasks(dataset, dataset_options)
-    temperatures = _csv(float, temperatures_csv) or list(PAPER_TEMPERATURES if full else FAST_TEMPERATURES)
-    try:
-        spec = BenchSpec(
-            task_names=list(tasks),
-            dataset=dataset,
-            dataset_options=dataset_options,
-            model=model,
-            methods=_csv(str, methods_csv) or list(PAPER_METHODS),
-            seeds=_csv(int, seeds_csv) or [0],
-            epochs=epochs or FAST_EPOCHS,
-            lrs=_positive_csv("--lrs", lrs_csv) or (list(FULL_LRS) if full else [1e-3]),
-            temperatures=temperatures,
-            search="all_seeds" if full else "one_seed",
-            delta_m_variant=delta_m_variant,
-            max_steps_per_epoch=max_steps,
-            method_options=_method_options(method_option_pairs),
+    own_dataset = dataset == preset.run.dataset
+    if own_dataset and preset.needs_data_root and "root" not in dataset_options and not dry_run:
+        raise click.UsageError(
+            f"--preset {preset.name} trains on {dataset}: name the folder of its files with --data-root PATH "
+            "(see docs/datasets.md), or add --dry-run to see the plan without the data"
         )
+    tasks = None
+    if dry_run and own_dataset:  # the preset knows its dataset's tasks: no files are read
+        task_names = list(dataset_options.get("tasks") or preset.task_names)
+    else:
+        tasks = _dataset_tasks(dataset, dataset_options)  # the dataset tells its tasks without loading
+        task_names = list(tasks)
+    run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
+                                   "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
+    for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps)):
+        if value is not None:
+            run_changes[field_name] = value
+    spec_changes: dict[str, Any] = {"delta_m_variant": delta_m_variant,
+                                    "method_options": _method_options(method_option_pairs)}
+    for field_name, kind, value in (("methods", str, methods_csv), ("seeds", int, seeds_csv),
+                                    ("temperatures", float, temperatures_csv)):
+        if value is not None:
+            spec_changes[field_name] = _csv(kind, value)
+    if lrs_csv is not None:
+        spec_changes["lrs"] = _positive_csv("--lrs", lrs_csv)
+    try:
+        spec = preset.spec(task_names, run_changes=run_changes, **spec_changes)
     except (ValueError, KeyError) as error:
         raise click.UsageError(str(error)) from None
-    _check_model(model)
+    if dry_run:
+        measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
+        for line in [template_line(spec.run), *describe_plan(plan(spec), preset, workers=workers, measured=measured)]:
+            console.print(line)
+        return
+    _check_model(spec.run.model)
     _check_methods_build(spec, tasks)
 
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from taskbalance.types import SearchSpace
+
 TaskLosses = Tensor | Sequence[Tensor]
 """The K task losses of a step, carrying their graph: a list of scalars or their ``torch.stack``."""
 SharedParameters = Iterable[nn.Parameter] | None
@@ -116,6 +118,15 @@ class Method(nn.Module):
     def after_step(self, losses: Tensor) -> None:
         """Called after the optimizer step with the same batch's detached losses, when
         :attr:`needs_losses_after_step`; a no-op here."""
+
+    @classmethod
+    def search_grid(cls, space: SearchSpace) -> list[dict[str, Any]]:
+        """The hyper-parameter points the benchmark protocol searches for this method, given the preset's ``space``.
+
+        One empty point (the method's defaults) here; methods with a grid (UW-SO's temperatures, Scalarization's
+        simplex) override it, so the protocol never branches on method names.
+        """
+        return [{}]
 
     # ------------------------------------------------------------------------------------------ input checks
     def task_label(self, index: int) -> str:

@@ -26,3 +26,23 @@ class MetricSpec:
 
     name: str
     higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The settings from which a method derives its search grid (see ``search_grid`` on the method classes).
+
+    A benchmark preset fixes these once; each method that has a grid turns them into its hyper-parameter points, so
+    the protocol never needs to know which method searches what.
+
+    Attributes:
+        num_tasks: K, the number of trained tasks (the Scalarization simplex has K coordinates).
+        temperatures: UW-SO's temperature grid.
+        simplex_step: spacing of the Scalarization simplex grid.
+        simplex_min_weight: smallest weight of a Scalarization grid point.
+    """
+
+    num_tasks: int
+    temperatures: tuple[float, ...] = ()
+    simplex_step: float = 0.1
+    simplex_min_weight: float = 0.1

@@ -48,7 +48,8 @@ class FakeExecutor:
 
 
 def test_one_seed_search_selects_by_validation_and_reports_test_delta_m() -> None:
-    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     run=RunConfig(epochs=2))
     executor = FakeExecutor()
     summary = run_bench(spec, executor)
 

@@ -26,11 +26,12 @@ from typing import Any
 
 from taskbalance import methods as method_registry
 from taskbalance.protocol.delta_m import undefined_baselines
-from taskbalance.protocol.grid import PAPER_TEMPERATURES, simplex_grid
+from taskbalance.protocol.grid import PAPER_TEMPERATURES
 from taskbalance.protocol.selection import defined_part, rank_key, score, selected_record
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
-from taskbalance.training.config import DEFAULT_WEIGHT_DECAY, RunConfig
+from taskbalance.training.config import RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
+from taskbalance.types import SearchSpace
 
 PAPER_METHODS: tuple[str, ...] = ("ew", "uw", "uwo", "uwso", "dwa", "rlw", "imtll", "gls", "scalarization")
 SEARCH_MODES = ("one_seed", "all_seeds")
@@ -40,40 +41,36 @@ RunMany = Callable[[list[RunConfig]], Mapping[str, RunResult]]
 of the answer failed."""
 
 
+def search_grid(name: str, space: SearchSpace) -> list[dict[str, Any]]:
+    """A method's own search grid over ``space`` (its class's ``search_grid``: one empty point for most methods)."""
+    return [dict(point) for point in method_registry.method_class(name).search_grid(space)]
+
+
 @dataclass
 class BenchSpec:
     """What a benchmark runs.
 
     Attributes:
-        dataset, dataset_options, model, model_options: the problem and the backbone.
-        tasks: the tasks (empty: all of the dataset's); the STL baselines cover each of them.
         task_names: the tasks' names in order, as the dataset defines them (needed for the Scalarization grid size
-            and for STL; filled by the caller from the dataset when ``tasks`` is empty).
+            and for STL; filled by the caller from the dataset when ``run.tasks`` is empty).
+        run: the template of every run: dataset, model, their options, the benchmarked tasks (empty: all of the
+            dataset's; the STL baselines cover each of them), epochs, batch size, schedule, weight decay, step cap.
+            Its ``method``, ``method_options``, ``lr`` and ``seed`` are set per run (and ``tasks`` for STL runs).
         methods: registry names of the methods to compare.
         seeds: seeds of the reported runs.
-        epochs, batch_size, max_steps_per_epoch, weight_decay, lr_step, lr_gamma: training settings of every run.
         lrs: the learning-rate grid of every method and of the STL baselines.
-        temperatures: UW-SO's temperature grid.
-        simplex_step, simplex_min_weight: the Scalarization grid.
+        temperatures, simplex_step, simplex_min_weight: the :class:`~taskbalance.types.SearchSpace` from which each
+            method derives its own grid (UW-SO's temperatures, the Scalarization simplex).
         search: ``"one_seed"`` or ``"all_seeds"`` (see the module docstring).
         delta_m_variant: ``"all_metrics"`` (the paper's Δm) or ``"per_task"``.
-        method_options: fixed hyper-parameters per method, merged into every grid point.
+        method_options: fixed hyper-parameters per method, merged into every grid point; fixing a hyper-parameter
+            that the method's grid searches replaces the grid by that one point.
     """
 
     task_names: list[str]
-    dataset: str = "multifashion"
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    model: str = "multilenet"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    tasks: list[str] = field(default_factory=list)
+    run: RunConfig = field(default_factory=RunConfig)
     methods: list[str] = field(default_factory=lambda: list(PAPER_METHODS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    epochs: int = 5
-    batch_size: int = 256
-    max_steps_per_epoch: int = 0
-    weight_decay: float = DEFAULT_WEIGHT_DECAY
-    lr_step: int = 100
-    lr_gamma: float = 0.5
     lrs: list[float] = field(default_factory=lambda: [1e-3])
     temperatures: list[float] = field(default_factory=lambda: list(PAPER_TEMPERATURES))
     simplex_step: float = 0.1
@@ -96,43 +93,43 @@ class BenchSpec:
         for name in self.method_options:
             if name not in self.methods:
                 raise ValueError(f"method_options given for {name!r}, which is not among the methods {self.methods}")
-        if "uwso" in self.methods and not self.temperatures:
-            raise ValueError("temperatures must list at least one value when uwso is benchmarked")
         if len(self.trained_tasks) < 2:
             raise ValueError(f"a multi-task benchmark needs at least two tasks, got {self.trained_tasks}")
+        for name in self.methods:
+            self.grid(name)  # a method refuses an empty or impossible grid here, before any run
 
     @property
     def trained_tasks(self) -> list[str]:
-        return self.tasks or self.task_names
+        return self.run.tasks or self.task_names
 
-    def config(self, method: str, options: Mapping[str, Any], lr: float, seed: int, tasks: list[str]) -> RunConfig:
-        return RunConfig(
-            dataset=self.dataset,
-            dataset_options=dict(self.dataset_options),
-            model=self.model,
-            model_options=dict(self.model_options),
-            tasks=list(tasks),
-            method=method,
-            method_options=dict(options),
-            lr=lr,
-            weight_decay=self.weight_decay,
-            lr_step=self.lr_step,
-            lr_gamma=self.lr_gamma,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            seed=seed,
-            max_steps_per_epoch=self.max_steps_per_epoch,
+    @property
+    def search_space(self) -> SearchSpace:
+        return SearchSpace(
+            num_tasks=len(self.trained_tasks),
+            temperatures=tuple(self.temperatures),
+            simplex_step=self.simplex_step,
+            simplex_min_weight=self.simplex_min_weight,
         )
 
+    def config(self, method: str, options: Mapping[str, Any], lr: float, seed: int, tasks: list[str]) -> RunConfig:
+        return self.run.replace(tasks=list(tasks), method=method, method_options=dict(options), lr=lr, seed=seed)
+
+    @property
+    def grid_search_seeds(self) -> list[int]:
+        """Seeds on which every grid point runs: all of them (``all_seeds``) or the first (``one_seed``)."""
+        return list(self.seeds) if self.search == "all_seeds" else list(self.seeds[:1])
+
+    def searched_seeds(self, num_points: int) -> list[int]:
+        """Seeds of phase 1 for a grid of ``num_points`` points: a one-point grid runs on every seed at once."""
+        return list(self.seeds) if num_points == 1 else self.grid_search_seeds
+
     def grid(self, method: str) -> list[dict[str, Any]]:
-        """The method's hyper-parameter points (without the learning rate)."""
+        """The method's hyper-parameter points (without the learning rate), with its fixed options merged in."""
         fixed = self.method_options.get(method, {})
-        if method == "uwso" and "temperature" not in fixed:
-            return [{**fixed, "temperature": float(t)} for t in self.temperatures]
-        if method == "scalarization" and "weights" not in fixed:
-            points = simplex_grid(len(self.trained_tasks), self.simplex_step, self.simplex_min_weight)
-            return [{**fixed, "weights": list(w)} for w in points]
-        return [dict(fixed)]
+        points = search_grid(method, self.search_space)
+        if any(key in fixed for point in points for key in point):
+            return [dict(fixed)]
+        return [{**fixed, **point} for point in points]
 
 
 @dataclass
@@ -213,6 +210,76 @@ def _metric_keys(tasks: Sequence[str], baseline: Mapping[str, float], results: M
     return [key for task in tasks for key in seen if key.split("/", 1)[0] == task]
 
 
+@dataclass(frozen=True)
+class MethodPlan:
+    """The runs one method of a benchmark will start.
+
+    Attributes:
+        method: registry name.
+        points: grid points × learning rates.
+        phase1_runs: runs of the grid search (every point on the searched seeds).
+        phase2_runs: runs of the selected point on the remaining seeds.
+    """
+
+    method: str
+    points: int
+    phase1_runs: int
+    phase2_runs: int
+
+    @property
+    def runs(self) -> int:
+        return self.phase1_runs + self.phase2_runs
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What :func:`run_bench` will start for a spec, counted without training (``taskbalance bench --dry-run``).
+
+    Attributes:
+        stl_runs: single-task baseline runs (every task × learning rate × seed, phase 1).
+        methods: per method, its runs by phase.
+        epochs: epochs of every run.
+    """
+
+    stl_runs: int
+    methods: list[MethodPlan]
+    epochs: int
+
+    @property
+    def phase1_runs(self) -> int:
+        return self.stl_runs + sum(m.phase1_runs for m in self.methods)
+
+    @property
+    def phase2_runs(self) -> int:
+        return sum(m.phase2_runs for m in self.methods)
+
+    @property
+    def runs(self) -> int:
+        return self.phase1_runs + self.phase2_runs
+
+    @property
+    def run_epochs(self) -> int:
+        return self.runs * self.epochs
+
+
+def plan(spec: BenchSpec) -> BenchPlan:
+    """Count the runs of each phase the way :func:`run_bench` starts them.
+
+    Example:
+        >>> spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], temperatures=[1.0, 5.0])
+        >>> p = plan(spec)  # STL: 2 tasks × 3 seeds; EW: 3 seeds; UW-SO: 2 points on seed 0, then seeds 1, 2
+        >>> p.stl_runs, [(m.method, m.phase1_runs, m.phase2_runs) for m in p.methods], p.runs
+        (6, [('ew', 3, 0), ('uwso', 2, 2)], 13)
+    """
+    methods = []
+    for name in spec.methods:
+        points = len(spec.grid(name)) * len(spec.lrs)
+        searched = spec.searched_seeds(points)
+        methods.append(MethodPlan(name, points, points * len(searched), len(spec.seeds) - len(searched)))
+    stl_runs = len(spec.trained_tasks) * len(spec.lrs) * len(spec.seeds)
+    return BenchPlan(stl_runs=stl_runs, methods=methods, epochs=spec.run.epochs)
+
+
 def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = lambda _: None) -> BenchSummary:
     """Run the protocol and summarise it; ``run_many`` executes runs (local pool, Ray, or in-process).
 
@@ -222,15 +289,14 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     failed, or a baseline of 0) are left out of Δm and listed in ``excluded_metrics`` with the reason.
     """
     started = time.perf_counter()
-    search_seeds = spec.seeds if spec.search == "all_seeds" else spec.seeds[:1]
+    search_seeds = spec.grid_search_seeds
     points = {m: [_Point(m, o, lr) for o in spec.grid(m) for lr in spec.lrs] for m in spec.methods}
     stl = stl_configs(spec)
 
     phase1: list[RunConfig] = [c for per_lr in stl.values() for configs in per_lr for c in configs]
     for method_points in points.values():
-        seeds = spec.seeds if len(method_points) == 1 else search_seeds
         for point in method_points:
-            phase1.extend(point.configs(spec, seeds))
+            phase1.extend(point.configs(spec, spec.searched_seeds(len(method_points))))
     log(f"phase 1: {len(phase1)} runs (STL baselines and grid search on seeds {search_seeds})")
     results: dict[str, RunResult] = dict(run_many(phase1))
 
@@ -263,7 +329,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     selected: dict[str, _Point] = {}
     grids: dict[str, list[GridPoint]] = {}
     for method, method_points in points.items():
-        seeds = spec.seeds if len(method_points) == 1 else search_seeds
+        seeds = spec.searched_seeds(len(method_points))
         scored = [(point_score(p, seeds), p) for p in method_points]
         grids[method] = [
             GridPoint(p.options, p.lr, s, [c.run_id() for c in p.configs(spec, seeds)]) for s, p in scored
@@ -300,14 +366,14 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         ),
         f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids if i in results):.0f} "
         "CPU-s",
-        f"learning rates {spec.lrs}; {spec.epochs} epochs; Δm variant {spec.delta_m_variant}",
+        f"learning rates {spec.lrs}; {spec.run.epochs} epochs; Δm variant {spec.delta_m_variant}",
     ]
     notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
     if failed:
         notes.append(f"{len(failed)} run(s) failed and are left out (errors in the store and in the report)")
     return BenchSummary(
-        dataset=spec.dataset,
-        model=spec.model,
+        dataset=spec.run.dataset,
+        model=spec.run.model,
         tasks=spec.trained_tasks,
         metric_keys=metric_keys,
         higher_is_better=directions,

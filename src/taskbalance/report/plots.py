@@ -192,10 +192,15 @@ def to_ternary(weights: Sequence[float]) -> tuple[float, float]:
 
 
 def plot_simplex(
-    summary: BenchSummary, scalarization: MethodSummary, uwso_weights: Sequence[float] | None, path: Path
+    summary: BenchSummary,
+    scalarization: MethodSummary,
+    uwso_weights: Sequence[float] | None,
+    path: Path,
+    marked_label: str = "UW-SO",
 ) -> Path:
-    """Scalarization's grid on the 3-task simplex coloured by validation Δm; selected point, UW-SO's mean weights and
-    equal weighting marked. Of several learning rates at one weight vector, the best validation Δm is shown."""
+    """Scalarization's grid on the 3-task simplex coloured by validation Δm; selected point, the mean weights of one
+    method (``uwso_weights``, labelled ``marked_label``) and equal weighting marked. Of several learning rates at one
+    weight vector, the best validation Δm is shown."""
     best: dict[tuple[float, ...], float] = {}
     for point in scalarization.grid:
         key = tuple(float(w) for w in point.options["weights"])
@@ -224,7 +229,7 @@ def plot_simplex(
     axes.scatter(*to_ternary([1, 1, 1]), marker="X", s=90, color="#555555", zorder=3, label="EW (⅓, ⅓, ⅓)")
     if uwso_weights is not None:
         axes.scatter(*to_ternary(uwso_weights), marker="D", s=80, facecolor="#ff7f0e", edgecolors="black",
-                     zorder=4, label="UW-SO mean weights")
+                     zorder=4, label=f"{marked_label} mean weights")
     names = summary.tasks
     axes.text(-0.03, -0.03, names[0], ha="right", va="top", fontsize=10)
     axes.text(1.03, -0.03, names[1], ha="left", va="top", fontsize=10)

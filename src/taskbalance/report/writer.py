@@ -114,11 +114,26 @@ def read_summary(store: RunStore, name: str = "bench") -> BenchSummary | None:
     return None if data is None else BenchSummary.from_dict(data)
 
 
-def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") -> Path:
+
+def weight_grid_method(summary: BenchSummary) -> MethodSummary | None:
+    """The method whose search grid spans task-weight vectors (Scalarization's simplex), if one was benchmarked.
+
+    Recognised from the grid itself (several points, each with one ``weights`` entry per task), so the report does
+    not depend on method names.
+    """
+    for method in summary.methods:
+        points = [point.options.get("weights") for point in method.grid]
+        if len(points) > 1 and all(isinstance(w, list) and len(w) == len(summary.tasks) for w in points):
+            return method
+    return None
+
+
+def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench", marked_method: str = "uwso") -> Path:
     """Write ``report.md``, ``results.csv`` and the PNG plots to ``out_dir``; return the path of report.md.
 
-    Plots: ``delta_m.png``, ``compute.png``, ``weights.png`` and, for 3 tasks with Scalarization benchmarked,
-    ``simplex.png`` (see :mod:`taskbalance.report.plots`).
+    Plots: ``delta_m.png``, ``compute.png``, ``weights.png`` and, for 3 tasks with a weight grid benchmarked
+    (Scalarization), ``simplex.png`` (see :mod:`taskbalance.report.plots`), on which the mean weights of
+    ``marked_method`` (default UW-SO, the library's featured method) are marked when it was benchmarked.
 
     Raises:
         ValueError: the store holds no summary of that name (the message lists the names it holds).
@@ -140,14 +155,15 @@ def write_report(store: RunStore, out_dir: Path, summary_name: str = "bench") ->
         "compute": plot_compute(summary, out_dir / "compute.png").name,
         "weights": plot_weights(summary, runs, out_dir / "weights.png").name,
     }
-    by_method = {m.method: m for m in summary.methods}
-    scalarization = by_method.get("scalarization")
-    if len(summary.tasks) == 3 and scalarization is not None and scalarization.grid:
-        uwso = by_method.get("uwso")
-        uwso_weights = None
-        if uwso is not None:
-            uwso_weights = mean_weights([runs[rid] for rid in uwso.seed_run_ids if rid in runs])
-        plots["simplex"] = plot_simplex(summary, scalarization, uwso_weights, out_dir / "simplex.png").name
+    simplex_method = weight_grid_method(summary)
+    if len(summary.tasks) == 3 and simplex_method is not None:
+        by_method = {m.method: m for m in summary.methods}
+        marked = by_method.get(marked_method)
+        marked_weights = None
+        if marked is not None:
+            marked_weights = mean_weights([runs[rid] for rid in marked.seed_run_ids if rid in runs])
+        plots["simplex"] = plot_simplex(summary, simplex_method, marked_weights, out_dir / "simplex.png",
+                                        marked_label=marked.label if marked is not None else "").name
     report = out_dir / "report.md"
     report.write_text(_report_text(summary, store, plots))
     return report

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.types import SearchSpace
 from taskbalance.validation import real_numbers
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
@@ -66,3 +67,20 @@ class Scalarization(LossWeighting):
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         weights = self.scalar_weights
         return (weights * losses).sum(), weights
+
+    @classmethod
+    def search_grid(cls, space: SearchSpace) -> list[dict[str, Any]]:
+        """The brute-force grid of Kirchdorfer et al. 2024 (Sec. 5): every weight vector on the simplex with
+        ``space.simplex_step`` spacing and every weight ≥ ``space.simplex_min_weight`` (36 points for 3 tasks).
+
+        Example:
+            >>> len(Scalarization.search_grid(SearchSpace(num_tasks=3)))
+            36
+            >>> Scalarization.search_grid(SearchSpace(num_tasks=2, simplex_step=0.25, simplex_min_weight=0.25))[0]
+            {'weights': [0.25, 0.75]}
+        """
+        # Imported here: the protocol sits above the weightings, so importing a weighting does not load it.
+        from taskbalance.protocol.grid import simplex_grid
+
+        points = simplex_grid(space.num_tasks, space.simplex_step, space.simplex_min_weight)
+        return [{"weights": list(weights)} for weights in points]

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from taskbalance.types import SearchSpace
 from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting, positive_temperature
 from taskbalance.weighting.registry import WEIGHTINGS
@@ -66,3 +67,17 @@ class UWSO(LossWeighting):
 
     def extra_repr(self) -> str:
         return f"num_tasks={self.num_tasks}, temperature={self.temperature}"
+
+    @classmethod
+    def search_grid(cls, space: SearchSpace) -> list[dict[str, Any]]:
+        """The protocol's grid of UW-SO: one point per temperature of ``space.temperatures``.
+
+        Kirchdorfer et al. 2024 (Sec. 5) tune T over {1, 3, 5, 7, 10, 15, 20}, further up for small loss units.
+
+        Example:
+            >>> UWSO.search_grid(SearchSpace(num_tasks=2, temperatures=(1.0, 5.0)))
+            [{'temperature': 1.0}, {'temperature': 5.0}]
+        """
+        if not space.temperatures:
+            raise ValueError("UW-SO's temperature grid is empty: give at least one temperature (--temperatures)")
+        return [{"temperature": float(t)} for t in space.temperatures]
