@@ -125,7 +125,8 @@ class FailingExecutor(FakeExecutor):
 
 
 def test_failed_runs_are_left_out_and_a_method_without_results_is_listed_as_failed() -> None:
-    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     run=RunConfig(epochs=2))
     # Every EW run fails, and UW-SO's T = 2 fails on seed 1 (phase 2): UW-SO keeps its seed-0 result.
     executor = FailingExecutor(
         lambda c: (c.method == "ew" and len(c.tasks) == 2) or (c.method == "uwso" and c.seed == 1)
@@ -142,7 +143,7 @@ def test_failed_runs_are_left_out_and_a_method_without_results_is_listed_as_fail
 
 
 def test_a_task_whose_stl_runs_all_failed_is_left_out_of_delta_m_with_the_reason() -> None:
-    spec = BenchSpec(task_names=["a", "b"], methods=["ew"], seeds=[0, 1], epochs=2)
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew"], seeds=[0, 1], run=RunConfig(epochs=2))
     summary = run_bench(spec, FailingExecutor(lambda c: c.tasks == ["b"]))
     assert summary.metric_keys == ["a/acc", "b/mae"] and summary.baseline_val == {"a/acc": 0.8}
     assert summary.excluded_metrics == {"b/mae": "no STL baseline: every single-task run of its task failed"}
@@ -160,7 +161,8 @@ def test_a_zero_baseline_metric_is_left_out_of_delta_m_and_the_report_is_still_w
                 epoch.val["a/acc"] = epoch.test["a/acc"] = 0.0
         return result
 
-    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0], epochs=2)
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     run=RunConfig(epochs=2))
     summary = run_bench(spec, lambda configs: {c.run_id(): zero_accuracy(c) for c in configs})
     assert summary.baseline_val == {"a/acc": 0.0, "b/mae": 0.1}
     assert list(summary.excluded_metrics) == ["a/acc"]
