@@ -115,7 +115,19 @@ def main() -> None:
               help="Output folder: results store, report, checkpoints.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel runs.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Parallel runs on the CPU (on GPUs: one worker per GPU and slot, see --runs-per-device).")
+@click.option("--device", default=None,
+              help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps [default: the preset's, auto].")
+@click.option("--devices", "devices_csv", default=None, metavar="0,2",
+              help="GPU indices to place runs on [default: every visible GPU].")
+@click.option("--runs-per-device", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs sharing one GPU at a time (local pool: workers per GPU; Ray: fractional num_gpus).")
+@click.option("--nproc-per-run", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes of each run, data-parallel (gloo on CPU, one GPU each on CUDA).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="Forward precision of every run [default: the preset's, fp32]; part of a run's identity.")
+@click.option("--deterministic", is_flag=True, help="Deterministic CUDA kernels (not part of a run's identity).")
 @click.option("--mlflow-uri", default=None, metavar="URI",
               help="Also log every run to MLflow at this tracking URI (needs taskbalance[mlflow]), "
                    "e.g. sqlite:///runs/bench/mlflow.db.")
@@ -140,6 +152,12 @@ def bench(
     executor: str,
     address: str | None,
     workers: int,
+    device: str | None,
+    devices_csv: str | None,
+    runs_per_device: int,
+    nproc_per_run: int,
+    precision: str | None,
+    deterministic: bool,
     mlflow_uri: str | None,
 ) -> None:
     """Run the paper's protocol and print the table of test Δm per method.
@@ -183,7 +201,8 @@ def bench(
         task_names = list(tasks)
     run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
                                    "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
-    for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps)):
+    for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps),
+                              ("device", device), ("precision", precision), ("deterministic", deterministic or None)):
         if value is not None:
             run_changes[field_name] = value
     spec_changes: dict[str, Any] = {"delta_m_variant": delta_m_variant,
@@ -205,6 +224,7 @@ def bench(
         return
     _check_model(spec.run.model)
     _check_methods_build(spec, tasks)
+    placement, run_fn = _placement(spec.run.device, devices_csv, runs_per_device, nproc_per_run)
 
     out.mkdir(parents=True, exist_ok=True)
     failures: list[RunsFailedError] = []
@@ -215,7 +235,7 @@ def bench(
             try:
                 return run_configs(
                     configs, store=store, executor=executor, workers=workers, address=address,
-                    checkpoint_dir=out / "checkpoints",
+                    checkpoint_dir=out / "checkpoints", placement=placement, run_fn=run_fn,
                 )
             except RunsFailedError as error:
                 failures.append(error)
@@ -255,6 +275,39 @@ def _dataset_tasks(dataset: str, options: dict[str, Any]) -> dict[str, Any]:
         raise click.UsageError(f"--dataset {dataset}: {error.args[0]}") from None
     except (TypeError, ValueError, OSError) as error:
         raise click.UsageError(f"--dataset {dataset}: {error}") from None
+
+
+def _placement(device: str, devices_csv: str | None, runs_per_device: int, nproc_per_run: int) -> tuple[Any, Any]:
+    """Where the runs go: a GPU placement when the runs' device is CUDA, and the run function for N processes.
+
+    The device is checked here, before any run starts: a device that is not there is a usage error naming it.
+    """
+    from functools import partial
+
+    from taskbalance.execution.placement import GpuPlacement, visible_gpus
+    from taskbalance.training.data_parallel import train_data_parallel
+    from taskbalance.training.devices import DeviceError, resolve_device
+
+    try:
+        resolved = resolve_device(device)
+    except DeviceError as error:
+        raise click.UsageError(f"--device: {error}") from None
+    placement = None
+    if resolved.type == "cuda":
+        visible = visible_gpus()
+        chosen = tuple(_csv(int, devices_csv) or visible)
+        missing = sorted(set(chosen) - set(visible))
+        if missing:
+            raise click.UsageError(f"--devices: GPU(s) {missing} are not visible here; visible: {list(visible)}")
+        try:
+            placement = GpuPlacement(chosen, runs_per_device, nproc_per_run)
+            placement.worker_slots()
+        except ValueError as error:
+            raise click.UsageError(f"--devices/--nproc-per-run: {error}") from None
+    elif devices_csv is not None:
+        raise click.UsageError(f"--devices places runs on GPUs, but the runs' device is {resolved}")
+    run_fn = partial(train_data_parallel, processes=nproc_per_run) if nproc_per_run > 1 else None
+    return placement, run_fn
 
 
 def _check_model(model: str) -> None:

@@ -112,3 +112,31 @@ def test_full_searches_every_grid_point_on_every_seed(tmp_path: Path) -> None:
     (uwso,) = summary.methods
     assert uwso.runs == 4 and all(len(point.run_ids) == 2 for point in uwso.grid)  # 2 temperatures × 2 seeds
     assert len(runs) == 3 * 2 + 4  # STL: 3 tasks × 2 seeds
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device", "cuda"], "--device: device 'cuda' is not available here; available: cpu"),
+        (["--device", "tpu"], "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+        (["--devices", "0"], "--devices places runs on GPUs, but the runs' device is cpu"),
+    ],
+)
+def test_a_missing_device_fails_before_any_run(tmp_path: Path, flags: list[str], message: str) -> None:
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(main, ["bench", *TINY, "--methods", "ew", "--out", str(out), *flags])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert not (out / "results.sqlite").exists()
+
+
+def test_precision_is_part_of_the_runs_and_nproc_per_run_trains_each_run_on_two_processes(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    args = ["bench", *TINY, "--seeds", "0", "--methods", "uwso", "--temperatures", "2", "--out", str(out),
+            "--precision", "bf16", "--nproc-per-run", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with RunStore(out / "results.sqlite") as store:
+        runs = store.results()
+    assert runs and all(r.config.precision == "bf16" for r in runs)
+    assert all(r.environment["device"] == "cpu" for r in runs)
