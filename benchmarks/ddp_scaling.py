@@ -10,6 +10,7 @@ side by side in one run; absolute times depend on the machine.
 
 Example:
     python benchmarks/ddp_scaling.py --threads 1 --steps 10 --processes 2
+    python benchmarks/ddp_scaling.py --device cuda --processes 2     # two GPUs, NCCL
 """
 
 from __future__ import annotations
@@ -43,20 +44,24 @@ CASES: list[tuple[str, dict[str, object]]] = [
 ]
 
 
-def _measure(cases: list[tuple[str, dict[str, object]]], batch: int, steps: int, warmup: int, shard: slice) -> list:
+def _measure(
+    cases: list[tuple[str, dict[str, object]]], batch: int, steps: int, warmup: int, shard: slice, device: str
+) -> list:
     data = datasets.create("multifashion", num_train=batch, num_val=8, num_test=8)
     inputs, targets = next(iter(DataLoader(data.train, batch_size=batch)))
-    inputs, targets = inputs[shard], {name: t[shard] for name, t in targets.items()}
+    inputs, targets = inputs[shard].to(device), {name: t[shard].to(device) for name, t in targets.items()}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     rows = []
     for name, options in cases:
         torch.manual_seed(0)
-        model = models.create("multilenet", heads={n: task.head for n, task in data.tasks.items()})
-        method = methods.create(name, data.tasks, **options, sync_across_ranks=True)
+        model = models.create("multilenet", heads={n: task.head for n, task in data.tasks.items()}).to(device)
+        method = methods.create(name, data.tasks, **options, sync_across_ranks=True).to(device)
         optimizer = torch.optim.Adam([*model.parameters(), *method.parameters()], lr=1e-3)
         times, volumes = [], []
         for step in range(warmup + steps):
             distributed.traffic.reset()
             distributed.barrier()
+            sync()
             start = time.perf_counter()
             optimizer.zero_grad()
             representation = model.shared(inputs)
@@ -68,6 +73,7 @@ def _measure(cases: list[tuple[str, dict[str, object]]], batch: int, steps: int,
                 with torch.no_grad():
                     after = model(inputs)
                 method.after_step(torch.stack([t.loss(after[n], targets[n]) for n, t in data.tasks.items()]))
+            sync()
             if step >= warmup:
                 times.append(time.perf_counter() - start)
                 volumes.append(distributed.traffic.bytes)
@@ -80,11 +86,14 @@ def _measure(cases: list[tuple[str, dict[str, object]]], batch: int, steps: int,
 def _worker(rank: int, world: int, init_file: str, out: str, args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    cuda = args.device == "cuda"
+    if cuda:
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         share = args.batch // world
         rows = _measure(CASES if args.methods is None else _chosen(args.methods), args.batch, args.steps, args.warmup,
-                        slice(rank * share, (rank + 1) * share))
+                        slice(rank * share, (rank + 1) * share), f"cuda:{rank}" if cuda else "cpu")
         if rank == 0:
             torch.save(rows, out)
     finally:
@@ -104,19 +113,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--methods", default=None, help="comma-separated subset of the methods")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: gloo processes; cuda: one GPU per process, NCCL")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and torch.cuda.device_count() < args.processes:
+        parser.error(f"--device cuda needs {args.processes} GPUs, {torch.cuda.device_count()} visible")
     if args.batch % args.processes:
         parser.error(f"--batch {args.batch} must be a multiple of --processes {args.processes}")
     cases = CASES if args.methods is None else _chosen(args.methods)
 
     torch.set_num_threads(args.threads)
-    single = _measure(cases, args.batch, args.steps, args.warmup, slice(0, args.batch))
+    single = _measure(cases, args.batch, args.steps, args.warmup, slice(0, args.batch),
+                      "cuda:0" if args.device == "cuda" else "cpu")
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "rows.pt")
         mp.spawn(_worker, args=(args.processes, str(Path(folder) / "init"), out, args), nprocs=args.processes)
         parallel = torch.load(out)
 
-    print(f"global batch {args.batch}, {args.processes} processes × {args.threads} thread(s), {args.steps} steps")
+    where = "GPU" if args.device == "cuda" else f"{args.threads} thread(s)"
+    print(f"global batch {args.batch}, {args.processes} processes × {where}, {args.steps} steps")
     print("Reference volumes (float32): Gram scheme = K losses + K² Gram + one shared gradient + the heads' gradients;")
     print("per-task scheme = K losses + K shared gradients + the heads' gradients.")
     print("| method | mode | 1 process (ms) | N processes (ms) | N / 1 | bytes/step | Gram scheme | per-task |")

@@ -86,11 +86,7 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------------------------------ the contract
     def step(
-        self,
-        losses: TaskLosses,
-        *,
-        shared_parameters: SharedParameters = None,
-        representation: Representation = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
         loss_scale: float | Tensor = 1.0,
     ) -> None:
         """Fill the ``.grad`` of every parameter the losses reach (and of the method's own parameters).

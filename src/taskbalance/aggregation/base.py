@@ -114,11 +114,7 @@ class GradientAggregation(Method):
 
     # ----------------------------------------------------------------------------------------------- the step
     def step(
-        self,
-        losses: TaskLosses,
-        *,
-        shared_parameters: SharedParameters = None,
-        representation: Representation = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
         loss_scale: float | Tensor = 1.0,
     ) -> None:
         """Fill ``.grad`` of the shared parameters with the aggregated direction and of the heads with their own.

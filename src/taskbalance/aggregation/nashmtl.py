@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -14,7 +14,7 @@ from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients, nash_bargaining
 from taskbalance.distributed import is_distributed
-from taskbalance.method import is_unscaled
+from taskbalance.method import Representation, SharedParameters, TaskLosses, is_unscaled
 
 
 @AGGREGATIONS.register("nashmtl")
@@ -89,11 +89,7 @@ class NashMTL(GramAggregation):
         return alpha
 
     def step(
-        self,
-        losses: Tensor | Sequence[Tensor],
-        *,
-        shared_parameters: Iterable[nn.Parameter] | None = None,
-        representation: Tensor | Sequence[Tensor] | None = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
         loss_scale: float | Tensor = 1.0,
     ) -> None:
         reuse = self.steps % self.update_weights_every != 0

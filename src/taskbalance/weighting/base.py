@@ -67,11 +67,7 @@ class LossWeighting(Method):
         return total
 
     def step(
-        self,
-        losses: TaskLosses,
-        *,
-        shared_parameters: SharedParameters = None,
-        representation: Representation = None,
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
         loss_scale: float | Tensor = 1.0,
     ) -> None:
         """``self(torch.stack(losses)).backward()``: one backward of the weighted total.
