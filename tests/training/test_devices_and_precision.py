@@ -33,10 +33,11 @@ def test_bad_device_fields_are_named(field: str, value: object) -> None:
 
 def test_device_and_determinism_are_not_part_of_the_identity_but_precision_is() -> None:
     base = RunConfig()
-    assert RunConfig(device="cpu", deterministic=True).run_id() == base.run_id()
+    assert RunConfig(device="cpu", deterministic=True, data_on_device=True).run_id() == base.run_id()
     assert RunConfig(precision="bf16").run_id() != base.run_id()
     # The fp32 default leaves ids of runs stored before these fields existed unchanged.
-    old_fields = {k: v for k, v in base.to_dict().items() if k not in ("precision", "device", "deterministic")}
+    later = ("precision", "device", "deterministic", "loader_workers", "data_on_device")
+    old_fields = {k: v for k, v in base.to_dict().items() if k not in later}
     canonical = json.dumps(old_fields, sort_keys=True, separators=(",", ":"))
     assert base.run_id() == hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -143,3 +144,28 @@ def test_train_refuses_a_missing_device_naming_the_flag(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", str(config_file)])
     assert result.exit_code == 2, result.output
     assert "device: device 'mps' is not available here" in result.output
+
+
+@pytest.mark.parametrize(("method", "options"), [("uwso", {}), ("rlw", {}), ("pcgrad", {"mode": "representation"})])
+def test_data_on_the_device_gives_the_same_run(method: str, options: dict) -> None:
+    tiny = {"num_train": 200, "num_val": 48, "num_test": 48}
+    run = RunConfig(method=method, method_options=options, epochs=2, batch_size=64, eval_batch_size=32,
+                    dataset_options=tiny)
+    resident = run.replace(data_on_device=True)
+    assert resident.run_id() == run.run_id()
+    a, b = train(run), train(resident)
+    assert [e.val for e in a.epochs] == [e.val for e in b.epochs]
+    assert [e.test for e in a.epochs] == [e.test for e in b.epochs]
+    assert a.step_weights == b.step_weights and a.step_losses == b.step_losses
+
+
+def test_data_on_the_device_needs_a_split_held_as_tensors() -> None:
+    with pytest.raises(ConfigError, match=r"data_on_device: the train split of dataset 'synthetic'"):
+        train(config(data_on_device=True), data=synthetic_data())
+
+
+def test_loader_workers_enter_the_identity_only_when_used() -> None:
+    assert RunConfig(loader_workers=0).run_id() == RunConfig().run_id()
+    assert RunConfig(loader_workers=2).run_id() != RunConfig().run_id()
+    with pytest.raises(ConfigError, match="loader_workers"):
+        RunConfig(loader_workers=-1)

@@ -7,10 +7,22 @@ dict task name → target tensor, so the default collate function batches them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from taskbalance.tasks.base import Task
+
+
+@runtime_checkable
+class TensorSplit(Protocol):
+    """A split that holds all its samples as tensors (e.g. the embedded MultiFashion): item ``i`` is
+    ``(inputs[i], {task: targets[task][i]})``, so a training loop may keep it on the device and batch by indexing."""
+
+    def tensors(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(inputs, targets)``: every sample's input stacked, and per task every sample's target stacked."""
+        ...
 
 
 @dataclass

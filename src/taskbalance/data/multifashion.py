@@ -245,6 +245,10 @@ class MultiFashionSplit(Dataset[tuple[Tensor, dict[str, Tensor]]]):
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
         return self.images[index], {name: target[index] for name, target in self.targets.items()}
 
+    def tensors(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """Every sample at once (:class:`~taskbalance.data.base.TensorSplit`), for batches indexed on the device."""
+        return self.images, dict(self.targets)
+
 
 def _build_split(
     images: np.ndarray, labels: np.ndarray, pool: np.ndarray, count: int, rng: np.random.Generator, source_split: str

@@ -19,7 +19,10 @@ DEFAULT_WEIGHT_DECAY = 1e-5
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # Where and how deterministically a run trains does not change what experiment it is.
-NOT_IDENTITY = ("device", "deterministic")
+NOT_IDENTITY = ("device", "deterministic", "data_on_device")
+# Fields added after runs were first stored: they enter the identity only when they differ from these defaults, so
+# the ids of runs stored before them stay valid.
+LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "loader_workers": 0}
 
 
 class ConfigError(ValueError):
@@ -58,8 +61,16 @@ class RunConfig:
             needs); without it cuDNN may pick faster non-deterministic kernels. CPU runs are deterministic either
             way. Not part of the run's identity.
 
-    The run's identity (:meth:`run_id`) hashes every field except ``device`` and ``deterministic``; ``precision``
-    enters it only when it is not ``"fp32"``, so the ids of runs stored before it existed stay valid.
+        loader_workers: DataLoader worker processes for the training split (on-disk datasets). Workers draw their
+            own random augmentation, so this is part of the run's identity when it is not 0. Batches are pinned and
+            copied without blocking on CUDA.
+        data_on_device: keep every split on the device and batch by indexing there (datasets that hold their
+            splits in memory, e.g. MultiFashion): no per-batch host work. The same samples in the same order as
+            batches from a DataLoader, so the result is the same (not part of the run's identity).
+
+    The run's identity (:meth:`run_id`) hashes every field except ``device``, ``deterministic`` and
+    ``data_on_device``; ``precision`` and ``loader_workers`` enter it only when they are not their defaults, so the ids
+    of runs stored before they existed stay valid.
     """
 
     dataset: str = "multifashion"
@@ -82,6 +93,8 @@ class RunConfig:
     precision: str = "fp32"
     device: str = "auto"
     deterministic: bool = False
+    loader_workers: int = 0
+    data_on_device: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,8 +132,11 @@ class RunConfig:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-        if not isinstance(self.deterministic, bool):
-            raise ConfigError(f"deterministic must be true or false, got {self.deterministic!r}")
+        for name in ("deterministic", "data_on_device"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) or self.loader_workers < 0:
+            raise ConfigError(f"loader_workers must be an integer ≥ 0, got {self.loader_workers!r}")
         try:
             json.dumps(self.to_dict(), allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -145,12 +161,10 @@ class RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def identity(self) -> dict[str, Any]:
-        """The fields that determine the run's result: all but ``device`` and ``deterministic``, and ``precision``
-        only when it is not the default ``"fp32"``."""
+        """The fields that determine the run's result: all but ``device``, ``deterministic`` and
+        ``data_on_device``; ``precision`` and ``loader_workers`` only when they are not their defaults."""
         values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
-        if values["precision"] == "fp32":
-            del values["precision"]
-        return values
+        return {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
     def run_id(self) -> str:
         """Stable identifier: the first 16 hex digits of the SHA-256 of the canonical JSON of :meth:`identity`."""

@@ -20,8 +20,9 @@ import math
 import resource
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +36,7 @@ from taskbalance.tasks.base import Task
 from taskbalance.training.build import build
 from taskbalance.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_atomically
 from taskbalance.training.config import ConfigError, RunConfig
+from taskbalance.training.device_data import DeviceSplit
 from taskbalance.training.devices import autocast, configure_determinism, device_record, resolve_device
 from taskbalance.training.result import EpochRecord, RunResult
 from taskbalance.training.state import TrainingState
@@ -72,11 +74,14 @@ def evaluate(
     was_training = model.training
     model.eval()
     meters = {name: task.meter() for name, task in tasks.items()}
-    for inputs, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    batches = dataset.in_order(batch_size) if isinstance(dataset, DeviceSplit) else DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda"
+    )
+    for inputs, targets in batches:
         with autocast(device, precision):
-            predictions = model(inputs.to(device))
+            predictions = model(inputs.to(device, non_blocking=True))
         for name, meter in meters.items():
-            meter.update(predictions[name].float(), targets[name].to(device))
+            meter.update(predictions[name].float(), targets[name].to(device, non_blocking=True))
     model.train(was_training)
     return {
         f"{name}/{metric}": float(value) for name, meter in meters.items() for metric, value in meter.compute().items()
@@ -101,13 +106,19 @@ def _raise_if_not_finite(values: Tensor, names: list[str], what: str, where: str
 
 
 def train_epoch(
-    state: TrainingState, data: MultiTaskData, config: RunConfig, epoch: int, device: torch.device
+    state: TrainingState,
+    data: MultiTaskData,
+    config: RunConfig,
+    epoch: int,
+    device: torch.device,
+    resident: Mapping[str, DeviceSplit] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One seeded pass over the training split; returns the epoch-mean task losses and task weights."""
     model, method, tasks = state.model, state.method, data.tasks
     task_names = list(tasks)
+    resident = resident or {}
     torch.manual_seed(_epoch_seed(config.seed, epoch))
-    loader = _training_batches(data.train, config, _epoch_seed(config.seed, epoch))
+    loader = _training_batches(resident.get("train", data.train), config, _epoch_seed(config.seed, epoch), device)
     model.train()
     loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
     weight_sum = torch.zeros(len(tasks), dtype=torch.float64, device=device)
@@ -116,8 +127,8 @@ def train_epoch(
     for inputs, targets in loader:
         if config.max_steps_per_epoch and steps_in_epoch >= config.max_steps_per_epoch:
             break
-        inputs = inputs.to(device)
-        targets = {name: targets[name].to(device) for name in task_names}
+        inputs = inputs.to(device, non_blocking=True)
+        targets = {name: targets[name].to(device, non_blocking=True) for name in task_names}
         step_start = time.perf_counter()
         state.optimizer.zero_grad(set_to_none=True)
         representation, task_losses = _step_losses(model, tasks, inputs, targets, config.precision)
@@ -162,34 +173,51 @@ def train_epoch(
     return (loss_sum / steps_in_epoch).to(torch.float32), weight_sum / steps_in_epoch
 
 
-def _training_batches(dataset: Dataset, config: RunConfig, seed: int) -> DataLoader:
+def _training_batches(
+    dataset: Dataset | DeviceSplit, config: RunConfig, seed: int, device: torch.device | None = None
+) -> Iterable[tuple[Tensor, dict[str, Tensor]]]:
     """The epoch's shuffled batches (seeded); in a distributed job, this rank's share of each global batch.
 
     A last batch of one sample is dropped: BatchNorm cannot normalise it in training mode (e.g. DeepLabV3+'s image
     pooling); any other remainder is trained on. With R ranks rank r takes every R-th sample of each global batch
     of ``batch_size`` samples, so the ranks' batches together are the single-process batch; a last global batch
-    that does not split evenly over the ranks is dropped.
+    that does not split evenly over the ranks is dropped. A split kept on the device (``data_on_device``) is
+    batched by indexing there, in the same order.
     """
     order = torch.Generator().manual_seed(seed)
     size, ranks = len(dataset), distributed.world_size()
     lone_last = size % config.batch_size == 1 and size > 1
-    if ranks == 1:
-        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    loading = _loader_options(config, device)
+    if ranks == 1 and not isinstance(dataset, DeviceSplit):
+        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last,
+                          **loading)
     # The single process's batches of sample indices: the same loader over range(size) draws the same order.
     indices = DataLoader(range(size), batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
-    global_batches = [batch.tolist() for batch in indices]
-    if global_batches and len(global_batches[-1]) % ranks:
-        global_batches.pop()
-    rank = distributed.rank()
-    return DataLoader(dataset, batch_sampler=[batch[rank::ranks] for batch in global_batches])
+    batches = [batch.tolist() for batch in indices]
+    if ranks > 1:
+        if batches and len(batches[-1]) % ranks:
+            batches.pop()
+        rank = distributed.rank()
+        batches = [batch[rank::ranks] for batch in batches]
+    if isinstance(dataset, DeviceSplit):
+        return dataset.batches(batches)
+    # Its own generator, so that creating the loader draws nothing from torch's global random state.
+    return DataLoader(dataset, batch_sampler=batches, generator=torch.Generator().manual_seed(seed), **loading)
+
+
+def _loader_options(config: RunConfig, device: torch.device) -> dict[str, Any]:
+    """DataLoader workers (``loader_workers``) and pinned host memory for copies to a GPU."""
+    return {"num_workers": config.loader_workers, "pin_memory": device.type == "cuda",
+            "persistent_workers": False}
 
 
 def _evaluate_finite(model: MultiTaskModel, data: MultiTaskData, split: str, config: RunConfig, epoch: int,
-                     device: torch.device) -> dict[str, float]:
+                     device: torch.device, resident: Mapping[str, DeviceSplit]) -> dict[str, float]:
     """One split's metrics, computed by rank 0 and shared with every rank in a distributed job."""
     metrics = None
     if distributed.rank() == 0:
-        metrics = evaluate(model, data.tasks, getattr(data, split), config.eval_batch_size, device, config.precision)
+        dataset = resident.get(split, getattr(data, split))
+        metrics = evaluate(model, data.tasks, dataset, config.eval_batch_size, device, config.precision)
     metrics = distributed.broadcast_object(metrics)
     bad = {key: value for key, value in metrics.items() if not math.isfinite(value)}
     if bad:
@@ -254,18 +282,19 @@ def train(
         if checkpoint is not None:
             state.restore(checkpoint)
 
+    resident = DeviceSplit.all_of(data, device) if config.data_on_device else {}
     task_names = list(data.tasks)
     for epoch in range(state.next_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
         lr = state.optimizer.param_groups[0]["lr"]
-        mean_losses, mean_weights = train_epoch(state, data, config, epoch, device)
+        mean_losses, mean_weights = train_epoch(state, data, config, epoch, device, resident)
         state.method.end_epoch(mean_losses)
         state.scheduler.step()
         record = EpochRecord(
             epoch=epoch,
             train_losses=dict(zip(task_names, mean_losses.tolist(), strict=True)),
-            val=_evaluate_finite(model, data, "val", config, epoch, device),
-            test=_evaluate_finite(model, data, "test", config, epoch, device),
+            val=_evaluate_finite(model, data, "val", config, epoch, device, resident),
+            test=_evaluate_finite(model, data, "test", config, epoch, device, resident),
             mean_weights=dict(zip(task_names, mean_weights.tolist(), strict=True)),
             lr=lr,
             seconds=time.perf_counter() - epoch_start,
