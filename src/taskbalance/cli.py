@@ -128,6 +128,10 @@ def main() -> None:
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
               help="Forward precision of every run [default: the preset's, fp32]; part of a run's identity.")
 @click.option("--deterministic", is_flag=True, help="Deterministic CUDA kernels (not part of a run's identity).")
+@click.option("--data-on-device", is_flag=True,
+              help="Keep in-memory datasets (MultiFashion) on the device and batch there (same result).")
+@click.option("--loader-workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader workers for on-disk datasets [default 0] (part of a run's identity when > 0).")
 @click.option("--mlflow-uri", default=None, metavar="URI",
               help="Also log every run to MLflow at this tracking URI (needs taskbalance[mlflow]), "
                    "e.g. sqlite:///runs/bench/mlflow.db.")
@@ -158,6 +162,8 @@ def bench(
     nproc_per_run: int,
     precision: str | None,
     deterministic: bool,
+    data_on_device: bool,
+    loader_workers: int | None,
     mlflow_uri: str | None,
 ) -> None:
     """Run the paper's protocol and print the table of test Δm per method.
@@ -202,7 +208,8 @@ def bench(
     run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
                                    "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
     for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps),
-                              ("device", device), ("precision", precision), ("deterministic", deterministic or None)):
+                              ("device", device), ("precision", precision), ("deterministic", deterministic or None),
+                              ("data_on_device", data_on_device or None), ("loader_workers", loader_workers)):
         if value is not None:
             run_changes[field_name] = value
     spec_changes: dict[str, Any] = {"delta_m_variant": delta_m_variant,

@@ -133,10 +133,10 @@ def test_a_missing_device_fails_before_any_run(tmp_path: Path, flags: list[str],
 def test_precision_is_part_of_the_runs_and_nproc_per_run_trains_each_run_on_two_processes(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     args = ["bench", *TINY, "--seeds", "0", "--methods", "uwso", "--temperatures", "2", "--out", str(out),
-            "--precision", "bf16", "--nproc-per-run", "2"]
+            "--precision", "bf16", "--nproc-per-run", "2", "--data-on-device"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with RunStore(out / "results.sqlite") as store:
         runs = store.results()
-    assert runs and all(r.config.precision == "bf16" for r in runs)
+    assert runs and all(r.config.precision == "bf16" and r.config.data_on_device for r in runs)
     assert all(r.environment["device"] == "cpu" for r in runs)
