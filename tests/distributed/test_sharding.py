@@ -17,12 +17,12 @@ def test_rank_shares_partition_the_single_process_batches(
 ) -> None:
     dataset = TensorDataset(torch.arange(size))
     config = RunConfig(batch_size=batch_size)
-    single = [batch[0].tolist() for batch in _training_batches(dataset, config, seed=7)]
+    single = [batch[0].tolist() for batch in _training_batches(dataset, config, seed=7, device=torch.device("cpu"))]
     shares = []
     monkeypatch.setattr(distributed, "world_size", lambda: ranks)
     for rank in range(ranks):
         monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
-        shares.append([batch[0].tolist() for batch in _training_batches(dataset, config, seed=7)])
+        shares.append([batch[0].tolist() for batch in _training_batches(dataset, config, seed=7, device=torch.device("cpu"))])
     steps = len(shares[0])
     assert all(len(share) == steps for share in shares)
     # Every global batch that splits evenly over the ranks is trained, as one process trains it.

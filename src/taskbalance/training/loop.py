@@ -174,7 +174,7 @@ def train_epoch(
 
 
 def _training_batches(
-    dataset: Dataset | DeviceSplit, config: RunConfig, seed: int, device: torch.device | None = None
+    dataset: Dataset | DeviceSplit, config: RunConfig, seed: int, device: torch.device
 ) -> Iterable[tuple[Tensor, dict[str, Tensor]]]:
     """The epoch's shuffled batches (seeded); in a distributed job, this rank's share of each global batch.
 
