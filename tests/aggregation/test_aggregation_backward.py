@@ -163,7 +163,7 @@ def test_bad_mode_and_mismatched_weighting_are_refused() -> None:
         MGDA(2, mode="rep")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_tasks=3, expected 2"):
         MGDA(2, weighting=Scalarization(3, weights=[1.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match=r"strategy must be one of \('loop', 'batched'\), got 'vmap'"):
+    with pytest.raises(ValueError, match=r"strategy must be one of \('auto', 'loop', 'batched'\), got 'vmap'"):
         create("pcgrad", 2, strategy="vmap")
 
 
@@ -210,3 +210,12 @@ def test_batched_strategy_handles_a_leaf_two_tasks_share_outside_the_shared_para
     torch.testing.assert_close(grads["batched"][-1], torch.tensor(0.5 + 3.0, dtype=torch.float64))
     for loop, batched in zip(grads["loop"], grads["batched"], strict=True):
         torch.testing.assert_close(batched, loop)
+
+
+def test_auto_strategy_is_the_measured_fastest_on_the_device() -> None:
+    from taskbalance.aggregation.engine import MEASURED_FASTEST, resolve_strategy
+
+    assert MEASURED_FASTEST["cpu"] == "loop"
+    assert resolve_strategy("auto", torch.device("cpu")) == "loop"
+    assert resolve_strategy("batched", torch.device("cpu")) == "batched"
+    assert MGDA(NUM_TASKS).strategy == "auto"

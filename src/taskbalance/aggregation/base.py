@@ -37,8 +37,9 @@ class GradientAggregation(Method):
 
     ``.grad`` is assigned, never accumulated, so nothing stale survives a call.
 
-    Per-task gradients come from K ``torch.autograd.grad`` calls (``strategy="loop"``, the default and the fastest
-    on CPU) or from one vectorised call (``strategy="batched"``, to try on accelerators); see
+    Per-task gradients come from K ``torch.autograd.grad`` calls (``strategy="loop"``, the fastest on CPU) or from
+    one vectorised call (``strategy="batched"``, for accelerators); ``"auto"`` (default) picks the one measured
+    fastest on the device the gradients are on (:data:`~taskbalance.aggregation.engine.MEASURED_FASTEST`); see
     :mod:`taskbalance.aggregation.engine`. What they are taken with respect to is the mode:
 
     - ``mode="parameters"``: w.r.t. the shared parameters (exact per-task gradients, K backward passes through the
@@ -61,7 +62,8 @@ class GradientAggregation(Method):
         num_tasks: K.
         weighting: an optional loss weighting composed with the method.
         mode: ``"parameters"`` or ``"representation"`` (default: the class's ``default_mode``).
-        strategy: ``"loop"`` (default) or ``"batched"``: how the per-task gradients are computed (same values).
+        strategy: ``"auto"`` (default), ``"loop"`` or ``"batched"``: how the per-task gradients are computed (same
+            values).
         task_names: optional names of the K tasks, for error messages.
         validate: raise a ``ValueError`` naming the method, task and value when a loss is NaN or ±inf (one host
             sync per step), instead of letting it reach the solver.
@@ -87,7 +89,7 @@ class GradientAggregation(Method):
         *,
         weighting: LossWeighting | None = None,
         mode: Mode | None = None,
-        strategy: Strategy = "loop",
+        strategy: Strategy = "auto",
         task_names: Sequence[str] | None = None,
         validate: bool = True,
         sync_across_ranks: bool = False,
@@ -298,7 +300,7 @@ class GradientAggregation(Method):
             leaf.grad = grad
 
     def extra_repr(self) -> str:
-        strategy = "" if self.strategy == "loop" else f", strategy={self.strategy!r}"
+        strategy = "" if self.strategy == "auto" else f", strategy={self.strategy!r}"
         return f"num_tasks={self.num_tasks}, mode={self.mode!r}{strategy}"
 
 

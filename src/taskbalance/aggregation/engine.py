@@ -1,9 +1,9 @@
 """Per-task gradients for gradient methods: which leaves each task reaches, and two ways to differentiate.
 
-- ``"loop"`` (default): K ``torch.autograd.grad(loss_k, inputs, retain_graph=True)`` calls. Measured on CPU
-  (docs/performance.md) the fastest route. Each call asks for the shared targets (parameters or
-  representation) *and* the leaves only task k reaches (its head), so one call per task also yields the head
-  gradients and no head is backpropagated twice.
+- ``"loop"`` (what ``"auto"``, the default, picks on CPU): K ``torch.autograd.grad(loss_k, inputs,
+  retain_graph=True)`` calls, measured on CPU (docs/performance.md) the fastest route. Each call asks for the shared
+  targets (parameters or representation) *and* the leaves only task k reaches (its head), so one call per task also
+  yields the head gradients and no head is backpropagated twice.
 - ``"batched"``: one vectorised call (``is_grads_batched=True``: the K rows of the identity pushed through the graph
   at once with ``vmap``). Slower on CPU, and every head then runs K (mostly zero) backward rows, but on an
   accelerator fewer, larger kernels may win; measure with ``benchmarks/gradient_methods.py --batched``.
@@ -19,10 +19,39 @@ from torch import Tensor
 
 from taskbalance.graph import task_leaves, task_roots
 
-Strategy = Literal["loop", "batched"]
-STRATEGIES: tuple[str, ...] = ("loop", "batched")
+Strategy = Literal["auto", "loop", "batched"]
+STRATEGIES: tuple[str, ...] = ("auto", "loop", "batched")
 
-__all__ = ["STRATEGIES", "Strategy", "per_task_gradients", "stack_tasks", "task_leaves", "task_roots"]
+MEASURED_FASTEST: dict[str, str] = {"cpu": "loop"}
+"""Device type → the strategy measured fastest there (``docs/performance.md``); ``"auto"`` picks from it.
+
+Only the CPU is measured so far (the loop: 1.02–1.16× faster than batched, ``benchmarks/gradient_methods.py``).
+A device type without a committed measurement gets the loop as well, until ``benchmarks/gpu_check.py`` has been
+run there and its result entered here.
+"""
+
+__all__ = [
+    "MEASURED_FASTEST",
+    "STRATEGIES",
+    "Strategy",
+    "per_task_gradients",
+    "resolve_strategy",
+    "stack_tasks",
+    "task_leaves",
+    "task_roots",
+]
+
+
+def resolve_strategy(strategy: str, device: torch.device) -> str:
+    """``"auto"`` → the strategy measured fastest on ``device``'s type (the loop where none is measured).
+
+    Example:
+        >>> resolve_strategy("auto", torch.device("cpu")), resolve_strategy("batched", torch.device("cpu"))
+        ('loop', 'batched')
+    """
+    if strategy != "auto":
+        return strategy
+    return MEASURED_FASTEST.get(device.type, "loop")
 
 
 def per_task_gradients(
@@ -30,7 +59,7 @@ def per_task_gradients(
     targets: Sequence[Tensor],
     extra_inputs: Sequence[Sequence[Tensor]],
     *,
-    strategy: Strategy = "loop",
+    strategy: Strategy = "auto",
 ) -> tuple[list[Tensor | None], list[list[Tensor | None]]]:
     """Gradients of every ``losses[k]`` w.r.t. ``targets`` and w.r.t. its own ``extra_inputs[k]``.
 
@@ -45,6 +74,8 @@ def per_task_gradients(
         (zeros for a task that does not reach it), or None when no task reaches it; ``by_extra[k][j]`` is task k's
         gradient of ``extra_inputs[k][j]`` (None where unused).
     """
+    if strategy == "auto":
+        strategy = resolve_strategy(strategy, targets[0].device if targets else torch.device("cpu"))
     if strategy == "batched":
         return _batched_gradients(losses, targets, extra_inputs)
     if strategy != "loop":
