@@ -89,19 +89,25 @@ class Trainer:
 
     def step(self, batch: Batch) -> tuple[float, float]:
         """Wall seconds of the whole step and of the weighting call alone (its forward)."""
-        inputs, left, right, target = batch
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        left_logits, right_logits, regression = self.model(inputs)
-        losses = torch.stack(
-            [F.cross_entropy(left_logits, left), F.cross_entropy(right_logits, right), F.l1_loss(regression, target)]
-        )
+        losses = self.losses(batch)
         weighting_start = time.perf_counter()
         total = self.method(losses)
         weighting_seconds = time.perf_counter() - weighting_start
         total.backward()
         self.optimizer.step()
+        if self.method.needs_losses_after_step:  # FAMO: the same batch's losses after the step, part of its cost
+            with torch.no_grad():
+                self.method.after_step(self.losses(batch))
         return time.perf_counter() - start, weighting_seconds
+
+    def losses(self, batch: Batch) -> Tensor:
+        inputs, left, right, target = batch
+        left_logits, right_logits, regression = self.model(inputs)
+        return torch.stack(
+            [F.cross_entropy(left_logits, left), F.cross_entropy(right_logits, right), F.l1_loss(regression, target)]
+        )
 
 
 def measure(

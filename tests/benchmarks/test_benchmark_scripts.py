@@ -51,12 +51,12 @@ def test_gradient_methods_prints_a_row_per_k_and_method_with_every_variant(capsy
 
 def test_step_overhead_prints_a_ratio_for_every_method(capsys: pytest.CaptureFixture[str]) -> None:
     load("step_overhead").main(
-        ["--steps", "1", "--repeats", "1", "--warmup", "0", "--batch-size", "8", "--methods", "ew", "uwso"]
+        ["--steps", "1", "--repeats", "1", "--warmup", "0", "--batch-size", "8", "--methods", "ew", "uwso", "famo"]
     )
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("method"))
     rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1 :] if line.strip()}
-    assert set(rows) == {"ew", "uwso"}
+    assert set(rows) == {"ew", "uwso", "famo"}
     assert float(rows["ew"][1]) == 1.0  # the ratio column is relative to EW
     assert all(float(value) > 0 for values in rows.values() for value in values)
 
