@@ -9,15 +9,8 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.aggregation.solvers import check_task_gradients, random_partner_orders
 from taskbalance.method import RandomState
-
-
-def random_partner_orders(num_tasks: int, generator: torch.Generator, device: torch.device) -> Tensor:
-    """``[K, K−1]``: row i is the other tasks in a random order (drawn on the CPU ``generator``)."""
-    keys = torch.rand(num_tasks, num_tasks, generator=generator)
-    keys.fill_diagonal_(2.0)  # every key is < 1: the task itself sorts last and is dropped
-    return keys.argsort(dim=1)[:, : num_tasks - 1].to(device)
 
 
 @AGGREGATIONS.register("gradvac")

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.aggregation.solvers import check_task_gradients, random_partner_orders
 from taskbalance.method import RandomState
 
 
@@ -52,10 +52,8 @@ class PCGrad(RandomState, GramAggregation):
     def coefficients(self, gram: Tensor) -> Tensor:
         check_task_gradients(self, torch.diagonal(gram))
         num_tasks = gram.shape[0]
-        # orders[i] = the other tasks in the random order task i is projected on them (drawn on the CPU generator).
-        keys = torch.rand(num_tasks, num_tasks, generator=self.generator)
-        keys.fill_diagonal_(2.0)  # self last, then dropped
-        orders = keys.argsort(dim=1)[:, : num_tasks - 1].to(gram.device)
+        # orders[i] = the other tasks in the random order task i is projected on them.
+        orders = random_partner_orders(num_tasks, self.generator, gram.device)
         squared_norms = torch.diagonal(gram)
         safe_norms = torch.where(squared_norms > 0, squared_norms, torch.ones_like(squared_norms))
         mix = torch.eye(num_tasks, dtype=gram.dtype, device=gram.device)

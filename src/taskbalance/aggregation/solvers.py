@@ -60,6 +60,13 @@ def check_task_gradients(method: Method, squared_norms: Tensor, why_nonzero: str
     raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
 
 
+def random_partner_orders(num_tasks: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """``[K, K−1]``: row i is the other tasks in a random order (drawn on the CPU ``generator``)."""
+    keys = torch.rand(num_tasks, num_tasks, generator=generator)
+    keys.fill_diagonal_(2.0)  # every key is < 1: the task itself sorts last and is dropped
+    return keys.argsort(dim=1)[:, : num_tasks - 1].to(device)
+
+
 def scaled_squared_norms(pieces: list[Tensor], scales: Tensor) -> Tensor:
     """``|s_k·g_k|²`` of every task from its stacked gradient pieces (``[K, ...]`` each)."""
     squared = sum(piece.reshape(piece.shape[0], -1).pow(2).sum(dim=1) for piece in pieces)
