@@ -52,14 +52,7 @@ class DBMTL(GradientAggregation):
 
     requires_positive_losses = True
 
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        beta: float = 0.9,
-        beta_sigma: float = 0.5,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, *, beta: float = 0.9, beta_sigma: float = 0.5, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"DBMTL: beta must be in [0, 1), got {beta!r}")

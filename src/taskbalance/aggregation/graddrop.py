@@ -42,14 +42,7 @@ class GradDrop(RandomState, GradientAggregation):
     }
     default_mode: ClassVar[Mode] = "representation"
 
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        leak: float = 0.0,
-        seed: int = 0,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, *, leak: float = 0.0, seed: int = 0, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if not 0.0 <= leak <= 1.0:
             raise ValueError(f"GradDrop: leak must be in [0, 1], got {leak!r}")

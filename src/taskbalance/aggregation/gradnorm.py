@@ -49,13 +49,7 @@ class GradNorm(GramAggregation):
 
     initial_losses: Tensor
 
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        alpha: float = 1.5,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, *, alpha: float = 1.5, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if not alpha >= 0:
             raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha!r}")

@@ -38,13 +38,7 @@ class PCGrad(RandomState, GramAggregation):
         "seed": "seed of the generator of the projection orders (default 0)",
     }
 
-    def __init__(
-        self,
-        num_tasks: int,
-        *,
-        seed: int = 0,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, *, seed: int = 0, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)

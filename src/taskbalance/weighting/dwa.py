@@ -46,12 +46,7 @@ class DWA(LossWeighting):
     epochs_seen: Tensor
     current_weights: Tensor
 
-    def __init__(
-        self,
-        num_tasks: int,
-        temperature: float = 2.0,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, temperature: float = 2.0, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         self.temperature = positive_temperature("DWA", real_number("DWA", "temperature", temperature))
         # Row 0 = L̄(t−2), row 1 = L̄(t−1).

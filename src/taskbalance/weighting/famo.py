@@ -57,13 +57,7 @@ class FAMO(LossWeighting):
     updates: Tensor
 
     def __init__(
-        self,
-        num_tasks: int,
-        *,
-        lr: float = 0.025,
-        weight_decay: float = 1e-3,
-        same_batch: bool = True,
-        **common: Any,
+        self, num_tasks: int, *, lr: float = 0.025, weight_decay: float = 1e-3, same_batch: bool = True, **common: Any
     ) -> None:
         super().__init__(num_tasks, **common)
         if not real_number("FAMO", "lr", lr) > 0:

@@ -37,12 +37,7 @@ class IMTLL(LossWeighting):
 
     log_scales: nn.Parameter
 
-    def __init__(
-        self,
-        num_tasks: int,
-        init: float = 0.0,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, init: float = 0.0, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if not math.isfinite(real_number("IMTLL", "init", init)):
             raise ValueError(f"IMTLL: init must be a finite log-scale, got {init}")

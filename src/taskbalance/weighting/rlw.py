@@ -44,11 +44,7 @@ class RLW(RandomState, LossWeighting):
     hyperparameters: ClassVar[dict[str, str]] = {"seed": "seed of the weight generator (default: from the global RNG)"}
 
     def __init__(
-        self,
-        num_tasks: int,
-        generator: torch.Generator | None = None,
-        seed: int | None = None,
-        **common: Any,
+        self, num_tasks: int, generator: torch.Generator | None = None, seed: int | None = None, **common: Any
     ) -> None:
         super().__init__(num_tasks, **common)
         if generator is not None and seed is not None:

@@ -41,12 +41,7 @@ class Scalarization(LossWeighting):
 
     scalar_weights: Tensor
 
-    def __init__(
-        self,
-        num_tasks: int,
-        weights: Sequence[float] | Tensor | None = None,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, weights: Sequence[float] | Tensor | None = None, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if weights is None:
             values = [1.0 / num_tasks] * num_tasks

@@ -56,13 +56,7 @@ class UW(LossWeighting):
     log_variances: nn.Parameter
     loss_factors: Tensor
 
-    def __init__(
-        self,
-        num_tasks: int,
-        init: float = 0.0,
-        kinds: Sequence[str] | None = None,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, init: float = 0.0, kinds: Sequence[str] | None = None, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         if not math.isfinite(real_number("UW", "init", init)):
             raise ValueError(f"UW: init must be a finite log-variance, got {init}")

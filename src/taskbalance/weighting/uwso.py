@@ -45,12 +45,7 @@ class UWSO(LossWeighting):
     )}
     requires_positive_losses = True
 
-    def __init__(
-        self,
-        num_tasks: int,
-        temperature: float = 1.0,
-        **common: Any,
-    ) -> None:
+    def __init__(self, num_tasks: int, temperature: float = 1.0, **common: Any) -> None:
         super().__init__(num_tasks, **common)
         self.temperature = positive_temperature("UWSO", real_number("UWSO", "temperature", temperature))
         self.last_weights = torch.full((num_tasks,), 1.0 / num_tasks)
