@@ -170,7 +170,10 @@ class GradientAggregation(Method):
         pieces = [p.float() if p.dtype in (torch.float16, torch.bfloat16) else p for p in pieces]
         if scaled:
             pieces = [p / loss_scale for p in pieces]
-            if not bool(torch.stack([torch.isfinite(p).all() for p in pieces]).all()):
+            overflow = torch.stack([(~torch.isfinite(p)).any() for p in pieces]).any().float()
+            if distributed:  # one rank's overflow skips the step on every rank (they must run the same collectives)
+                overflow = all_reduce_sum(overflow)
+            if bool(overflow > 0):
                 # An overflowing scaled backward: never fed to a solver. inf in the shared gradients makes the
                 # GradScaler skip this step and lower its scale.
                 for p in shared:

@@ -136,11 +136,9 @@ def train_epoch(
         # the epoch means and the divergence check agree on every rank.
         detached = distributed.all_reduce_mean(torch.stack(task_losses).detach())
         _raise_if_not_finite(detached, task_names, "the loss", f"in epoch {epoch}, step {state.global_step}")
-        # The list, not the stack: a gradient method's per-task gradient then never flows back through the other
-        # heads.
         scaler = state.scaler
         method.step(
-            task_losses,
+            task_losses,  # the list, not the stack: a task's gradient then never flows back through the other heads
             shared_parameters=model.shared_parameters(),
             representation=representation,
             # fp16: the scaler's current scale as a tensor on the device (no host sync); 1.0 otherwise.
