@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path("runs/bench")
 # Kept in step with taskbalance.protocol.presets.PRESETS (a test checks it): importing the presets here would load
 # torch and every dataset module for `taskbalance --help`.
-PRESET_NAMES = ("fast", "full", "nyuv2-segnet", "nyuv2-deeplabv3plus", "cityscapes-segnet",
+PRESET_NAMES = ("fast", "full", "reproduction", "nyuv2-segnet", "nyuv2-deeplabv3plus", "cityscapes-segnet",
                 "cityscapes-deeplabv3plus", "celeba-resnet18")
 
 
@@ -461,19 +461,40 @@ def list_methods(as_json: bool) -> None:
 
 @main.command()
 @click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def report(output_dir: Path) -> None:
-    """Write report.md, results.csv and plots from OUTPUT_DIR/results.sqlite."""
+@click.option("--summary", "summary_name", default=None, metavar="NAME",
+              help="Which benchmark of the store to report [default: `bench`, the one `taskbalance bench` writes; "
+                   "a store without it (e.g. the reproduction study's) shows every benchmark's table].")
+def report(output_dir: Path, summary_name: str | None) -> None:
+    """Write report.md, results.csv and plots from OUTPUT_DIR/results.sqlite.
+
+    A store with several benchmarks (the reproduction study keeps one per part) gets the report of the one named
+    by --summary, written to OUTPUT_DIR/NAME/; without --summary its tables are printed.
+    """
     from taskbalance.report import read_summary, render_table, write_report
 
     database = output_dir / "results.sqlite"
     if not database.exists():
         raise click.UsageError(f"{database} does not exist: run `taskbalance bench --out {output_dir}` first")
     with _open_store(database) as store:
-        summary = read_summary(store)
-        if summary is None:
+        names = store.summary_names()
+        if not names:
             raise click.UsageError(f"{database} holds no benchmark summary: run `taskbalance bench` first")
+        if summary_name is None and "bench" not in names:
+            for name in names:
+                summary = read_summary(store, name)
+                assert summary is not None
+                _console().print(f"[bold]{name}[/bold] ({summary.dataset}, {summary.model})")
+                _console().print(render_table(summary))
+            click.echo(f"{database} holds the benchmarks {', '.join(names)}; "
+                       "write the report of one with --summary NAME")
+            return
+        name = summary_name or "bench"
+        if name not in names:
+            raise click.UsageError(f"--summary {name}: {database} holds the benchmarks {', '.join(names)}")
+        summary = read_summary(store, name)
+        assert summary is not None
         _console().print(render_table(summary))
-        path = write_report(store, output_dir)
+        path = write_report(store, output_dir if name == "bench" else output_dir / name, summary_name=name)
     click.echo(f"Report: {path}")
 
 

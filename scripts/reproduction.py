@@ -1,0 +1,276 @@
+"""The converged reproduction of Kirchdorfer et al. 2024 (arXiv 2408.07985) on the embedded MultiFashion dataset.
+
+The study is the ``reproduction`` preset (``taskbalance bench --preset reproduction``: 50 epochs, the rate halved at
+epoch 30, the LR grid {1e-4, 1e-3, 1e-2}, the paper's temperature grid, 3 seeds, grids searched on seed 0) run in
+parts, one per claim, into one resumable store. Every part is a benchmark of the library's protocol (or, for the
+weight-decay grid, plain runs scored against the same single-task baselines); parts share runs through the store,
+e.g. every multilenet part reuses the same single-task baselines.
+
+    python scripts/reproduction.py plan                      # runs and estimated wall time per part
+    nice -n 19 python scripts/reproduction.py run            # every part, in order; resumes where it stopped
+    nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init
+    python scripts/reproduction.py snapshot                  # copy the working store to the committed one
+    python scripts/reproduction.py report                    # docs/results/reproduction/STUDY.md and its plots
+    python scripts/reproduction.py --epochs 1 --lrs 1e-3 ... run   # a tiny study (the tests)
+
+The working store is ``runs/reproduction/results.sqlite`` (with per-run checkpoints beside it, so that a run
+interrupted at any moment resumes at its last epoch); ``snapshot`` copies it, consistently, to
+``docs/results/reproduction/study/results.sqlite``, which is committed. ``run`` starts from the committed copy when
+there is no working store yet, so a fresh clone continues the study where the last snapshot left it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from taskbalance.data import multifashion
+from taskbalance.execution import RunsFailedError, run_configs
+from taskbalance.protocol.bench import BenchSpec, plan, run_bench, stl_configs
+from taskbalance.protocol.presets import PRESETS
+from taskbalance.store import RunStore
+from taskbalance.training.config import RunConfig
+from taskbalance.training.result import RunResult
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "runs" / "reproduction"
+RESULTS = ROOT / "docs" / "results" / "reproduction"
+COMMITTED = RESULTS / "study" / "results.sqlite"
+DEFAULT_BENCH_CSV = ROOT / "docs" / "results" / "results.csv"
+
+LOSS_WEIGHTINGS = ("ew", "uw", "uwo", "uwso", "dwa", "rlw", "imtll", "gls")
+"""The paper's loss weightings; Scalarization, the brute-force reference, is a part of its own."""
+
+UW_INITS = (-2.0, 2.0)
+"""Initial log-variances of UW next to its default 0 (σ² = 1): weights e^{±2} ≈ 7.4 and 0.14 at the start."""
+
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3)
+"""The weight-decay grid next to the preset's 1e-5 (claim 4)."""
+
+WD_METHODS = ("ew", "uwso")
+LARGER_MODEL = "small_cnn"
+
+# The weight-decay grid (18 runs) goes before the two large parts, so that every claim but claim 2 has its numbers
+# early; Scalarization (110 runs) comes last.
+PART_NAMES = ("multilenet", "uw-init-2", "uw-init+2", "weight-decay", LARGER_MODEL, "scalarization")
+
+
+@dataclass(frozen=True)
+class BenchPart:
+    """One benchmark of the study, saved in the store as the summary ``name``."""
+
+    name: str
+    claim: str
+    spec: BenchSpec
+
+
+@dataclass
+class Study:
+    """The study's parts and where its store lives.
+
+    ``changes`` override fields of the preset's spec (e.g. ``lrs``, ``seeds``) and ``run_changes`` fields of its run
+    template (e.g. ``epochs``): the defaults are the study itself; the tests run it at a tiny scale.
+    """
+
+    work: Path = WORK
+    committed: Path = COMMITTED
+    changes: dict[str, Any] = field(default_factory=dict)
+    run_changes: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self, run_changes: dict[str, Any] | None = None, **changes: Any) -> BenchSpec:
+        return PRESETS["reproduction"].spec(
+            list(multifashion.TASK_NAMES), run_changes={**self.run_changes, **(run_changes or {})},
+            **{**self.changes, **changes},
+        )
+
+    def bench_parts(self) -> dict[str, BenchPart]:
+        """The study's benchmarks by name (every multilenet part reuses the same STL baselines)."""
+        parts = [BenchPart("multilenet", "claim 1: UW-SO against the paper's loss weightings",
+                           self.spec(methods=list(LOSS_WEIGHTINGS)))]
+        for init in UW_INITS:
+            parts.append(BenchPart(f"uw-init{init:+g}", "UW's sensitivity to its initial log-variance",
+                                   self.spec(methods=["uw"], method_options={"uw": {"init": init}})))
+        parts.append(BenchPart(LARGER_MODEL, "claim 3: a larger network (small_cnn, 14x the shared parameters)",
+                               self.spec(methods=list(LOSS_WEIGHTINGS), run_changes={"model": LARGER_MODEL})))
+        parts.append(BenchPart("scalarization", "claim 2: UW-SO against brute-force Scalarization",
+                               self.spec(methods=["scalarization"])))
+        return {part.name: part for part in parts}
+
+    def weight_decay_configs(self, uwso_temperature: float) -> list[RunConfig]:
+        """Claim 4: EW and UW-SO (at the temperature the multilenet part selected) over LR × weight decay, on the
+        first seed; the preset's own weight decay is in the multilenet part already."""
+        spec = self.spec()
+        configs = []
+        for weight_decay in (*WEIGHT_DECAYS, spec.run.weight_decay):
+            for method in WD_METHODS:
+                options = {"temperature": uwso_temperature} if method == "uwso" else {}
+                for lr in spec.lrs:
+                    config = spec.config(method, options, lr, spec.seeds[0], spec.trained_tasks)
+                    configs.append(config.replace(weight_decay=weight_decay))
+        return configs
+
+    def open_working_store(self) -> RunStore:
+        self.work.mkdir(parents=True, exist_ok=True)
+        database = self.work / "results.sqlite"
+        if not database.exists() and self.committed.exists():
+            shutil.copyfile(self.committed, database)
+            print(f"continuing from the committed store {self.committed}")
+        return RunStore(database)
+
+    def run(self, names: list[str], workers: int) -> None:
+        parts = self.bench_parts()
+        with self.open_working_store() as store:
+
+            def run_many(configs: list[RunConfig]) -> dict[str, RunResult]:
+                try:
+                    return run_configs(configs, store=store, workers=workers, checkpoint_dir=self.work / "checkpoints",
+                                       progress=print)
+                except RunsFailedError as error:  # a diverged run is a failed run; the part goes on without it
+                    print(error)
+                    return error.results
+
+            for name in names:
+                if name == "weight-decay":
+                    configs = self.weight_decay_configs(selected_temperature(store))
+                    print(f"== weight-decay: {len(configs)} runs (claim 4)")
+                    run_many(configs)
+                    continue
+                part = parts[name]
+                print(f"== {part.name} ({part.claim})")
+                summary = run_bench(part.spec, run_many, log=print)
+                store.save_summary(part.name, summary.to_dict())
+
+    def show_plan(self, workers: int) -> None:
+        preset = PRESETS["reproduction"]
+        epoch_seconds = preset.epoch_seconds or 0.0
+        seen: set[str] = set()
+        parts = self.bench_parts()
+        for name in PART_NAMES:
+            if name == "weight-decay":
+                ids = {c.run_id() for c in self.weight_decay_configs(1.0)}
+                claim = "claim 4: weight decay against learning rate"
+            else:
+                ids = _part_run_ids(parts[name].spec)
+                claim = parts[name].claim
+            new = ids - seen
+            seen |= ids
+            print(f"{name:<14} {len(ids):4d} runs, {len(new):4d} not in an earlier part   ({claim})")
+        epochs = self.spec().run.epochs
+        hours = len(seen) * epochs * epoch_seconds / 3600
+        print(f"total {len(seen)} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours at {epoch_seconds:g} s per "
+              f"multilenet epoch ≈ {hours / workers:.1f} h wall with {workers} workers (small_cnn epochs cost more)")
+
+    def snapshot(self) -> None:
+        source = self.work / "results.sqlite"
+        if not source.exists():
+            raise SystemExit(f"no working store at {source}")
+        self.committed.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.committed.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        with closing(sqlite3.connect(source)) as reader, closing(sqlite3.connect(partial)) as writer:
+            reader.backup(writer)  # a consistent copy even while the study writes to the store
+        partial.replace(self.committed)
+        print(f"{self.committed}: {self.committed.stat().st_size / 1e6:.1f} MB")
+
+
+def selected_temperature(store: RunStore) -> float:
+    summary = store.load_summary("multilenet")
+    if summary is None:
+        raise SystemExit("the weight-decay part needs the multilenet part's selected UW-SO temperature: run it first")
+    method = next(m for m in summary["methods"] if m["method"] == "uwso")
+    return float(method["selected"]["options"]["temperature"])
+
+
+def _part_run_ids(spec: BenchSpec) -> set[str]:
+    """The runs of a part: STL and phase 1 by id; phase 2, which depends on phase 1's selection, by count."""
+    ids = {c.run_id() for per_lr in stl_configs(spec).values() for seeds in per_lr for c in seeds}
+    ids |= {f"phase2:{id(spec)}:{m.method}:{i}" for m in plan(spec).methods for i in range(m.phase2_runs)}
+    for method in spec.methods:
+        points = spec.grid(method)
+        seeds = spec.searched_seeds(len(points) * len(spec.lrs))
+        for options in points:
+            for lr in spec.lrs:
+                ids |= {spec.config(method, options, lr, s, spec.trained_tasks).run_id() for s in seeds}
+    return ids
+
+
+def _csv(kind: type, text: str) -> list[Any]:
+    return [kind(part) for part in text.split(",") if part.strip()]
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=WORK, help="working store and checkpoints [runs/reproduction]")
+    parser.add_argument("--committed", type=Path, default=COMMITTED, help="the committed store")
+    parser.add_argument("--report-dir", type=Path, default=RESULTS, help="where `report` writes STUDY.md")
+    parser.add_argument("--default-csv", type=Path, default=DEFAULT_BENCH_CSV,
+                        help="results.csv of the default benchmark, for Kendall's τ")
+    scale = parser.add_argument_group("scale (for tests; the defaults are the study)")
+    scale.add_argument("--epochs", type=int)
+    scale.add_argument("--max-steps", type=int)
+    scale.add_argument("--lrs", help="comma-separated")
+    scale.add_argument("--seeds", help="comma-separated")
+    scale.add_argument("--temperatures", help="comma-separated")
+    scale.add_argument("--simplex-step", type=float)
+    scale.add_argument("--num-train", type=int, help="MultiFashion training samples (validation and test: a fifth)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan_parser = commands.add_parser("plan", help="runs and estimated wall time per part")
+    plan_parser.add_argument("--workers", type=int, default=2)
+    run_parser = commands.add_parser("run", help="run parts of the study (resumes)")
+    run_parser.add_argument("--parts", default=",".join(PART_NAMES), help=f"comma-separated, of {list(PART_NAMES)}")
+    run_parser.add_argument("--workers", type=int, default=2)
+    commands.add_parser("snapshot", help="copy the working store to the committed one")
+    commands.add_parser("report", help="write the study's report from the committed store")
+    return parser
+
+
+def study_of(args: argparse.Namespace) -> Study:
+    """The study at the scale and paths the arguments name."""
+    changes: dict[str, Any] = {}
+    run_changes: dict[str, Any] = {}
+    for name, kind, text in (("lrs", float, args.lrs), ("seeds", int, args.seeds),
+                             ("temperatures", float, args.temperatures)):
+        if text is not None:
+            changes[name] = _csv(kind, text)
+    if args.simplex_step is not None:
+        changes.update(simplex_step=args.simplex_step, simplex_min_weight=args.simplex_step)
+    if args.epochs is not None:
+        run_changes["epochs"] = args.epochs
+    if args.max_steps is not None:
+        run_changes["max_steps_per_epoch"] = args.max_steps
+    if args.num_train is not None:
+        run_changes["dataset_options"] = {"num_train": args.num_train, "num_val": max(1, args.num_train // 5),
+                                          "num_test": max(1, args.num_train // 5)}
+    return Study(work=args.work, committed=args.committed, changes=changes, run_changes=run_changes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argument_parser()
+    args = parser.parse_args(argv)
+    study = study_of(args)
+    torch.set_num_threads(1)
+    if args.command == "run":
+        names = [name.strip() for name in args.parts.split(",") if name.strip()]
+        unknown = [name for name in names if name not in PART_NAMES]
+        if unknown:
+            parser.error(f"--parts: unknown part(s) {unknown}; the parts are {list(PART_NAMES)}")
+        study.run(names, args.workers)
+    elif args.command == "plan":
+        study.show_plan(args.workers)
+    elif args.command == "snapshot":
+        study.snapshot()
+    else:
+        from reproduction_report import write_study_report  # scripts/, beside this file
+
+        print(write_study_report(study, args.report_dir, args.default_csv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+"""The verdict of the reproduction study (scripts/reproduction.py): STUDY.md and its plots, from the committed store.
+
+Every number is read from the store: the parts' benchmark summaries (``taskbalance report`` renders the same tables)
+and, for the weight-decay grid, the runs themselves, scored against the multilenet part's single-task baselines.
+A part that has not run yet is reported as such; no number is filled in for it.
+
+Verdicts compare means over the seeds against the seed-to-seed noise: a difference counts when it exceeds the
+combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds), and "mixed"
+is the verdict when the direction of the claim holds but not by more than that noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from taskbalance.protocol.selection import score, selected_record
+from taskbalance.protocol.summary import BenchSummary, MethodSummary
+from taskbalance.report import read_summary
+from taskbalance.report.plots import BETTER, DPI, method_title
+from taskbalance.report.ranking import common_items, kendall_tau
+from taskbalance.store import RunStore
+
+if TYPE_CHECKING:
+    from reproduction import Study
+
+CONFIRMED, NOT_CONFIRMED, MIXED, NOT_RUN = "confirmed", "not confirmed", "mixed", "not run yet"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    why: str
+
+    def line(self) -> str:
+        return f"**Verdict: {self.label}.** {self.why}"
+
+
+def noise(*methods: MethodSummary) -> float:
+    """Combined seed standard deviation of the methods' mean Δm."""
+    return math.sqrt(sum(m.delta_m_std**2 for m in methods))
+
+
+def finished(summary: BenchSummary) -> list[MethodSummary]:
+    return [m for m in summary.methods if not m.failed and math.isfinite(m.delta_m_mean)]
+
+
+def by_name(summary: BenchSummary | None, name: str) -> MethodSummary | None:
+    if summary is None:
+        return None
+    return next((m for m in finished(summary) if m.method == name), None)
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "—" if not math.isfinite(value) else f"{value:+.{digits}f}"
+
+
+def pm(method: MethodSummary) -> str:
+    return f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
+
+
+def selected_text(method: MethodSummary) -> str:
+    """``lr 0.001, temperature=5``: the selected learning rate and options (method_title's, without the label)."""
+    title = method_title(method)
+    options = title[len(method.label) + 2:-1] if title != method.label else ""
+    return f"lr {method.selected.lr:g}" + (f", {options}" if options else "")
+
+
+# ---------------------------------------------------------------------------------------------------------- claims
+
+
+def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
+    """Claim 1: UW-SO's test Δm is lower than every other loss weighting's."""
+    uwso = by_name(summary, "uwso")
+    if summary is None or uwso is None:
+        return Verdict(NOT_RUN, "The multilenet part has not finished.")
+    others = [m for m in finished(summary) if m.method not in ("uwso", "scalarization")]
+    clearly_better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean - noise(m, uwso)]
+    better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean]
+    within = [m for m in others if abs(m.delta_m_mean - uwso.delta_m_mean) <= noise(m, uwso)]
+    if clearly_better:
+        names = ", ".join(f"{m.label} ({pm(m)})" for m in clearly_better)
+        return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is beaten by more than the seed noise by {names}.")
+    if better:
+        names = ", ".join(f"{m.label} ({pm(m)})" for m in better)
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is not the best: {names} have a lower mean, within the seed "
+                              "noise, so the data cannot separate them.")
+    if within:
+        names = ", ".join(f"{m.label} ({pm(m)})" for m in within)
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) has the lowest mean, but {names} are within the seed noise of it.")
+    return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) has the lowest test Δm, lower than every other loss weighting by "
+                              "more than the seed noise.")
+
+
+def claim_close_to_scalarization(paper: BenchSummary | None, brute: BenchSummary | None) -> Verdict:
+    """Claim 2: UW-SO comes close to the best Scalarization at a fraction of its cost."""
+    uwso, scalarization = by_name(paper, "uwso"), by_name(brute, "scalarization")
+    if uwso is None or scalarization is None:
+        return Verdict(NOT_RUN, "The scalarization part (or the multilenet part) has not finished.")
+    gap = uwso.delta_m_mean - scalarization.delta_m_mean
+    cost = scalarization.cpu_seconds / uwso.cpu_seconds if uwso.cpu_seconds else math.inf
+    runs = f"{scalarization.runs} runs and {cost:.1f}× the CPU time of UW-SO's {uwso.runs}"
+    if gap <= 0:
+        return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) is at least as good as the best Scalarization "
+                                  f"({pm(scalarization)}), which costs {runs}.")
+    if gap <= noise(uwso, scalarization):
+        return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) is {gap:.2f} points behind the best Scalarization "
+                                  f"({pm(scalarization)}), within the seed noise; Scalarization costs {runs}.")
+    return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is {gap:.2f} points behind the best Scalarization "
+                                  f"({pm(scalarization)}), more than the seed noise "
+                                  f"({noise(uwso, scalarization):.2f}); Scalarization costs {runs}.")
+
+
+@dataclass(frozen=True)
+class Spread:
+    model: str
+    methods: int
+    max_minus_min: float
+    std_over_methods: float
+    mean_seed_std: float
+
+
+def spread(summary: BenchSummary, methods: Sequence[str]) -> Spread:
+    chosen = [m for m in finished(summary) if m.method in methods]
+    means = np.array([m.delta_m_mean for m in chosen])
+    return Spread(summary.model, len(chosen), float(means.max() - means.min()), float(means.std()),
+                  float(np.mean([m.delta_m_std for m in chosen])))
+
+
+def claim_larger_network(small: BenchSummary | None, large: BenchSummary | None) -> tuple[Verdict, list[Spread]]:
+    """Claim 3: the spread of Δm across methods shrinks for the larger network."""
+    if small is None or large is None:
+        return Verdict(NOT_RUN, "The multilenet or the larger model's part has not finished."), []
+    common = [m.method for m in finished(small) if by_name(large, m.method) is not None]
+    a, b = spread(small, common), spread(large, common)
+    noise_level = max(a.mean_seed_std, b.mean_seed_std)
+    text = (f"Over the {len(common)} methods both finished, max − min of the mean test Δm is "
+            f"{a.max_minus_min:.2f} points on {a.model} and {b.max_minus_min:.2f} on {b.model} (a method's seed "
+            f"standard deviation is {a.mean_seed_std:.2f} and {b.mean_seed_std:.2f} on average).")
+    if b.max_minus_min < a.max_minus_min - noise_level:
+        return Verdict(CONFIRMED, text + " The spread shrinks by more than the seed noise."), [a, b]
+    if b.max_minus_min > a.max_minus_min + noise_level:
+        return Verdict(NOT_CONFIRMED, text + " The spread grows by more than the seed noise."), [a, b]
+    direction = "shrinks" if b.max_minus_min < a.max_minus_min else "grows"
+    return Verdict(MIXED, text + f" The spread {direction}, but by less than the seed noise."), [a, b]
+
+
+@dataclass(frozen=True)
+class DecayGrid:
+    """Validation Δm (first seed) of one method over learning rate × weight decay; NaN where a run is missing."""
+
+    method: str
+    lrs: list[float]
+    weight_decays: list[float]
+    val_delta_m: np.ndarray  # [weight decay, lr]
+    test_delta_m: np.ndarray
+
+    def range_over_lr(self) -> np.ndarray:
+        return np.nanmax(self.val_delta_m, axis=1) - np.nanmin(self.val_delta_m, axis=1)
+
+    def range_over_decay(self) -> np.ndarray:
+        return np.nanmax(self.val_delta_m, axis=0) - np.nanmin(self.val_delta_m, axis=0)
+
+
+def decay_grids(study: Study, store: RunStore, paper: BenchSummary) -> list[DecayGrid]:
+    uwso = by_name(paper, "uwso")
+    if uwso is None:
+        return []
+    configs = study.weight_decay_configs(float(uwso.selected.options["temperature"]))
+    reference_val = {k: v for k, v in paper.baseline_val.items() if k not in paper.excluded_metrics}
+    reference_test = {k: v for k, v in paper.baseline_test.items() if k not in paper.excluded_metrics}
+    lrs = sorted({c.lr for c in configs})
+    decays = sorted({c.weight_decay for c in configs})
+    grids = []
+    for method in dict.fromkeys(c.method for c in configs):
+        val = np.full((len(decays), len(lrs)), np.nan)
+        test = np.full_like(val, np.nan)
+        for config in (c for c in configs if c.method == method):
+            result = store.get(config.run_id())
+            if result is None:
+                continue
+            record = selected_record(result, reference_val, paper.delta_m_variant)
+            i, j = decays.index(config.weight_decay), lrs.index(config.lr)
+            val[i, j] = score(record.val, reference_val, paper.higher_is_better, paper.delta_m_variant)
+            test[i, j] = score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant)
+        grids.append(DecayGrid(method, lrs, decays, val, test))
+    return grids
+
+
+def claim_weight_decay(grids: Sequence[DecayGrid]) -> Verdict:
+    """Claim 4: tuning the weight decay matters little next to tuning the learning rate."""
+    if not grids or any(np.isnan(g.val_delta_m).any() for g in grids):
+        return Verdict(NOT_RUN, "The weight-decay grid has not finished.")
+    if any(len(g.lrs) < 2 or len(g.weight_decays) < 2 for g in grids):
+        return Verdict(NOT_RUN, "The comparison needs at least two learning rates and two weight decays.")
+    over_lr = float(np.mean([g.range_over_lr().mean() for g in grids]))
+    over_decay = float(np.mean([g.range_over_decay().mean() for g in grids]))
+    best_lr_decay = float(np.mean([g.range_over_decay()[int(np.nanargmin(np.nanmin(g.val_delta_m, axis=0)))]
+                                   for g in grids]))
+    text = (f"Validation Δm moves by {over_lr:.2f} points on average when the learning rate changes at a fixed "
+            f"weight decay, and by {over_decay:.2f} when the weight decay changes at a fixed learning rate "
+            f"({best_lr_decay:.2f} at each method's best learning rate); one seed per cell.")
+    if over_decay <= over_lr / 2 and best_lr_decay <= over_lr / 2:
+        return Verdict(CONFIRMED, text)
+    if over_decay >= over_lr:
+        return Verdict(NOT_CONFIRMED, text)
+    return Verdict(MIXED, text + " The weight decay matters less, but not by a factor of two.")
+
+
+def uw_init_verdict(paper: BenchSummary | None, by_init: Mapping[float, BenchSummary | None]) -> Verdict:
+    """UW's known weakness: sensitivity to the initial log-variance."""
+    results = {0.0: by_name(paper, "uw"), **{init: by_name(s, "uw") for init, s in by_init.items()}}
+    if any(m is None for m in results.values()):
+        return Verdict(NOT_RUN, "Not every UW initialisation has finished.")
+    methods = [m for m in results.values() if m is not None]
+    lowest = min(methods, key=lambda m: m.delta_m_mean)
+    highest = max(methods, key=lambda m: m.delta_m_mean)
+    text = "; ".join(f"init {init:+g}: {pm(m)} ({selected_text(m)})" for init, m in sorted(results.items())
+                     if m is not None)
+    if highest.delta_m_mean - lowest.delta_m_mean > noise(lowest, highest):
+        return Verdict(CONFIRMED, f"UW's test Δm depends on its initial log-variance by more than the seed noise "
+                                  f"({text}), even after the learning rate is tuned for each initialisation.")
+    return Verdict(NOT_CONFIRMED, f"Once the learning rate is tuned for each initialisation, UW's test Δm does not "
+                                  f"differ by more than the seed noise ({text}).")
+
+
+# ------------------------------------------------------------------------------------------------------- rankings
+
+
+def default_ranking(path: Path) -> list[str]:
+    """The methods of the committed default benchmark (results.csv), best first."""
+    with path.open() as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: int(row["rank"]))
+    return [row["method"] for row in rows]
+
+
+def study_ranking(paper: BenchSummary | None, brute: BenchSummary | None) -> list[str]:
+    methods = [*(finished(paper) if paper else []), *([by_name(brute, "scalarization")] if brute else [])]
+    return [m.method for m in sorted((m for m in methods if m is not None), key=lambda m: m.delta_m_mean)]
+
+
+# ---------------------------------------------------------------------------------------------------------- plots
+
+
+def plot_models(summaries: Sequence[BenchSummary], path: Path) -> Path:
+    """Test Δm (mean ± std over seeds) per method, one bar per model size."""
+    methods = [m.method for m in finished(summaries[0])]
+    labels = {m.method: m.label for s in summaries for m in s.methods}
+    figure = Figure(figsize=(7.0, 1.2 + 0.45 * len(methods) * len(summaries)), dpi=DPI)
+    axes = figure.subplots()
+    height = 0.8 / len(summaries)
+    colours = ("#264653", "#e9c46a", "#2a9d8f")
+    for k, summary in enumerate(summaries):
+        rows = [(i, by_name(summary, name)) for i, name in enumerate(methods)]
+        rows = [(i, m) for i, m in rows if m is not None]
+        axes.barh([i + k * height for i, _ in rows], [m.delta_m_mean for _, m in rows], height=height,
+                  xerr=[m.delta_m_std for _, m in rows], color=colours[k % len(colours)], label=summary.model,
+                  capsize=2)
+    axes.set_yticks([i + height * (len(summaries) - 1) / 2 for i in range(len(methods))],
+                    [labels[m] for m in methods])
+    axes.invert_yaxis()
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_xlabel("test Δm (%), lower is better; mean ± std over 3 seeds")
+    axes.legend(loc="best")
+    figure.subplots_adjust(left=0.16, right=0.97, top=0.97, bottom=0.45 / (1.2 + 0.45 * len(methods)))
+    figure.savefig(path)
+    return path
+
+
+def plot_compute(methods: Sequence[MethodSummary], path: Path) -> Path:
+    """Test Δm against the CPU time spent on each method (its grid search and seeds), log scale."""
+    figure = Figure(figsize=(7.0, 4.2), dpi=DPI)
+    axes = figure.subplots()
+    hours = [m.cpu_seconds / 3600 for m in methods]
+    axes.errorbar(hours, [m.delta_m_mean for m in methods], yerr=[m.delta_m_std for m in methods], fmt="o",
+                  color="#264653", capsize=2)
+    for x, m in zip(hours, methods, strict=True):
+        axes.annotate(m.label, (x, m.delta_m_mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("CPU-hours spent on the method (grid search + seeds)")
+    axes.set_ylabel("test Δm (%)")
+    axes.axhline(0, color="black", linewidth=0.8)
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.96, bottom=0.13)
+    figure.savefig(path)
+    return path
+
+
+def plot_decay(grids: Sequence[DecayGrid], labels: Mapping[str, str], path: Path) -> Path:
+    """Heat maps of validation Δm over learning rate × weight decay, one per method."""
+    figure = Figure(figsize=(4.6 * len(grids), 3.8), dpi=DPI)
+    panels = figure.subplots(1, len(grids), squeeze=False)[0]
+    for axes, grid in zip(panels, grids, strict=True):
+        image = axes.imshow(grid.val_delta_m, cmap="RdYlGn_r", aspect="auto")
+        for (i, j), value in np.ndenumerate(grid.val_delta_m):
+            axes.text(j, i, "—" if np.isnan(value) else f"{value:+.1f}", ha="center", va="center", fontsize=9)
+        axes.set_xticks(range(len(grid.lrs)), [f"{lr:g}" for lr in grid.lrs])
+        axes.set_yticks(range(len(grid.weight_decays)), [f"{wd:g}" for wd in grid.weight_decays])
+        axes.set_xlabel("learning rate")
+        axes.set_ylabel("weight decay")
+        axes.set_title(f"{labels.get(grid.method, grid.method)}: validation Δm (%)")
+        figure.colorbar(image, ax=axes)
+    figure.subplots_adjust(left=0.1, right=0.95, top=0.9, bottom=0.15, wspace=0.35)
+    figure.savefig(path)
+    return path
+
+
+def plot_temperature(uwso: MethodSummary, path: Path) -> Path:
+    """UW-SO's validation Δm (first seed) against its temperature, one line per learning rate."""
+    figure = Figure(figsize=(7.0, 4.2), dpi=DPI)
+    axes = figure.subplots()
+    for lr in sorted({p.lr for p in uwso.grid}):
+        points = sorted((p.options["temperature"], p.val_delta_m) for p in uwso.grid if p.lr == lr)
+        axes.plot([t for t, _ in points], [v for _, v in points], marker="o", label=f"lr {lr:g}")
+    axes.plot([uwso.selected.options["temperature"]], [uwso.selected.val_delta_m], marker="*", markersize=14,
+              color=BETTER, linestyle="none", label="selected")
+    axes.set_xscale("log")
+    axes.set_xlabel("temperature T")
+    axes.set_ylabel("validation Δm (%), seed 0")
+    axes.legend(loc="best")
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.96, bottom=0.13)
+    figure.savefig(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------- report
+
+
+def method_table(summary: BenchSummary) -> list[str]:
+    lines = ["| rank | method | selected | validation Δm | test Δm (mean ± std) | per seed | runs | CPU-h |",
+             "|---:|---|---|---:|---:|---|---:|---:|"]
+    for m in summary.methods:
+        if m.failed:
+            lines.append(f"| — | {m.label} | failed | | | | {m.runs} | {m.cpu_seconds / 3600:.2f} |")
+            continue
+        seeds = ", ".join(f"{v:+.2f}" for v in m.delta_m_per_seed)
+        lines.append(f"| {m.rank} | {m.label} | {selected_text(m)} | {m.selected.val_delta_m:+.2f} | {pm(m)} | "
+                     f"{seeds} | {m.runs} | {m.cpu_seconds / 3600:.2f} |")
+    return lines
+
+
+def baseline_table(summary: BenchSummary) -> list[str]:
+    lines = ["| metric | STL validation | STL test |", "|---|---:|---:|"]
+    for key in summary.metric_keys:
+        val, test = summary.baseline_val.get(key, math.nan), summary.baseline_test.get(key, math.nan)
+        lines.append(f"| {key} | {val:.4f} | {test:.4f} |")
+    return lines
+
+
+def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
+    """Write ``STUDY.md`` and its plots into ``out_dir`` from ``study.committed``; return the report's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with RunStore(study.committed) as store:
+        summaries = {name: read_summary(store, name) for name in store.summary_names()}
+        statuses = store.statuses()
+        paper = summaries.get("multilenet")
+        brute = summaries.get("scalarization")
+        large = summaries.get("small_cnn")
+        grids = decay_grids(study, store, paper) if paper is not None else []
+    labels = {m.method: m.label for s in summaries.values() if s for m in s.methods}
+    spec = study.spec()
+    text: list[str] = [
+        "# The converged reproduction of Kirchdorfer et al. 2024 on MultiFashion",
+        "",
+        "Generated by `python scripts/reproduction.py report` from the committed store "
+        "`study/results.sqlite`; `taskbalance report` renders each part's table from the same store.",
+        "",
+        "## Setup",
+        "",
+        f"* `taskbalance bench --preset reproduction`: embedded MultiFashion (10,000 / 2,000 / 2,000 samples, tasks "
+        f"{', '.join(spec.trained_tasks)}), `{spec.run.model}`, Adam, weight decay {spec.run.weight_decay:g}, batch "
+        f"{spec.run.batch_size}, {spec.run.epochs} epochs, learning rate halved at epoch {spec.run.lr_step} (both "
+        "from the convergence measurement in README.md).",
+        f"* Learning-rate grid {spec.lrs} for every method and for the single-task (STL) baselines; UW-SO's "
+        f"temperature grid {spec.temperatures}; Scalarization's full simplex (step {spec.simplex_step:g}, every "
+        f"weight ≥ {spec.simplex_min_weight:g}); seeds {spec.seeds}.",
+        "* Selection by validation Δm (the epoch of each run, then the grid point), test Δm reported as mean ± std "
+        "over the seeds.",
+        "* **Cut to fit 2 CPU cores:** each method's grid is searched on seed 0 and only the selected point is run "
+        "on seeds 1 and 2 (the paper runs every grid point on every seed); the STL baselines run every learning "
+        "rate on every seed. The weight-decay grid is one seed per cell.",
+        "",
+        f"Runs in the store: {sum(1 for s in statuses.values() if s == 'finished')} finished, "
+        f"{sum(1 for s in statuses.values() if s == 'running')} unfinished, "
+        f"{sum(1 for s in statuses.values() if s == 'failed')} failed. Parts finished: "
+        f"{', '.join(sorted(summaries)) or 'none'}.",
+        "",
+    ]
+    plots: dict[str, str] = {}
+
+    text += ["## Claim 1: UW-SO outperforms EW, UW, DWA, RLW, IMTL-L and GLS", ""]
+    if paper is not None:
+        text += [*method_table(paper), "", *(f"* {note}" for note in paper.notes), ""]
+        text += ["STL baselines (mean over seeds at each seed's selected epoch, per task its best learning rate):",
+                 "", *baseline_table(paper), ""]
+    text += [claim_uwso_best(paper).line(), ""]
+
+    text += ["## Claim 2: UW-SO comes close to the best brute-force Scalarization at a fraction of its cost", ""]
+    scalarization = by_name(brute, "scalarization")
+    if brute is not None:
+        text += [*method_table(brute), ""]
+    if paper is not None:
+        compute = [*finished(paper), *([scalarization] if scalarization else [])]
+        plots["compute"] = plot_compute(compute, out_dir / "study_compute.png").name
+        text += [f"![test Δm against compute]({plots['compute']})", ""]
+    text += [claim_close_to_scalarization(paper, brute).line(), ""]
+
+    text += ["## Claim 3: larger networks diminish the influence of the weighting method", ""]
+    verdict3, spreads = claim_larger_network(paper, large)
+    if large is not None:
+        text += [f"`{large.model}`:", "", *method_table(large), ""]
+    if spreads:
+        text += ["| model | methods | max − min of mean Δm | std over methods | mean seed std |",
+                 "|---|---:|---:|---:|---:|"]
+        text += [f"| {s.model} | {s.methods} | {s.max_minus_min:.2f} | {s.std_over_methods:.2f} | "
+                 f"{s.mean_seed_std:.2f} |" for s in spreads]
+        text += [""]
+    if paper is not None:
+        shown = [s for s in (paper, large) if s is not None]
+        plots["models"] = plot_models(shown, out_dir / "study_models.png").name
+        text += [f"![test Δm per method and model]({plots['models']})", ""]
+    text += [verdict3.line(), ""]
+
+    text += ["## Claim 4: tuning weight decay matters little compared to the learning rate", ""]
+    if grids:
+        plots["decay"] = plot_decay(grids, labels, out_dir / "study_weight_decay.png").name
+        text += [f"![validation Δm over learning rate and weight decay]({plots['decay']})", ""]
+        for grid in grids:
+            text += [f"{labels.get(grid.method, grid.method)}, test Δm at each cell's selected epoch (seed 0): "
+                     + "; ".join(f"wd {wd:g}: " + ", ".join(f"lr {lr:g} {fmt(grid.test_delta_m[i, j])}"
+                                                            for j, lr in enumerate(grid.lrs))
+                                 for i, wd in enumerate(grid.weight_decays)), ""]
+    text += [claim_weight_decay(grids).line(), ""]
+
+    text += ["## UW's sensitivity to its initial log-variance (Kendall et al. 2018)", ""]
+    by_init = {float(name.removeprefix("uw-init")): summaries.get(name) for name in ("uw-init-2", "uw-init+2")}
+    rows = [(0.0, by_name(paper, "uw")), *((init, by_name(s, "uw")) for init, s in by_init.items())]
+    text += ["| initial log-variance | selected | validation Δm per lr (seed 0) | test Δm |", "|---:|---|---|---:|"]
+    for init, m in rows:
+        if m is None:
+            text.append(f"| {init:+g} | not run yet | | |")
+            continue
+        per_lr = ", ".join(f"{p.lr:g}: {p.val_delta_m:+.2f}" for p in sorted(m.grid, key=lambda p: p.lr))
+        text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} |")
+    text += ["", uw_init_verdict(paper, by_init).line(), ""]
+
+    text += ["## UW-SO's temperature", ""]
+    uwso = by_name(paper, "uwso")
+    if uwso is not None:
+        plots["temperature"] = plot_temperature(uwso, out_dir / "study_temperature.png").name
+        temperatures = sorted({p.options["temperature"] for p in uwso.grid})
+        chosen = uwso.selected.options["temperature"]
+        edge = chosen in (temperatures[0], temperatures[-1])
+        text += [f"![UW-SO's validation Δm against T]({plots['temperature']})", "",
+                 f"Selected T = {chosen:g} at lr {uwso.selected.lr:g} from {temperatures}."
+                 + (" **It sits at an edge of the grid: the grid has to be extended past it.**" if edge else
+                    " It is inside the grid, so the grid needs no extension."), ""]
+    else:
+        text += ["Not run yet.", ""]
+
+    text += ["## The default benchmark against the study", ""]
+    if paper is not None and default_csv.exists():
+        default = default_ranking(default_csv)
+        ranking = study_ranking(paper, brute)
+        common = common_items(ranking, default)
+        tau = kendall_tau(ranking, default)
+        text += [f"Study ranking (best first): {', '.join(labels.get(m, m) for m in ranking)}.",
+                 f"Default `taskbalance bench` ranking ({default_csv.name}): "
+                 f"{', '.join(labels.get(m, m) for m in default)}.",
+                 f"Kendall's τ over the {len(common)} methods both rank: **{tau:+.2f}**"
+                 + (" (the same order)." if tau == 1 else " — the default benchmark's ranking is not the study's."),
+                 ""]
+    else:
+        text += ["Not run yet.", ""]
+    report = out_dir / "STUDY.md"
+    report.write_text("\n".join(text))
+    return report
+

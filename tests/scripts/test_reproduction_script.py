@@ -1,0 +1,187 @@
+"""scripts/reproduction.py at a tiny scale: every part runs into one store, resumes, snapshots, and the report
+carries each claim's verdict, computed from the summaries in the store; plus the verdict rules on made-up numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from taskbalance.cli import main as cli
+from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
+from taskbalance.report import read_summary
+from taskbalance.store import RunStore
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+TINY = ["--epochs", "1", "--lrs", "1e-3,1e-2", "--seeds", "0,1", "--temperatures", "1,5", "--simplex-step", "0.25",
+        "--num-train", "48", "--max-steps", "1"]
+
+
+def load(name: str) -> ModuleType:
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))  # the report module imports the study module by name, as the script does
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, Path, list[str]]:
+    root = tmp_path_factory.mktemp("study")
+    script = load("reproduction")
+    args = ["--work", str(root / "work"), "--committed", str(root / "committed" / "results.sqlite"),
+            "--report-dir", str(root / "report"), "--default-csv", str(SCRIPTS.parent / "docs/results/results.csv"),
+            *TINY]
+    threads = torch.get_num_threads()
+    try:
+        script.main([*args, "run", "--workers", "1"])
+        script.main([*args, "snapshot"])
+    finally:
+        torch.set_num_threads(threads)
+    return script, root, args
+
+
+def test_every_part_lands_in_one_store_and_a_rerun_trains_nothing(
+    tiny_study: tuple[ModuleType, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    script, root, args = tiny_study
+    with RunStore(root / "committed" / "results.sqlite") as store:
+        assert sorted(store.summary_names()) == sorted(n for n in script.PART_NAMES if n != "weight-decay")
+        finished = {rid for rid, status in store.statuses().items() if status == "finished"}
+        multilenet = read_summary(store, "multilenet")
+        uw_init = read_summary(store, "uw-init+2")
+    assert multilenet is not None and uw_init is not None
+    # The UW-init part shares the multilenet part's STL baselines (the same runs, so the same baseline).
+    assert uw_init.baseline_test == multilenet.baseline_test
+    assert {m.method for m in multilenet.methods} == set(script.LOSS_WEIGHTINGS)
+    uwso = next(m for m in multilenet.methods if m.method == "uwso")
+    study = script.study_of(script.argument_parser().parse_args([*args, "plan"]))
+    decay_ids = {c.run_id() for c in study.weight_decay_configs(uwso.selected.options["temperature"])}
+    assert len(decay_ids) == 4 * 2 * 2  # weight decays × methods × learning rates
+    assert decay_ids <= finished  # every weight-decay run trained, whatever the study's scale
+
+    capsys.readouterr()
+    threads = torch.get_num_threads()
+    try:
+        script.main([*args, "run", "--workers", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert "[1/" not in capsys.readouterr().out  # nothing trained again
+    with RunStore(root / "work" / "results.sqlite") as store:
+        assert {rid for rid, s in store.statuses().items() if s == "finished"} == finished
+
+
+def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
+    tiny_study: tuple[ModuleType, Path, list[str]]
+) -> None:
+    script, root, args = tiny_study
+    threads = torch.get_num_threads()
+    try:
+        script.main([*args, "report"])
+    finally:
+        torch.set_num_threads(threads)
+    text = (root / "report" / "STUDY.md").read_text()
+    for heading in ("## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "## UW's sensitivity",
+                    "## UW-SO's temperature", "## The default benchmark against the study"):
+        assert heading in text
+    assert text.count("**Verdict: ") == 5
+    with RunStore(root / "committed" / "results.sqlite") as store:
+        multilenet = read_summary(store, "multilenet")
+    assert multilenet is not None
+    uwso = next(m for m in multilenet.methods if m.method == "uwso")
+    assert f"{uwso.delta_m_mean:+.2f} ± {uwso.delta_m_std:.2f}" in text
+    assert "Kendall's τ over the" in text
+    for plot in ("study_compute.png", "study_models.png", "study_weight_decay.png", "study_temperature.png"):
+        assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
+
+
+def test_taskbalance_report_lists_and_writes_the_study_parts(tiny_study: tuple[ModuleType, Path, list[str]]) -> None:
+    _, root, _ = tiny_study
+    folder = root / "committed"
+    listed = CliRunner().invoke(cli, ["report", str(folder)])
+    assert listed.exit_code == 0, listed.output
+    assert "holds the benchmarks multilenet" in listed.output and "--summary NAME" in listed.output
+    written = CliRunner().invoke(cli, ["report", str(folder), "--summary", "small_cnn"])
+    assert written.exit_code == 0, written.output
+    assert (folder / "small_cnn" / "report.md").exists() and (folder / "small_cnn" / "results.csv").exists()
+    unknown = CliRunner().invoke(cli, ["report", str(folder), "--summary", "resnet"])
+    assert unknown.exit_code == 2 and "--summary resnet" in unknown.output and "Traceback" not in unknown.output
+
+
+# ------------------------------------------------------------------------------------------ verdicts on made-up numbers
+
+
+def method(name: str, mean: float, std: float, cpu_seconds: float = 100.0, runs: int = 5) -> MethodSummary:
+    point = GridPoint({}, 1e-3, mean, [])
+    return MethodSummary(name, name.upper(), point, mean, std, [mean - std, mean + std], {}, {}, 0, runs,
+                         cpu_seconds, [point], [])
+
+
+def summary(model: str, *methods: MethodSummary) -> BenchSummary:
+    return BenchSummary("multifashion", model, ["a", "b"], [], {}, "all_metrics", {}, {}, list(methods), [0, 1])
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    load("reproduction")
+    return load("reproduction_report")
+
+
+@pytest.mark.parametrize(
+    ("ew_mean", "label"),
+    [(5.0, "confirmed"), (1.5, "mixed"), (0.5, "mixed"), (-3.0, "not confirmed")],
+    ids=["clearly-best", "best-within-noise", "second-within-noise", "clearly-beaten"],
+)
+def test_claim1_verdict_weighs_gaps_against_the_seed_noise(report: ModuleType, ew_mean: float, label: str) -> None:
+    # Noise of the UW-SO/EW gap: √(1² + 1²) ≈ 1.41.
+    verdict = report.claim_uwso_best(summary("multilenet", method("uwso", 1.0, 1.0), method("ew", ew_mean, 1.0)))
+    assert verdict.label == label
+
+
+def test_claim2_counts_cost_and_closeness(report: ModuleType) -> None:
+    paper = summary("multilenet", method("uwso", 2.0, 0.5, cpu_seconds=100.0, runs=23))
+    close = report.claim_close_to_scalarization(paper, summary("multilenet", method("scalarization", 1.5, 0.5,
+                                                                                    cpu_seconds=500.0, runs=110)))
+    assert close.label == "confirmed" and "5.0× the CPU time" in close.why and "110 runs" in close.why
+    far = report.claim_close_to_scalarization(paper, summary("multilenet", method("scalarization", -2.0, 0.5)))
+    assert far.label == "not confirmed"
+    assert report.claim_close_to_scalarization(paper, None).label == "not run yet"
+
+
+def test_claim3_compares_spreads_over_common_methods(report: ModuleType) -> None:
+    small = summary("multilenet", method("uwso", 0.0, 0.5), method("ew", 10.0, 0.5), method("gls", 5.0, 0.5))
+    shrinks = summary("small_cnn", method("uwso", 0.0, 0.5), method("ew", 2.0, 0.5), method("gls", 1.0, 0.5))
+    grows = summary("small_cnn", method("uwso", 0.0, 0.5), method("ew", 20.0, 0.5), method("gls", 1.0, 0.5))
+    verdict, spreads = report.claim_larger_network(small, shrinks)
+    assert verdict.label == "confirmed" and [s.max_minus_min for s in spreads] == [10.0, 2.0]
+    assert report.claim_larger_network(small, grows)[0].label == "not confirmed"
+    assert report.claim_larger_network(small, None)[0].label == "not run yet"
+
+
+def test_claim4_compares_ranges_over_lr_and_weight_decay(report: ModuleType) -> None:
+    import numpy as np
+
+    lr_matters = report.DecayGrid("ew", [1e-4, 1e-3], [0.0, 1e-5], np.array([[10.0, 2.0], [10.5, 2.2]]),
+                                  np.zeros((2, 2)))
+    wd_matters = report.DecayGrid("ew", [1e-4, 1e-3], [0.0, 1e-5], np.array([[2.0, 2.5], [10.0, 10.0]]),
+                                  np.zeros((2, 2)))
+    missing = report.DecayGrid("ew", [1e-4, 1e-3], [0.0, 1e-5], np.array([[2.0, np.nan], [10.0, 10.0]]),
+                               np.zeros((2, 2)))
+    assert report.claim_weight_decay([lr_matters]).label == "confirmed"
+    assert report.claim_weight_decay([wd_matters]).label == "not confirmed"
+    assert report.claim_weight_decay([missing]).label == "not run yet"
+
+
+def test_selected_text_keeps_the_whole_weight_vector(report: ModuleType) -> None:
+    point = GridPoint({"weights": [0.25, 0.25, 0.5]}, 1e-2, 0.0, [])
+    scalarization = MethodSummary("scalarization", "Scalarization", point, 0.0, 0.0, [0.0], {}, {}, 1, 1, 1.0)
+    assert report.selected_text(scalarization) == "lr 0.01, weights=(0.25, 0.25, 0.5)"
+    assert report.selected_text(method("ew", 1.0, 0.1)) == "lr 0.001"
