@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
+from collections.abc import Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from taskbalance.data import multifashion
 from taskbalance.execution import RunsFailedError, run_configs
 from taskbalance.protocol.bench import BenchSpec, plan, run_bench, stl_configs
 from taskbalance.protocol.presets import PRESETS
+from taskbalance.protocol.summary import BenchSummary
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
 from taskbalance.training.result import RunResult
@@ -144,7 +146,15 @@ class Study:
                     continue
                 part = parts[name]
                 print(f"== {part.name} ({part.claim})")
-                summary = run_bench(part.spec, run_many, log=print)
+                spec = part.spec
+                summary = run_bench(spec, run_many, log=print)
+                for _ in range(MAX_EXTENSIONS):
+                    wider = extended_temperatures(spec.temperatures, selected_options(summary, "uwso"))
+                    if wider is None:
+                        break
+                    print(f"UW-SO's selected T sits at an edge of {spec.temperatures}: extending to {wider}")
+                    spec = replace(spec, temperatures=wider)
+                    summary = run_bench(spec, run_many, log=print)  # reruns nothing that already finished
                 store.save_summary(part.name, summary.to_dict())
 
     def show_plan(self, workers: int) -> None:
@@ -178,6 +188,39 @@ class Study:
             reader.backup(writer)  # a consistent copy even while the study writes to the store
         partial.replace(self.committed)
         print(f"{self.committed}: {self.committed.stat().st_size / 1e6:.1f} MB")
+
+
+MAX_EXTENSIONS = 3
+EDGE_FACTORS = (1.5, 2.5)
+"""An edge temperature T is extended by T·1.5 and T·2.5 (upward) or T/1.5 and T/2.5 (downward): 20 → 30, 50."""
+
+
+def selected_options(summary: BenchSummary, method: str) -> dict[str, Any] | None:
+    chosen = next((m for m in summary.methods if m.method == method and not m.failed), None)
+    return None if chosen is None else chosen.selected.options
+
+
+def extended_temperatures(grid: Sequence[float], selected: Mapping[str, Any] | None) -> list[float] | None:
+    """The temperature grid widened past the selected T when T sits at its edge (None: no extension needed).
+
+    The paper's grid is searched, so an edge selection says the best T may lie outside it.
+
+    Example:
+        >>> extended_temperatures([1.0, 5.0, 20.0], {"temperature": 20.0})
+        [1.0, 5.0, 20.0, 30.0, 50.0]
+        >>> extended_temperatures([1.0, 5.0, 20.0], {"temperature": 5.0}) is None
+        True
+    """
+    if selected is None or "temperature" not in selected or len(grid) < 2:
+        return None
+    chosen = float(selected["temperature"])
+    if chosen == max(grid):
+        extra = [chosen * f for f in EDGE_FACTORS]
+    elif chosen == min(grid):
+        extra = [round(chosen / f, 6) for f in EDGE_FACTORS]
+    else:
+        return None
+    return sorted({*grid, *extra})
 
 
 def selected_temperature(store: RunStore) -> float:

@@ -63,6 +63,9 @@ def test_every_part_lands_in_one_store_and_a_rerun_trains_nothing(
     assert uw_init.baseline_test == multilenet.baseline_test
     assert {m.method for m in multilenet.methods} == set(script.LOSS_WEIGHTINGS)
     uwso = next(m for m in multilenet.methods if m.method == "uwso")
+    # Both points of the tiny grid {1, 5} are edges, so the part widened the grid past the first selection.
+    temperatures = sorted({p.options["temperature"] for p in uwso.grid})
+    assert set(temperatures) > {1.0, 5.0}
     study = script.study_of(script.argument_parser().parse_args([*args, "plan"]))
     decay_ids = {c.run_id() for c in study.weight_decay_configs(uwso.selected.options["temperature"])}
     assert len(decay_ids) == 4 * 2 * 2  # weight decays × methods × learning rates
@@ -114,6 +117,15 @@ def test_taskbalance_report_lists_and_writes_the_study_parts(tiny_study: tuple[M
     assert (folder / "small_cnn" / "report.md").exists() and (folder / "small_cnn" / "results.csv").exists()
     unknown = CliRunner().invoke(cli, ["report", str(folder), "--summary", "resnet"])
     assert unknown.exit_code == 2 and "--summary resnet" in unknown.output and "Traceback" not in unknown.output
+
+
+def test_temperature_grid_is_extended_only_past_an_edge_selection() -> None:
+    script = load("reproduction")
+    grid = [1.0, 3.0, 20.0]
+    assert script.extended_temperatures(grid, {"temperature": 20.0}) == [1.0, 3.0, 20.0, 30.0, 50.0]
+    assert script.extended_temperatures(grid, {"temperature": 1.0}) == [0.4, 0.666667, 1.0, 3.0, 20.0]
+    assert script.extended_temperatures(grid, {"temperature": 3.0}) is None
+    assert script.extended_temperatures(grid, None) is None  # UW-SO failed: nothing to extend
 
 
 # ------------------------------------------------------------------------------------------ verdicts on made-up numbers
