@@ -214,12 +214,12 @@ def bench(
             run_changes[field_name] = value
     spec_changes: dict[str, Any] = {"delta_m_variant": delta_m_variant,
                                     "method_options": _method_options(method_option_pairs)}
-    for field_name, kind, value in (("methods", str, methods_csv), ("seeds", int, seeds_csv),
-                                    ("temperatures", float, temperatures_csv)):
+    for field_name, kind, value in (("methods", str, methods_csv), ("seeds", int, seeds_csv)):
         if value is not None:
             spec_changes[field_name] = _csv(kind, value)
-    if lrs_csv is not None:
-        spec_changes["lrs"] = _positive_csv("--lrs", lrs_csv)
+    for field_name, flag, value in (("lrs", "--lrs", lrs_csv), ("temperatures", "--temperatures", temperatures_csv)):
+        if value is not None:
+            spec_changes[field_name] = _positive_csv(flag, value)
     try:
         spec = preset.spec(task_names, run_changes=run_changes, **spec_changes)
     except (ValueError, KeyError) as error:

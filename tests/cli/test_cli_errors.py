@@ -29,6 +29,21 @@ def usage_error(args: list[str], *expected: str) -> str:
     return result.output
 
 
+@pytest.mark.parametrize("temperatures", ["0", "-1", "1,0", "inf"])
+def test_bench_refuses_a_temperature_that_is_not_positive(tmp_path: Path, temperatures: str) -> None:
+    args = ["bench", *TINY, "--temperatures", temperatures, "--out", str(tmp_path / "b")]
+    usage_error(args, "--temperatures", "finite number > 0")
+    usage_error([*args, "--dry-run"], "--temperatures", "finite number > 0")  # before planning, too
+
+
+def test_uwso_grid_refuses_a_temperature_that_is_not_positive() -> None:
+    from taskbalance.types import SearchSpace
+    from taskbalance.weighting.uwso import UWSO
+
+    with pytest.raises(ValueError, match=r"finite and > 0 \(--temperatures\), got 0"):
+        UWSO.search_grid(SearchSpace(num_tasks=2, temperatures=(1.0, 0.0)))
+
+
 @pytest.mark.parametrize("lrs", ["0", "-1", "1e-3,0", "nan"])
 def test_bench_refuses_a_learning_rate_that_is_not_positive(tmp_path: Path, lrs: str) -> None:
     usage_error(["bench", *TINY, "--lrs", lrs, "--out", str(tmp_path / "b")], "--lrs", "finite number > 0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -75,4 +76,7 @@ class UWSO(LossWeighting):
         """
         if not space.temperatures:
             raise ValueError("UW-SO's temperature grid is empty: give at least one temperature (--temperatures)")
+        bad = [t for t in space.temperatures if not (math.isfinite(t) and t > 0)]
+        if bad:
+            raise ValueError(f"UW-SO's temperatures must be finite and > 0 (--temperatures), got {bad[0]:g}")
         return [{"temperature": float(t)} for t in space.temperatures]
