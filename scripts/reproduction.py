@@ -8,7 +8,8 @@ e.g. every multilenet part reuses the same single-task baselines.
 
     python scripts/reproduction.py plan                      # runs and estimated wall time per part
     nice -n 19 python scripts/reproduction.py run            # every part, in order; resumes where it stopped
-    nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init
+    nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init-2
+    python scripts/reproduction.py run --device cuda --runs-per-device 8   # on a GPU box, into the same store
     python scripts/reproduction.py snapshot                  # copy the working store to the committed one
     python scripts/reproduction.py report                    # docs/results/reproduction/STUDY.md and its plots
     python scripts/reproduction.py --epochs 1 --lrs 1e-3 ... run   # a tiny study (the tests)
@@ -34,11 +35,13 @@ import torch
 
 from taskbalance.data import multifashion
 from taskbalance.execution import RunsFailedError, run_configs
+from taskbalance.execution.placement import GpuPlacement, visible_gpus
 from taskbalance.protocol.bench import BenchSpec, plan, run_bench, stl_configs
 from taskbalance.protocol.presets import PRESETS
 from taskbalance.protocol.summary import BenchSummary
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
+from taskbalance.training.devices import DeviceError, resolve_device
 from taskbalance.training.result import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +88,7 @@ class Study:
     committed: Path = COMMITTED
     changes: dict[str, Any] = field(default_factory=dict)
     run_changes: dict[str, Any] = field(default_factory=dict)
+    placement: GpuPlacement | None = None
 
     def spec(self, run_changes: dict[str, Any] | None = None, **changes: Any) -> BenchSpec:
         return PRESETS["reproduction"].spec(
@@ -133,7 +137,7 @@ class Study:
             def run_many(configs: list[RunConfig]) -> dict[str, RunResult]:
                 try:
                     return run_configs(configs, store=store, workers=workers, checkpoint_dir=self.work / "checkpoints",
-                                       progress=print)
+                                       progress=print, placement=self.placement)
                 except RunsFailedError as error:  # a diverged run is a failed run; the part goes on without it
                     print(error)
                     return error.results
@@ -268,7 +272,11 @@ def argument_parser() -> argparse.ArgumentParser:
     plan_parser.add_argument("--workers", type=int, default=2)
     run_parser = commands.add_parser("run", help="run parts of the study (resumes)")
     run_parser.add_argument("--parts", default=",".join(PART_NAMES), help=f"comma-separated, of {list(PART_NAMES)}")
-    run_parser.add_argument("--workers", type=int, default=2)
+    run_parser.add_argument("--workers", type=int, default=2, help="parallel runs on the CPU")
+    run_parser.add_argument("--device", default="auto",
+                            help="auto (CUDA, else MPS, else CPU), cpu, cuda, ...: not part of a run's identity, so "
+                                 "GPU runs land in the same store [auto]")
+    run_parser.add_argument("--runs-per-device", type=int, default=4, help="runs sharing one GPU at a time [4]")
     commands.add_parser("snapshot", help="copy the working store to the committed one")
     commands.add_parser("report", help="write the study's report from the committed store")
     return parser
@@ -291,7 +299,16 @@ def study_of(args: argparse.Namespace) -> Study:
     if args.num_train is not None:
         run_changes["dataset_options"] = {"num_train": args.num_train, "num_val": max(1, args.num_train // 5),
                                           "num_test": max(1, args.num_train // 5)}
-    return Study(work=args.work, committed=args.committed, changes=changes, run_changes=run_changes)
+    placement = None
+    if args.command == "run":
+        run_changes["device"] = args.device
+        try:
+            if resolve_device(args.device).type == "cuda":
+                placement = GpuPlacement(visible_gpus(), args.runs_per_device)
+        except DeviceError as error:
+            raise SystemExit(f"--device: {error}") from None
+    return Study(work=args.work, committed=args.committed, changes=changes, run_changes=run_changes,
+                 placement=placement)
 
 
 def main(argv: list[str] | None = None) -> None:
