@@ -267,7 +267,7 @@ def plot_models(summaries: Sequence[BenchSummary], path: Path) -> Path:
                     [labels[m] for m in methods])
     axes.invert_yaxis()
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_xlabel("test Δm (%), lower is better; mean ± std over 3 seeds")
+    axes.set_xlabel(f"test Δm (%), lower is better; mean ± std over {len(summaries[0].seeds)} seeds")
     axes.legend(loc="best")
     figure.subplots_adjust(left=0.16, right=0.97, top=0.97, bottom=0.45 / (1.2 + 0.45 * len(methods)))
     figure.savefig(path)
