@@ -10,6 +10,7 @@ e.g. every multilenet part reuses the same single-task baselines.
     nice -n 19 python scripts/reproduction.py run            # every part, in order; resumes where it stopped
     nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init-2
     python scripts/reproduction.py run --device cuda --runs-per-device 8   # on a GPU box, into the same store
+    python scripts/reproduction.py status                    # how far each part has come
     python scripts/reproduction.py snapshot                  # copy the working store to the committed one
     python scripts/reproduction.py report                    # docs/results/reproduction/STUDY.md and its plots
     python scripts/reproduction.py --epochs 1 --lrs 1e-3 ... run   # a tiny study (the tests)
@@ -181,6 +182,27 @@ class Study:
         print(f"total {len(seen)} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours at {epoch_seconds:g} s per "
               f"multilenet epoch ≈ {hours / workers:.1f} h wall with {workers} workers (small_cnn epochs cost more)")
 
+    def show_status(self) -> None:
+        """Per part: its phase-1 runs finished in the working (else the committed) store, and its summary."""
+        database = self.work / "results.sqlite"
+        if not database.exists():
+            database = self.committed
+        if not database.exists():
+            print("no store yet: nothing has run")
+            return
+        with RunStore(database) as store:
+            finished = {rid for rid, status in store.statuses().items() if status == "finished"}
+            failed = sum(1 for status in store.statuses().values() if status == "failed")
+            summaries = set(store.summary_names())
+        parts = self.bench_parts()
+        for name in PART_NAMES:
+            if name == "weight-decay":
+                continue
+            ids = {i for i in _part_run_ids(parts[name].spec) if not i.startswith("phase2:")}
+            state = "summary saved" if name in summaries else "no summary yet"
+            print(f"{name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
+        print(f"{database}: {len(finished)} runs finished, {failed} failed")
+
     def snapshot(self) -> None:
         source = self.work / "results.sqlite"
         if not source.exists():
@@ -277,6 +299,7 @@ def argument_parser() -> argparse.ArgumentParser:
                             help="auto (CUDA, else MPS, else CPU), cpu, cuda, ...: not part of a run's identity, so "
                                  "GPU runs land in the same store [auto]")
     run_parser.add_argument("--runs-per-device", type=int, default=4, help="runs sharing one GPU at a time [4]")
+    commands.add_parser("status", help="how far each part has come")
     commands.add_parser("snapshot", help="copy the working store to the committed one")
     commands.add_parser("report", help="write the study's report from the committed store")
     return parser
@@ -324,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         study.run(names, args.workers)
     elif args.command == "plan":
         study.show_plan(args.workers)
+    elif args.command == "status":
+        study.show_status()
     elif args.command == "snapshot":
         study.snapshot()
     else:

@@ -78,6 +78,9 @@ def test_every_part_lands_in_one_store_and_a_rerun_trains_nothing(
     finally:
         torch.set_num_threads(threads)
     assert "[1/" not in capsys.readouterr().out  # nothing trained again
+    script.main([*args, "status"])
+    status = capsys.readouterr().out
+    assert "multilenet     phase 1:" in status and "summary saved" in status and " 0 failed" in status
     with RunStore(root / "work" / "results.sqlite") as store:
         assert {rid for rid, s in store.statuses().items() if s == "finished"} == finished
 
