@@ -31,6 +31,7 @@ LABELS = {
     "famo": "FAMO",
     "stch": "STCH",
     "si": "SI",
+    "go4align": "GO4Align",
     "mgda": "MGDA",
     "mgda_ub": "MGDA-UB",
     "pcgrad": "PCGrad",

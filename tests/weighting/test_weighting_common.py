@@ -18,6 +18,7 @@ from taskbalance.weighting import (
     UWO,
     UWSO,
     WEIGHTINGS,
+    GO4Align,
     LossWeighting,
     Scalarization,
     create,
@@ -36,6 +37,7 @@ EXPECTED = {
     "famo": FAMO,
     "stch": STCH,
     "si": SI,
+    "go4align": GO4Align,
 }
 
 

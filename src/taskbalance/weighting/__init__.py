@@ -7,7 +7,8 @@ Adding UW-SO to an existing training loop (``losses`` = the list of per-task los
 
 Every method is a ``torch.nn.Module`` built as ``Method(num_tasks, **hyper_parameters)`` (or by registry name with
 :func:`create`), exposes the detached weights of its last call as ``last_weights``, and has an ``end_epoch`` hook
-(used by DWA). Methods: EW, Scalarization, UW, UW-O, UW-SO, DWA, RLW, IMTL-L, GLS, FAMO, STCH, SI; see docs/methods.md.
+(used by DWA). Methods: EW, Scalarization, UW, UW-O, UW-SO, DWA, RLW, IMTL-L, GLS, FAMO, STCH, SI,
+GO4Align; see docs/methods.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from taskbalance.weighting.dwa import DWA
 from taskbalance.weighting.ew import EW
 from taskbalance.weighting.famo import FAMO
 from taskbalance.weighting.gls import GLS
+from taskbalance.weighting.go4align import GO4Align
 from taskbalance.weighting.imtll import IMTLL
 from taskbalance.weighting.registry import WEIGHTINGS
 from taskbalance.weighting.rlw import RLW
@@ -55,6 +57,7 @@ __all__ = [
     "UWO",
     "UWSO",
     "WEIGHTINGS",
+    "GO4Align",
     "LossWeighting",
     "Scalarization",
     "create",
