@@ -40,6 +40,7 @@ from taskbalance.execution.placement import GpuPlacement, visible_gpus
 from taskbalance.protocol.bench import BenchSpec, plan, run_bench, stl_configs
 from taskbalance.protocol.presets import FAST_TEMPERATURES, PRESETS
 from taskbalance.protocol.summary import BenchSummary
+from taskbalance.report import read_summary
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
 from taskbalance.training.devices import DeviceError, resolve_device
@@ -171,22 +172,26 @@ class Study:
 
     def show_plan(self, workers: int) -> None:
         seen: set[str] = set()
-        hours = 0.0
+        total, hours = 0, 0.0
         parts = self.bench_parts()
         epochs = self.spec().run.epochs
         for name in PART_NAMES:
             if name == "weight-decay":
                 ids = {c.run_id() for c in self.weight_decay_configs(1.0)}
-                claim, model = "claim 4: weight decay against learning rate", self.spec().run.model
+                claim, model, selected_runs = "claim 4: weight decay against learning rate", self.spec().run.model, 0
             else:
-                ids = _part_run_ids(parts[name].spec)
-                claim, model = parts[name].claim, parts[name].spec.run.model
-            new = ids - seen
+                spec = parts[name].spec
+                ids = _phase1_run_ids(spec)
+                # Phase 2 runs the selected point on the other seeds: known by count only, and never shared.
+                claim, model, selected_runs = parts[name].claim, spec.run.model, plan(spec).phase2_runs
+            new = len(ids - seen) + selected_runs
             seen |= ids
-            part_hours = len(new) * epochs * EPOCH_SECONDS[model] / 3600
+            total += new
+            part_hours = new * epochs * EPOCH_SECONDS[model] / 3600
             hours += part_hours
-            print(f"{name:<14} {len(ids):4d} runs, {len(new):4d} new, ≈ {part_hours:4.1f} CPU-thread-h   ({claim})")
-        print(f"total {len(seen)} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours ≈ {hours / workers:.1f} h wall "
+            print(f"{name:<14} {len(ids) + selected_runs:4d} runs, {new:4d} new, ≈ {part_hours:4.1f} CPU-thread-h   "
+                  f"({claim})")
+        print(f"total {total} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours ≈ {hours / workers:.1f} h wall "
               f"with {workers} workers (seconds per epoch: {EPOCH_SECONDS})")
 
     def show_status(self) -> None:
@@ -198,14 +203,15 @@ class Study:
             print("no store yet: nothing has run")
             return
         with RunStore(database) as store:
-            finished = {rid for rid, status in store.statuses().items() if status == "finished"}
-            failed = sum(1 for status in store.statuses().values() if status == "failed")
+            statuses = store.statuses()
+            finished = {rid for rid, status in statuses.items() if status == "finished"}
+            failed = sum(1 for status in statuses.values() if status == "failed")
             summaries = set(store.summary_names())
         parts = self.bench_parts()
         for name in PART_NAMES:
             if name == "weight-decay":
                 continue
-            ids = {i for i in _part_run_ids(parts[name].spec) if not i.startswith("phase2:")}
+            ids = _phase1_run_ids(parts[name].spec)
             state = "summary saved" if name in summaries else "no summary yet"
             print(f"{name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
         print(f"{database}: {len(finished)} runs finished, {failed} failed")
@@ -257,17 +263,16 @@ def extended_temperatures(grid: Sequence[float], selected: Mapping[str, Any] | N
 
 
 def selected_temperature(store: RunStore) -> float:
-    summary = store.load_summary("multilenet")
-    if summary is None:
+    summary = read_summary(store, "multilenet")
+    options = None if summary is None else selected_options(summary, "uwso")
+    if options is None:
         raise SystemExit("the weight-decay part needs the multilenet part's selected UW-SO temperature: run it first")
-    method = next(m for m in summary["methods"] if m["method"] == "uwso")
-    return float(method["selected"]["options"]["temperature"])
+    return float(options["temperature"])
 
 
-def _part_run_ids(spec: BenchSpec) -> set[str]:
-    """The runs of a part: STL and phase 1 by id; phase 2, which depends on phase 1's selection, by count."""
+def _phase1_run_ids(spec: BenchSpec) -> set[str]:
+    """The runs a part starts before any selection: its STL baselines and its grid search."""
     ids = {c.run_id() for per_lr in stl_configs(spec).values() for seeds in per_lr for c in seeds}
-    ids |= {f"phase2:{id(spec)}:{m.method}:{i}" for m in plan(spec).methods for i in range(m.phase2_runs)}
     for method in spec.methods:
         points = spec.grid(method)
         seeds = spec.searched_seeds(len(points) * len(spec.lrs))
