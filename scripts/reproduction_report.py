@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from taskbalance import methods as method_registry
 from taskbalance.protocol.selection import score, selected_record
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
 from taskbalance.report import read_summary
@@ -85,18 +86,25 @@ def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
     clearly_better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean - noise(m, uwso)]
     better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean]
     within = [m for m in others if abs(m.delta_m_mean - uwso.delta_m_mean) <= noise(m, uwso)]
+    beaten = [m for m in others if m.delta_m_mean > uwso.delta_m_mean + noise(m, uwso)]
+    beaten_text = (f" It beats {listed(beaten)} by more than the seed noise." if beaten else
+                   " It beats no other weighting by more than the seed noise.")
     if clearly_better:
-        names = ", ".join(f"{m.label} ({pm(m)})" for m in clearly_better)
-        return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is beaten by more than the seed noise by {names}.")
+        return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is beaten by more than the seed noise by "
+                                      f"{listed(clearly_better)}.{beaten_text}")
     if better:
-        names = ", ".join(f"{m.label} ({pm(m)})" for m in better)
-        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is not the best: {names} have a lower mean, within the seed "
-                              "noise, so the data cannot separate them.")
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is not the best: {listed(better)} have a lower mean, within the "
+                              f"seed noise, so the data cannot separate them.{beaten_text}")
     if within:
-        names = ", ".join(f"{m.label} ({pm(m)})" for m in within)
-        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) has the lowest mean, but {names} are within the seed noise of it.")
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) has the lowest mean, but {listed(within)} are within the seed "
+                              f"noise of it.{beaten_text}")
     return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) has the lowest test Δm, lower than every other loss weighting by "
                               "more than the seed noise.")
+
+
+def listed(methods: Sequence[MethodSummary]) -> str:
+    """``EW (+7.57 ± 1.53), DWA (+7.59 ± 1.58)``."""
+    return ", ".join(f"{m.label} ({pm(m)})" for m in methods)
 
 
 def claim_close_to_scalarization(paper: BenchSummary | None, brute: BenchSummary | None) -> Verdict:
@@ -363,7 +371,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         brute = summaries.get("scalarization")
         large = summaries.get("small_cnn")
         grids = decay_grids(study, store, paper) if paper is not None else []
-    labels = {m.method: m.label for s in summaries.values() if s for m in s.methods}
+    labels = {name: method_registry.label(name) for name in method_registry.names()}
     spec = study.spec()
     text: list[str] = [
         "# The converged reproduction of Kirchdorfer et al. 2024 on MultiFashion",

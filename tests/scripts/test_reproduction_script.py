@@ -161,6 +161,16 @@ def test_claim1_verdict_weighs_gaps_against_the_seed_noise(report: ModuleType, e
     assert verdict.label == label
 
 
+def test_claim1_verdict_names_what_uwso_beats_and_what_it_cannot_separate(report: ModuleType) -> None:
+    verdict = report.claim_uwso_best(summary("multilenet", method("uwso", 1.0, 1.0), method("ew", 5.0, 1.0),
+                                             method("gls", 1.5, 1.0)))
+    assert verdict.label == "mixed"
+    assert "GLS (+1.50 ± 1.00) are within the seed noise" in verdict.why
+    assert "It beats EW (+5.00 ± 1.00) by more than the seed noise." in verdict.why
+    alone = report.claim_uwso_best(summary("multilenet", method("uwso", 1.0, 1.0), method("gls", 1.5, 1.0)))
+    assert "It beats no other weighting" in alone.why
+
+
 def test_claim2_counts_cost_and_closeness(report: ModuleType) -> None:
     paper = summary("multilenet", method("uwso", 2.0, 0.5, cpu_seconds=100.0, runs=23))
     close = report.claim_close_to_scalarization(paper, summary("multilenet", method("scalarization", 1.5, 0.5,
