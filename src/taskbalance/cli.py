@@ -498,5 +498,41 @@ def report(output_dir: Path, summary_name: str | None) -> None:
     click.echo(f"Report: {path}")
 
 
+@main.command()
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+def merge(output_dir: Path, sources: tuple[Path, ...]) -> None:
+    """Copy into OUTPUT_DIR/results.sqlite the finished runs of other stores that it lacks.
+
+    For one sweep run in pieces on several machines (part on a GPU box, part here): each SOURCE is a results.sqlite
+    file or a folder holding one (another machine's --out). A run finished in both is the same experiment (a run
+    id does not depend on the device) and OUTPUT_DIR's result is kept; runs that are running or failed in a SOURCE
+    are not copied. Summaries are not copied: rerun `taskbalance bench --out OUTPUT_DIR` with the sweep's flags,
+    which trains only what is still missing and writes the summary and the report.
+    """
+    database = output_dir / "results.sqlite"
+    files = []
+    for source in sources:
+        file = source / "results.sqlite" if source.is_dir() else source
+        if not file.is_file():
+            raise click.UsageError(f"SOURCE {source}: no results store there (expected a results.sqlite file or a "
+                                   "folder holding one)")
+        if file.resolve() == database.resolve():
+            raise click.UsageError(f"SOURCE {source} is OUTPUT_DIR's own store")
+        files.append(file)
+    from taskbalance.store import StoreError
+
+    with _open_store(database) as target:
+        for file in files:
+            with _open_store(file) as source:
+                try:
+                    copied = target.merge_from(source)
+                except StoreError as error:
+                    raise click.ClickException(str(error)) from None
+            click.echo(f"{file}: {len(copied)} finished run(s) copied")
+        finished = sum(1 for status in target.statuses().values() if status == "finished")
+    click.echo(f"{database}: {finished} finished runs")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

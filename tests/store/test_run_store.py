@@ -256,3 +256,47 @@ def test_a_corrupt_or_truncated_file_is_named_with_what_to_do(tmp_path: Path, da
     with pytest.raises(StoreError, match="is not a readable taskbalance results store") as raised:
         RunStore(path)
     assert str(path) in str(raised.value) and "Move it away" in str(raised.value)
+
+
+def test_merge_copies_finished_runs_the_target_lacks_and_keeps_its_own(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    only_there, both, failed_here, running_there = (make_result(seed=s) for s in range(4))
+    with RunStore(tmp_path / "gpu.sqlite") as gpu, RunStore(tmp_path / "cpu.sqlite") as cpu:
+        for result in (only_there, failed_here):
+            gpu.save(replace(result, environment={"device": "cuda", "device_name": "H200"}))
+        gpu.save(replace(both, wall_seconds=99.0))
+        gpu.mark_running(running_there.config)
+        cpu.save(both)
+        cpu.mark_failed(failed_here.config, "Traceback: diverged")
+        times = gpu.connection.execute("SELECT started, finished FROM runs WHERE run_id = ?",
+                                       (only_there.run_id,)).fetchone()
+
+        copied = cpu.merge_from(gpu)
+
+        assert sorted(copied) == sorted([only_there.run_id, failed_here.run_id])
+        assert cpu.get(only_there.run_id) == replace(only_there, environment={"device": "cuda", "device_name": "H200"})
+        assert cpu.status(failed_here.run_id) == "finished" and cpu.error(failed_here.run_id) is None
+        assert cpu.get(both.run_id) == both  # finished in both: the target's result stays
+        assert cpu.status(running_there.run_id) is None  # not finished in the source: not copied
+        assert cpu.connection.execute("SELECT started, finished FROM runs WHERE run_id = ?",
+                                      (only_there.run_id,)).fetchone() == times
+        assert cpu.merge_from(gpu) == []  # idempotent
+    counts = row_counts(tmp_path / "cpu.sqlite")
+    assert counts["runs"] == 3 and counts["epochs"] == 3 * 2
+
+
+def test_merge_refuses_itself_and_a_run_whose_config_gives_another_id(tmp_path: Path) -> None:
+    import json
+
+    result = make_result()
+    with RunStore(tmp_path / "a.sqlite") as source, RunStore(tmp_path / "b.sqlite") as target:
+        with RunStore(tmp_path / "a.sqlite") as same, pytest.raises(StoreError, match="into itself"):
+            source.merge_from(same)
+        source.save(result)
+        # A stored config whose identity no longer matches its run id, as a store of another run identity would be.
+        changed = json.dumps({**result.config.to_dict(), "seed": 7})
+        source.connection.execute("UPDATE runs SET config = ? WHERE run_id = ?", (changed, result.run_id))
+        with pytest.raises(StoreError, match=f"{result.run_id}.*run identity differs"):
+            target.merge_from(source)
+        assert target.statuses() == {}

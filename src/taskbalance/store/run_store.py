@@ -262,6 +262,57 @@ class RunStore:
     # -- finished runs ----------------------------------------------------------------------------------------------
     def save(self, result: RunResult) -> None:
         """Store a finished run in one transaction; saving the same run again replaces it (no duplicate rows)."""
+        self._save(result, times=None)
+
+    def merge_from(self, source: RunStore) -> list[str]:
+        """Copy into this store every run that is finished in ``source`` but not here; return the copied run ids.
+
+        For combining stores of the same sweep written on different machines (e.g. part of a sweep run on a GPU
+        box): a run id names the experiment, not where it ran, so a run finished in both stores is the same
+        experiment and this store's result is kept. Runs that are running or failed in ``source`` are not copied;
+        one finished there replaces a running or failed row here. Each run keeps its start and finish times and
+        its recorded environment (device, torch version). Benchmark summaries are not copied: rerunning the
+        benchmark on the merged store trains nothing and recomputes them from the runs.
+
+        Raises:
+            StoreError: ``source`` is this very file, or a run's stored config no longer gives its run id (the
+                source was written by a taskbalance whose run identity differs; nothing of that run is copied).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from taskbalance.training import EpochRecord, RunConfig, RunResult
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> record = EpochRecord(1, {"a": 0.5}, {"a/acc": 0.8}, {"a/acc": 0.7}, {"a": 1.0}, 1e-3, 2.0)
+            >>> result = RunResult(RunConfig(tasks=["a"], epochs=1), ["a"], {"a/acc": True}, [record])
+            >>> with RunStore(folder / "gpu.sqlite") as gpu, RunStore(folder / "cpu.sqlite") as cpu:
+            ...     gpu.save(result)
+            ...     copied = cpu.merge_from(gpu)
+            ...     copied == [result.run_id], cpu.get(result.run_id) == result, cpu.merge_from(gpu)
+            (True, True, [])
+        """
+        if source.path.resolve() == self.path.resolve():
+            raise StoreError(f"{self.path}: cannot merge a store into itself")
+        here = self.statuses()
+        wanted = [run_id for run_id, status in sorted(source.statuses().items())
+                  if status == "finished" and here.get(run_id) != "finished"]
+        copied = []
+        for run_id in wanted:
+            row = source.connection.execute(
+                "SELECT " + _RUN_COLUMNS + ", started, finished FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            result = source._load(row[:-2])
+            if result.run_id != run_id:
+                raise StoreError(
+                    f"{source.path}: run {run_id}'s stored config gives the run id {result.run_id}; the store was "
+                    "written by a taskbalance whose run identity differs from this one's, so its runs cannot be "
+                    f"merged (copied so far: {len(copied)})"
+                )
+            self._save(result, times=(row[-2], row[-1]))
+            copied.append(run_id)
+        return copied
+
+    def _save(self, result: RunResult, *, times: tuple[float | None, float | None] | None) -> None:
+        """``save``, with the run's (started, finished) times given (a merged run) or taken from now."""
         _check_lengths(result)
         run_id = result.run_id
         config = result.config
@@ -290,6 +341,9 @@ class RunStore:
             started_row = db.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             now = time.time()
             started = started_row[0] if started_row and started_row[0] is not None else now - result.wall_seconds
+            if times is not None:
+                started = times[0] if times[0] is not None else now - result.wall_seconds
+                now = times[1] if times[1] is not None else now
             # Delete then insert: saving the same run twice leaves exactly one copy of every row.
             for table in ("step_values", "epoch_values", "epochs", "runs"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
