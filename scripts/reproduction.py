@@ -9,7 +9,7 @@ e.g. every multilenet part reuses the same single-task baselines.
     python scripts/reproduction.py plan                      # runs and estimated wall time per part
     nice -n 19 python scripts/reproduction.py run            # every part, in order; resumes where it stopped
     nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init-2
-    python scripts/reproduction.py run --device cuda --runs-per-device 8   # on a GPU box, into the same store
+    python scripts/reproduction.py run --device cuda --runs-per-device 8 --data-on-device   # on a GPU box
     python scripts/reproduction.py status                    # how far each part has come
     python scripts/reproduction.py snapshot                  # copy the working store to the committed one
     python scripts/reproduction.py report                    # docs/results/reproduction/STUDY.md and its plots
@@ -311,6 +311,9 @@ def argument_parser() -> argparse.ArgumentParser:
                             help="auto (CUDA, else MPS, else CPU), cpu, cuda, ...: not part of a run's identity, so "
                                  "GPU runs land in the same store [auto]")
     run_parser.add_argument("--runs-per-device", type=int, default=4, help="runs sharing one GPU at a time [4]")
+    run_parser.add_argument("--data-on-device", action="store_true",
+                            help="keep MultiFashion's splits on the device and batch there (same batches; not part "
+                                 "of a run's identity): for a GPU, where per-batch host work dominates these models")
     commands.add_parser("status", help="how far each part has come")
     commands.add_parser("snapshot", help="copy the working store to the committed one")
     commands.add_parser("report", help="write the study's report from the committed store")
@@ -337,6 +340,8 @@ def study_of(args: argparse.Namespace) -> Study:
     placement = None
     if args.command == "run":
         run_changes["device"] = args.device
+        if args.data_on_device:
+            run_changes["data_on_device"] = True
         try:
             if resolve_device(args.device).type == "cuda":
                 placement = GpuPlacement(visible_gpus(), args.runs_per_device)

@@ -12,6 +12,7 @@ is the verdict when the direction of the claim holds but not by more than that n
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -254,6 +255,17 @@ def study_ranking(paper: BenchSummary | None, brute: BenchSummary | None) -> lis
     return [m.method for m in sorted((m for m in methods if m is not None), key=lambda m: m.delta_m_mean)]
 
 
+def trained_on(store: RunStore) -> dict[str, int]:
+    """``device (name), torch version`` → number of finished runs that trained there, most runs first."""
+    counts: dict[str, int] = {}
+    for (environment,) in store.connection.execute("SELECT environment FROM runs WHERE status = 'finished'"):
+        where = json.loads(environment) if environment else {}
+        place = (f"{where.get('device', 'unknown device')} ({where.get('device_name') or '?'}), "
+                 f"torch {where.get('torch') or '?'}")
+        counts[place] = counts.get(place, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 # ---------------------------------------------------------------------------------------------------------- plots
 
 
@@ -371,6 +383,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         brute = summaries.get("scalarization")
         large = summaries.get("small_cnn")
         grids = decay_grids(study, store, paper) if paper is not None else []
+        places = trained_on(store)
     labels = {name: method_registry.label(name) for name in method_registry.names()}
     spec = study.spec()
     text: list[str] = [
@@ -398,6 +411,11 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         f"{sum(1 for s in statuses.values() if s == 'running')} unfinished, "
         f"{sum(1 for s in statuses.values() if s == 'failed')} failed. Parts finished: "
         f"{', '.join(sorted(summaries)) or 'none'}.",
+        "",
+        "Where the finished runs trained (a run id does not depend on the device, so runs of one study may come "
+        "from several machines; a run repeated on another device is the same experiment but not bit-identical, since "
+        "its kernels round differently): "
+        + ("; ".join(f"{place}: {count}" for place, count in places.items()) or "none yet") + ".",
         "",
     ]
     plots: dict[str, str] = {}

@@ -4,6 +4,7 @@ carries each claim's verdict, computed from the summaries in the store; plus the
 from __future__ import annotations
 
 import importlib.util
+import platform
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -105,6 +106,9 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
     uwso = next(m for m in multilenet.methods if m.method == "uwso")
     assert f"{uwso.delta_m_mean:+.2f} ± {uwso.delta_m_std:.2f}" in text
     assert "Kendall's τ over the" in text
+    with RunStore(root / "committed" / "results.sqlite") as store:
+        finished = sum(1 for status in store.statuses().values() if status == "finished")
+    assert f"cpu ({platform.machine()}), torch {torch.__version__}: {finished}." in text
     for plot in ("study_compute.png", "study_models.png", "study_weight_decay.png", "study_temperature.png"):
         assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
 
@@ -120,6 +124,17 @@ def test_taskbalance_report_lists_and_writes_the_study_parts(tiny_study: tuple[M
     assert (folder / "small_cnn" / "report.md").exists() and (folder / "small_cnn" / "results.csv").exists()
     unknown = CliRunner().invoke(cli, ["report", str(folder), "--summary", "resnet"])
     assert unknown.exit_code == 2 and "--summary resnet" in unknown.output and "Traceback" not in unknown.output
+
+
+def test_data_on_device_leaves_every_run_id_as_it_is() -> None:
+    script = load("reproduction")
+    parser = script.argument_parser()
+    plain = script.study_of(parser.parse_args(["run", "--device", "cpu"]))
+    resident = script.study_of(parser.parse_args(["run", "--device", "cpu", "--data-on-device"]))
+    assert resident.run_changes["data_on_device"] is True and "data_on_device" not in plain.run_changes
+    for name, part in plain.bench_parts().items():
+        assert resident.bench_parts()[name].spec.run.data_on_device and not part.spec.run.data_on_device
+        assert script._phase1_run_ids(part.spec) == script._phase1_run_ids(resident.bench_parts()[name].spec)
 
 
 def test_temperature_grid_is_extended_only_past_an_edge_selection() -> None:
