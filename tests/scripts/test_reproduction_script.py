@@ -225,3 +225,16 @@ def test_selected_text_keeps_the_whole_weight_vector(report: ModuleType) -> None
     scalarization = MethodSummary("scalarization", "Scalarization", point, 0.0, 0.0, [0.0], {}, {}, 1, 1, 1.0)
     assert report.selected_text(scalarization) == "lr 0.01, weights=(0.25, 0.25, 0.5)"
     assert report.selected_text(method("ew", 1.0, 0.1)) == "lr 0.001"
+
+
+def test_gpu_session_script_parses_and_stops_cleanly_without_a_gpu(tmp_path: Path) -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible: the script would measure it")  # never on CI, which has no GPU
+    done = subprocess.run(["bash", str(script), "60", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no CUDA GPU visible" in done.stderr
+    assert "available False" in (tmp_path / "environment.txt").read_text()
+    assert not (tmp_path / "gpu_check.md").exists()
