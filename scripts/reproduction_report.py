@@ -103,6 +103,19 @@ def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
                               "more than the seed noise.")
 
 
+def softmax_effect(uwso: MethodSummary, uwo: MethodSummary) -> str:
+    """What the softmax and its tuned temperature add over UW-O's plain inverse-loss weights."""
+    gap, limit = uwo.delta_m_mean - uwso.delta_m_mean, noise(uwso, uwo)
+    if abs(gap) <= limit:
+        outcome = f"within the seed noise ({limit:.2f}) of each other, so the tuned temperature buys nothing measurable"
+    elif gap > 0:
+        outcome = f"UW-SO better by {gap:.2f} points, more than the seed noise ({limit:.2f})"
+    else:
+        outcome = f"UW-O better by {-gap:.2f} points, more than the seed noise ({limit:.2f})"
+    return (f"Against UW-O (ω_k = 1/L_k, the same weights before the softmax, no temperature to tune): UW-SO "
+            f"{pm(uwso)} in {uwso.runs} runs, UW-O {pm(uwo)} in {uwo.runs}: {outcome}.")
+
+
 def listed(methods: Sequence[MethodSummary]) -> str:
     """``EW (+7.57 ± 1.53), DWA (+7.59 ± 1.58)``."""
     return ", ".join(f"{m.label} ({pm(m)})" for m in methods)
@@ -487,6 +500,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
                  f"Selected T = {chosen:g} at lr {uwso.selected.lr:g} from {temperatures}."
                  + (" **It sits at an edge of the grid: the grid has to be extended past it.**" if edge else
                     " It is inside the grid, so the grid needs no extension."), ""]
+        uwo = by_name(paper, "uwo")
+        if uwo is not None:
+            text += [softmax_effect(uwso, uwo), ""]
     else:
         text += ["Not run yet.", ""]
 

@@ -186,6 +186,13 @@ def test_claim1_verdict_names_what_uwso_beats_and_what_it_cannot_separate(report
     assert "It beats no other weighting" in alone.why
 
 
+def test_softmax_effect_compares_uwso_with_uwo_against_the_noise(report: ModuleType) -> None:
+    same = report.softmax_effect(method("uwso", 2.0, 0.4, runs=23), method("uwo", 2.2, 0.3, runs=5))
+    assert "within the seed noise (0.50)" in same and "23 runs" in same and "in 5" in same
+    assert "UW-SO better by 3.00" in report.softmax_effect(method("uwso", 2.0, 0.4), method("uwo", 5.0, 0.3))
+    assert "UW-O better by 3.00" in report.softmax_effect(method("uwso", 5.0, 0.4), method("uwo", 2.0, 0.3))
+
+
 def test_claim2_counts_cost_and_closeness(report: ModuleType) -> None:
     paper = summary("multilenet", method("uwso", 2.0, 0.5, cpu_seconds=100.0, runs=23))
     close = report.claim_close_to_scalarization(paper, summary("multilenet", method("scalarization", 1.5, 0.5,
