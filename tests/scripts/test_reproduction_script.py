@@ -227,6 +227,21 @@ def test_claim4_compares_ranges_over_lr_and_weight_decay(report: ModuleType) -> 
     assert report.claim_weight_decay([missing]).label == "not run yet"
 
 
+def test_claim4_is_mixed_when_only_the_under_trained_rate_makes_the_lr_matter(report: ModuleType) -> None:
+    import numpy as np
+
+    lrs, decays = [1e-4, 1e-3, 1e-2], [0.0, 1e-3]
+    # lr 1e-4 is far worse everywhere; between 1e-3 and 1e-2 the weight decay matters more than the rate.
+    corner = report.DecayGrid("ew", lrs, decays, np.array([[30.0, 2.0, 2.5], [31.0, 6.0, 6.5]]), np.zeros((2, 3)))
+    verdict = report.claim_weight_decay([corner])
+    assert verdict.label == "mixed" and "rests on the under-trained rate" in verdict.why
+    assert 'which alone would give "not confirmed"' in verdict.why
+    # The learning rate matters beyond the corner too: both readings agree.
+    robust = report.DecayGrid("ew", lrs, decays, np.array([[30.0, 2.0, 9.0], [30.5, 2.2, 9.1]]), np.zeros((2, 3)))
+    agreed = report.claim_weight_decay([robust])
+    assert agreed.label == "confirmed" and "disagree" not in agreed.why
+
+
 def test_selected_text_keeps_the_whole_weight_vector(report: ModuleType) -> None:
     point = GridPoint({"weights": [0.25, 0.25, 0.5]}, 1e-2, 0.0, [])
     scalarization = MethodSummary("scalarization", "Scalarization", point, 0.0, 0.0, [0.0], {}, {}, 1, 1, 1.0)
