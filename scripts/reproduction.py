@@ -10,7 +10,7 @@ e.g. every multilenet part reuses the same single-task baselines.
     nice -n 19 python scripts/reproduction.py run            # every part, in order; resumes where it stopped
     nice -n 19 python scripts/reproduction.py run --parts multilenet,uw-init-2
     python scripts/reproduction.py run --device cuda --runs-per-device 8 --data-on-device   # on a GPU box
-    python scripts/reproduction.py status                    # how far each part has come
+    python scripts/reproduction.py status                    # how far each part has come, the wall time left
     python scripts/reproduction.py snapshot                  # copy the working store to the committed one
     python scripts/reproduction.py report                    # docs/results/reproduction/STUDY.md and its plots
     python scripts/reproduction.py --epochs 1 --lrs 1e-3 ... run   # a tiny study (the tests)
@@ -24,6 +24,7 @@ there is no working store yet, so a fresh clone continues the study where the la
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -194,8 +195,9 @@ class Study:
         print(f"total {total} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours ≈ {hours / workers:.1f} h wall "
               f"with {workers} workers (seconds per epoch: {EPOCH_SECONDS})")
 
-    def show_status(self) -> None:
-        """Per part: its phase-1 runs finished in the working (else the committed) store, and its summary."""
+    def show_status(self, workers: int = 2) -> None:
+        """Per part: its phase-1 runs finished in the working (else the committed) store, and its summary; then
+        the runs still to train and their wall time, from the mean time of the finished runs of each model."""
         database = self.work / "results.sqlite"
         if not database.exists():
             database = self.committed
@@ -207,14 +209,44 @@ class Study:
             finished = {rid for rid, status in statuses.items() if status == "finished"}
             failed = sum(1 for status in statuses.values() if status == "failed")
             summaries = set(store.summary_names())
+            paper = read_summary(store, "multilenet")
+            options = None if paper is None else selected_options(paper, "uwso")
+            measured = measured_run_seconds(store)
         parts = self.bench_parts()
+        epochs = self.spec().run.epochs
+        seen: set[str] = set()
+        to_train: dict[str, int] = {}
         for name in PART_NAMES:
             if name == "weight-decay":
-                continue
-            ids = _phase1_run_ids(parts[name].spec)
-            state = "summary saved" if name in summaries else "no summary yet"
-            print(f"{name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
+                temperature = None if options is None else float(options["temperature"])
+                ids = {c.run_id() for c in self.weight_decay_configs(temperature or 1.0)}
+                model, phase2_left = self.spec().run.model, 0
+                state = ("its UW-SO runs wait for the multilenet part's temperature" if temperature is None else
+                         f"{len(ids & finished)} / {len(ids)} runs finished (UW-SO at T = {temperature:g})")
+                print(f"{name:<14} {state}")
+            else:
+                spec = parts[name].spec
+                ids = _phase1_run_ids(spec)
+                model = spec.run.model
+                # Phase 2's run ids are known only once phase 1 has selected: counted, at most, until the summary.
+                phase2_left = 0 if name in summaries else plan(spec).phase2_runs
+                state = "summary saved" if name in summaries else "no summary yet"
+                print(f"{name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
+            to_train[model] = to_train.get(model, 0) + len(ids - finished - seen) + phase2_left
+            seen |= ids
         print(f"{database}: {len(finished)} runs finished, {failed} failed")
+        seconds, basis = 0.0, []
+        for model, count in to_train.items():
+            if model in measured:
+                mean, runs = measured[model]
+                basis.append(f"{model} {mean:.0f} s per run, the mean of {runs} finished")
+            else:
+                mean = epochs * EPOCH_SECONDS[model]
+                basis.append(f"{model} {mean:.0f} s per run, estimated from {EPOCH_SECONDS[model]:g} s per epoch")
+            seconds += count * mean
+        left = sum(to_train.values())
+        print(f"still to train: at most {left} runs ({', '.join(f'{m} {n}' for m, n in to_train.items())}) "
+              f"≈ {seconds / 3600 / workers:.1f} h wall with {workers} workers ({'; '.join(basis)})")
 
     def snapshot(self) -> None:
         source = self.work / "results.sqlite"
@@ -270,6 +302,16 @@ def selected_temperature(store: RunStore) -> float:
     return float(options["temperature"])
 
 
+def measured_run_seconds(store: RunStore) -> dict[str, tuple[float, int]]:
+    """model → (mean wall seconds, count) of the store's finished runs of that model."""
+    times: dict[str, list[float]] = {}
+    for config, wall in store.connection.execute(
+        "SELECT config, wall_seconds FROM runs WHERE status = 'finished' AND wall_seconds IS NOT NULL"
+    ):
+        times.setdefault(json.loads(config)["model"], []).append(float(wall))
+    return {model: (sum(walls) / len(walls), len(walls)) for model, walls in times.items()}
+
+
 def _phase1_run_ids(spec: BenchSpec) -> set[str]:
     """The runs a part starts before any selection: its STL baselines and its grid search."""
     ids = {c.run_id() for per_lr in stl_configs(spec).values() for seeds in per_lr for c in seeds}
@@ -314,7 +356,8 @@ def argument_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--data-on-device", action="store_true",
                             help="keep MultiFashion's splits on the device and batch there (same batches; not part "
                                  "of a run's identity): for a GPU, where per-batch host work dominates these models")
-    commands.add_parser("status", help="how far each part has come")
+    status_parser = commands.add_parser("status", help="how far each part has come, and the wall time left")
+    status_parser.add_argument("--workers", type=int, default=2)
     commands.add_parser("snapshot", help="copy the working store to the committed one")
     commands.add_parser("report", help="write the study's report from the committed store")
     return parser
@@ -365,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "plan":
         study.show_plan(args.workers)
     elif args.command == "status":
-        study.show_status()
+        study.show_status(args.workers)
     elif args.command == "snapshot":
         study.snapshot()
     else:

@@ -82,6 +82,9 @@ def test_every_part_lands_in_one_store_and_a_rerun_trains_nothing(
     script.main([*args, "status"])
     status = capsys.readouterr().out
     assert "multilenet     phase 1:" in status and "summary saved" in status and " 0 failed" in status
+    # Every part has finished: nothing is left to train, and the time per run is the measured one.
+    assert "still to train: at most 0 runs" in status and "≈ 0.0 h wall" in status
+    assert "the mean of" in status and "estimated" not in status
     with RunStore(root / "work" / "results.sqlite") as store:
         assert {rid for rid, s in store.statuses().items() if s == "finished"} == finished
 
@@ -124,6 +127,22 @@ def test_taskbalance_report_lists_and_writes_the_study_parts(tiny_study: tuple[M
     assert (folder / "small_cnn" / "report.md").exists() and (folder / "small_cnn" / "results.csv").exists()
     unknown = CliRunner().invoke(cli, ["report", str(folder), "--summary", "resnet"])
     assert unknown.exit_code == 2 and "--summary resnet" in unknown.output and "Traceback" not in unknown.output
+
+
+def test_status_of_an_empty_store_leaves_every_planned_run_to_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    script = load("reproduction")
+    args = ["--work", str(tmp_path / "work"), "--committed", str(tmp_path / "none.sqlite"), *TINY]
+    RunStore(tmp_path / "work" / "results.sqlite").close()
+    script.main([*args, "plan"])
+    planned = int(re.search(r"total (\d+) runs", capsys.readouterr().out).group(1))
+    script.main([*args, "status"])
+    status = capsys.readouterr().out
+    assert f"still to train: at most {planned} runs" in status and "estimated from" in status
+    assert "weight-decay   its UW-SO runs wait for the multilenet part's temperature" in status
 
 
 def test_data_on_device_leaves_every_run_id_as_it_is() -> None:
