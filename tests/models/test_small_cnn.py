@@ -126,3 +126,57 @@ def test_bad_heads_raise_naming_model_and_head() -> None:
 def test_registered() -> None:
     assert "multilenet" in models.MODELS and "small_cnn" in models.MODELS
     assert models.MODELS.get("multilenet") is build_multilenet and models.MODELS.get("small_cnn") is build_small_cnn
+
+
+@pytest.mark.parametrize("build", [build_multilenet, build_small_cnn])
+def test_channels_last_is_the_same_model_in_another_memory_format(build: object) -> None:
+    torch.manual_seed(0)
+    plain = build(HEADS)  # type: ignore[operator]
+    torch.manual_seed(0)
+    fast = build(HEADS, channels_last=True)  # type: ignore[operator]
+    assert plain.state_dict().keys() == fast.state_dict().keys()  # checkpoints keep their parameter names
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values(), strict=True))
+    convolutions = [p for p in fast.shared_parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
+    x = torch.rand(4, 1, 36, 36)
+    expected, got = plain(x), fast(x)
+    for name in HEADS:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="channels_last must be true or false"):
+        build(HEADS, channels_last="yes")  # type: ignore[operator]
+
+
+def test_a_channels_last_run_trains_and_resumes_bit_identically(tmp_path: object) -> None:
+    from taskbalance.training import RunConfig, train
+
+    run = RunConfig(dataset="multifashion", dataset_options={"num_train": 48, "num_val": 16, "num_test": 16},
+                    model="small_cnn", model_options={"channels_last": True}, tasks=["left", "right", "depth"],
+                    method="uwso", method_options={"temperature": 2.0}, epochs=3, batch_size=16)
+    assert run.run_id() != RunConfig(**{**run.to_dict(), "model_options": {}}).run_id()  # part of the identity
+    uninterrupted = train(run)
+
+    class KilledError(Exception):
+        pass
+
+    def die_after_epoch_2(record: object) -> None:
+        if record.epoch == 2:  # type: ignore[attr-defined]
+            raise KilledError
+
+    with pytest.raises(KilledError):
+        train(run, checkpoint_dir=tmp_path, on_epoch=die_after_epoch_2)
+    resumed = train(run, checkpoint_dir=tmp_path)
+    assert [e.val for e in resumed.epochs] == [e.val for e in uninterrupted.epochs]
+    assert all(torch.isfinite(torch.tensor(list(e.val.values()))).all() for e in resumed.epochs)
+
+
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
+def test_per_task_parameter_gradients_are_the_same_in_channels_last(strategy: str) -> None:
+    from taskbalance.training import RunConfig, train
+
+    runs = [RunConfig(dataset="multifashion", dataset_options={"num_train": 32, "num_val": 16, "num_test": 16},
+                      model="small_cnn", model_options={"channels_last": layout}, tasks=["left", "right", "depth"],
+                      method="pcgrad", method_options={"mode": "parameters", "strategy": strategy}, epochs=1,
+                      batch_size=16) for layout in (False, True)]
+    plain, fast = (train(run) for run in runs)
+    for key, value in plain.epochs[-1].val.items():
+        assert fast.epochs[-1].val[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key

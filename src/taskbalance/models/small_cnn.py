@@ -16,6 +16,10 @@ Both share one encoder among all tasks and give every task its own head; the enc
   first two; a 36 × 36 input gives ``[B, 96, 9, 9]`` (74,400 shared parameters). Vector heads:
   ``AdaptiveAvgPool(3 × 3) → Flatten → Linear(864, C)``.
 
+``channels_last=True`` (both models) keeps the encoder's weights and its input in channels-last memory format: the
+same parameters and initial values, outputs equal up to rounding, faster convolutions on CPU (``benchmarks/
+memory_format.py``). It is a model option, so part of a run's identity: results are not bit-identical to the default.
+
 Dense heads (both models) are cheap: a 1×1 convolution to the task's channels, resized bilinearly to
 ``HeadSpec.size`` (or to ``input_size`` when the spec has none). With the MultiFashion heads (two 10-way classes and
 a 9 × 9 map) ``multilenet`` has 168,421 parameters in all (5,280 shared) and ``small_cnn`` 91,797 (74,400 shared).
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
 from torch import Tensor, nn
 
 from taskbalance.models.base import MultiTaskModel
@@ -117,6 +122,10 @@ def small_cnn_encoder(in_channels: int = 1) -> nn.Sequential:
     )
 
 
+def _to_channels_last(module: nn.Module, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+
+
 def _assemble(
     model: str,
     encoder: Callable[[], nn.Module],
@@ -124,22 +133,35 @@ def _assemble(
     input_size: tuple[int, int],
     vector_head: Callable[[HeadSpec], nn.Module],
     channels: int,
+    channels_last: bool,
 ) -> MultiTaskModel:
     """Check the heads, build one per task (``vector_head(spec)`` or a low-resolution dense head), then the encoder.
 
     The heads are created before the encoder so that a seed gives the same initial weights as it always has.
+    ``channels_last`` stores the encoder's weights and runs its input in channels-last memory format; the weights'
+    values and the parameter names stay as they are (a forward pre-hook converts the input, so no module is added).
     """
+    if not isinstance(channels_last, bool):
+        raise TypeError(f"{model}: channels_last must be true or false, got {channels_last!r}")
     _check_heads(model, heads, input_size)
     size = (int(input_size[0]), int(input_size[1]))
     modules = {
         name: LowResDenseHead(channels, spec, size) if spec.dense else vector_head(spec) for name, spec in heads.items()
     }
-    return MultiTaskModel(encoder(), modules)
+    shared = encoder()
+    if channels_last:
+        shared.to(memory_format=torch.channels_last)
+        shared.register_forward_pre_hook(_to_channels_last)
+    return MultiTaskModel(shared, modules)
 
 
 @MODELS.register("multilenet")
 def build_multilenet(
-    heads: Mapping[str, HeadSpec], in_channels: int = 1, *, input_size: tuple[int, int] = (36, 36)
+    heads: Mapping[str, HeadSpec],
+    in_channels: int = 1,
+    *,
+    input_size: tuple[int, int] = (36, 36),
+    channels_last: bool = False,
 ) -> MultiTaskModel:
     """MultiLeNet-style model: 5,280 shared parameters, an MLP head per vector task, a 1×1-conv dense head.
 
@@ -147,16 +169,21 @@ def build_multilenet(
         heads: task name → what its head outputs (vector or dense; dense heads resize to ``spec.size``).
         in_channels: input channels.
         input_size: size of a dense prediction whose spec has no ``size``.
+        channels_last: run the encoder in channels-last memory format (module docstring).
     """
     return _assemble(
         "multilenet", lambda: multilenet_encoder(in_channels), heads, input_size,
-        lambda spec: VectorHead(20, 9, spec.out_channels, hidden=50), channels=20,
+        lambda spec: VectorHead(20, 9, spec.out_channels, hidden=50), channels=20, channels_last=channels_last,
     )
 
 
 @MODELS.register("small_cnn")
 def build_small_cnn(
-    heads: Mapping[str, HeadSpec], in_channels: int = 1, *, input_size: tuple[int, int] = (36, 36)
+    heads: Mapping[str, HeadSpec],
+    in_channels: int = 1,
+    *,
+    input_size: tuple[int, int] = (36, 36),
+    channels_last: bool = False,
 ) -> MultiTaskModel:
     """The ≈92k-parameter CNN: 74,400 shared parameters, a linear head per vector task, a 1×1-conv dense head.
 
@@ -164,8 +191,9 @@ def build_small_cnn(
         heads: task name → what its head outputs (vector or dense; dense heads resize to ``spec.size``).
         in_channels: input channels.
         input_size: size of a dense prediction whose spec has no ``size``.
+        channels_last: run the encoder in channels-last memory format (module docstring).
     """
     return _assemble(
         "small_cnn", lambda: small_cnn_encoder(in_channels), heads, input_size,
-        lambda spec: VectorHead(96, 3, spec.out_channels), channels=96,
+        lambda spec: VectorHead(96, 3, spec.out_channels), channels=96, channels_last=channels_last,
     )
