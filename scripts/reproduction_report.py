@@ -29,6 +29,7 @@ from taskbalance.report import read_summary
 from taskbalance.report.plots import BETTER, DPI, method_title
 from taskbalance.report.ranking import common_items, kendall_tau
 from taskbalance.store import RunStore
+from taskbalance.training.result import RunResult
 
 if TYPE_CHECKING:
     from reproduction import Study
@@ -392,6 +393,36 @@ def plot_temperature(uwso: MethodSummary, path: Path) -> Path:
     return path
 
 
+WEIGHT_PANELS = (("uw-init-2", "uw", "UW, initial s = −2"), ("multilenet", "uw", "UW, initial s = 0"),
+                 ("uw-init+2", "uw", "UW, initial s = +2"), ("multilenet", "uwso", "UW-SO"))
+"""(part, method, panel title) of the weights-over-training plot."""
+
+
+def plot_weights_over_training(runs: Mapping[str, RunResult], path: Path) -> Path:
+    """Each run's logged task weights against the training step, one panel per run (log scale)."""
+    figure = Figure(figsize=(3.3 * len(runs), 3.4), dpi=DPI)
+    panels = figure.subplots(1, len(runs), sharey=True, squeeze=False)[0]
+    for axes, (title, result) in zip(panels, runs.items(), strict=True):
+        weights = np.array(result.step_weights)
+        for k, task in enumerate(result.tasks):
+            axes.plot(result.steps, weights[:, k], label=task)
+        axes.set_yscale("log")
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel("training step")
+    panels[0].set_ylabel("task weight")
+    panels[0].legend(loc="best", fontsize=8)
+    figure.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.16, wspace=0.08)
+    figure.savefig(path)
+    return path
+
+
+def selected_seed0_run(store: RunStore, method: MethodSummary | None) -> RunResult | None:
+    """The first-seed run of a method's selected point (the one its grid search trained), if it is stored."""
+    if method is None or not method.selected.run_ids:
+        return None
+    return store.get(method.selected.run_ids[0])
+
+
 # --------------------------------------------------------------------------------------------------------- report
 
 
@@ -427,6 +458,12 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         large = summaries.get("small_cnn")
         grids = decay_grids(study, store, paper) if paper is not None else []
         places = trained_on(store)
+        weight_runs: dict[str, RunResult] = {}
+        for part, method, title in WEIGHT_PANELS:
+            chosen = by_name(summaries.get(part), method)
+            run = selected_seed0_run(store, chosen)
+            if run is not None and run.step_weights and chosen is not None:
+                weight_runs[f"{title} (lr {chosen.selected.lr:g})"] = run
     labels = {name: method_registry.label(name) for name in method_registry.names()}
     spec = study.spec()
     text: list[str] = [
@@ -521,6 +558,13 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         per_lr = ", ".join(f"{p.lr:g}: {p.val_delta_m:+.2f}" for p in sorted(m.grid, key=lambda p: p.lr))
         text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} |")
     text += ["", uw_init_verdict(paper, by_init).line(), ""]
+    if weight_runs:
+        plots["weights"] = plot_weights_over_training(weight_runs, out_dir / "study_uw_weights.png").name
+        text += [f"![task weights over training]({plots['weights']})", "",
+                 "Task weights over training (seed 0, each panel the selected learning rate): UW's weights "
+                 "(∝ exp(−s_k)) move away from their initial value by gradient steps on s_k, so a start far from where "
+                 "they settle takes many steps to undo (the inertia Kirchdorfer et al. 2024 show in their Figure 1); "
+                 "UW-SO's weights are computed from the current losses at every step.", ""]
 
     text += ["## UW-SO's temperature", ""]
     uwso = by_name(paper, "uwso")

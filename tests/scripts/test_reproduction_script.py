@@ -112,7 +112,8 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
     with RunStore(root / "committed" / "results.sqlite") as store:
         finished = sum(1 for status in store.statuses().values() if status == "finished")
     assert f"cpu ({platform.machine()}), torch {torch.__version__}: {finished}." in text
-    for plot in ("study_compute.png", "study_models.png", "study_weight_decay.png", "study_temperature.png"):
+    for plot in ("study_compute.png", "study_models.png", "study_weight_decay.png", "study_temperature.png",
+                 "study_uw_weights.png"):
         assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
 
 
