@@ -550,13 +550,15 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
     text += ["## UW's sensitivity to its initial log-variance (Kendall et al. 2018)", ""]
     by_init = {float(name.removeprefix("uw-init")): summaries.get(name) for name in ("uw-init-2", "uw-init+2")}
     rows = [(0.0, by_name(paper, "uw")), *((init, by_name(s, "uw")) for init, s in by_init.items())]
-    text += ["| initial log-variance | selected | validation Δm per lr (seed 0) | test Δm |", "|---:|---|---|---:|"]
+    text += ["| initial log-variance | selected | validation Δm per lr (seed 0) | test Δm | per seed |",
+             "|---:|---|---|---:|---|"]
     for init, m in rows:
         if m is None:
-            text.append(f"| {init:+g} | not run yet | | |")
+            text.append(f"| {init:+g} | not run yet | | | |")
             continue
         per_lr = ", ".join(f"{p.lr:g}: {p.val_delta_m:+.2f}" for p in sorted(m.grid, key=lambda p: p.lr))
-        text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} |")
+        seeds = ", ".join(f"{v:+.2f}" for v in m.delta_m_per_seed)
+        text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} | {seeds} |")
     text += ["", uw_init_verdict(paper, by_init).line(), ""]
     if weight_runs:
         plots["weights"] = plot_weights_over_training(weight_runs, out_dir / "study_uw_weights.png").name
