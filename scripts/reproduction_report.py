@@ -252,17 +252,19 @@ def claim_weight_decay(grids: Sequence[DecayGrid]) -> Verdict:
     text = (f"Validation Δm moves by {over_lr:.2f} points on average when the learning rate changes at a fixed "
             f"weight decay, and by {over_decay:.2f} when the weight decay changes at a fixed learning rate "
             f"({best_lr_decay:.2f} at each method's best learning rate); one seed per cell.")
-    if label == MIXED:
-        text += " The weight decay matters less, but not by a factor of two."
+    text += f' On the whole grid this reads "{label}"' + (
+        ": the weight decay matters less, but not by a factor of two." if label == MIXED else ".")
     if all(len(g.lrs) >= 3 for g in grids):
         trimmed = [without_lowest_lr(g) for g in grids]
         lr_t, decay_t, best_t = _decay_ranges(trimmed)
         label_t = _decay_label(lr_t, decay_t, best_t)
         text += (f" Without lr {grids[0].lrs[0]:g} (under-trained in 50 epochs): {lr_t:.2f} over the learning rate, "
-                 f"{decay_t:.2f} over the weight decay ({best_t:.2f} at the best learning rate), which alone would "
-                 f"give \"{label_t}\".")
+                 f"{decay_t:.2f} over the weight decay ({best_t:.2f} at the best learning rate), which reads "
+                 f"\"{label_t}\".")
         if label_t != label:
-            text += " The two readings disagree, so the claim rests on the under-trained rate."
+            text += (" The two readings disagree: the learning rate dwarfs the weight decay only through the "
+                     f"under-trained rate; among the other rates the weight decay moves Δm {decay_t:.2f} points "
+                     f"against the learning rate's {lr_t:.2f}.")
             label = MIXED
     return Verdict(label, text)
 
@@ -491,7 +493,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         "to rounding).",
         "",
         f"Runs in the store: {sum(1 for s in statuses.values() if s == 'finished')} finished, "
-        f"{sum(1 for s in statuses.values() if s == 'running')} unfinished, "
+        f"{sum(1 for s in statuses.values() if s == 'running')} queued or training when the snapshot was taken, "
         f"{sum(1 for s in statuses.values() if s == 'failed')} failed. Parts finished: "
         f"{', '.join(sorted(summaries)) or 'none'}.",
         "",

@@ -254,8 +254,8 @@ def test_claim4_is_mixed_when_only_the_under_trained_rate_makes_the_lr_matter(re
     # lr 1e-4 is far worse everywhere; between 1e-3 and 1e-2 the weight decay matters more than the rate.
     corner = report.DecayGrid("ew", lrs, decays, np.array([[30.0, 2.0, 2.5], [31.0, 6.0, 6.5]]), np.zeros((2, 3)))
     verdict = report.claim_weight_decay([corner])
-    assert verdict.label == "mixed" and "rests on the under-trained rate" in verdict.why
-    assert 'which alone would give "not confirmed"' in verdict.why
+    assert verdict.label == "mixed" and "dwarfs the weight decay only through the under-trained rate" in verdict.why
+    assert 'which reads "not confirmed"' in verdict.why and 'On the whole grid this reads "confirmed"' in verdict.why
     # The learning rate matters beyond the corner too: both readings agree.
     robust = report.DecayGrid("ew", lrs, decays, np.array([[30.0, 2.0, 9.0], [30.5, 2.2, 9.1]]), np.zeros((2, 3)))
     agreed = report.claim_weight_decay([robust])
