@@ -50,15 +50,9 @@ else
     echo "study: skipped, only ${study_limit} s left" > "$out/study.log"
 fi
 if [[ -f "$work/results.sqlite" ]]; then
-    "$python" - "$work/results.sqlite" "$out/study.sqlite" <<'EOF'
-import sqlite3
-import sys
-
-source, target = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2])
-source.backup(target)  # consistent even if a killed worker left the WAL unmerged
-target.close()
-EOF
-    gzip -f -9 "$out/study.sqlite"
+    # `snapshot` takes a consistent copy (SQLite's backup), also of a store a killed worker left mid-write.
+    "$python" scripts/reproduction.py --work "$work" --committed "$out/study.sqlite" snapshot >> "$out/study.log" 2>&1 \
+        && gzip -f -9 "$out/study.sqlite"
 fi
 "$python" scripts/reproduction.py --work "$work" status >> "$out/study.log" 2>&1 || true
 echo "gpu_session: done in ${SECONDS} s; files in $out"

@@ -89,6 +89,17 @@ class BenchPart:
     spec: BenchSpec
 
 
+@dataclass(frozen=True)
+class PartRuns:
+    """The runs of one part of the study: phase 1 by id, phase 2 (the selected point on the other seeds) by count."""
+
+    name: str
+    claim: str
+    model: str
+    phase1_ids: set[str]
+    phase2_runs: int
+
+
 @dataclass
 class Study:
     """The study's parts and where its store lives.
@@ -176,27 +187,36 @@ class Study:
                     summary = run_bench(spec, run_many, log=print)  # reruns nothing that already finished
                 store.save_summary(part.name, summary.to_dict())
 
+    def part_runs(self, uwso_temperature: float | None) -> list[PartRuns]:
+        """Every part's runs in study order: phase-1 run ids and the phase-2 count (phase 2's ids depend on phase
+        1's selection). The weight-decay part's UW-SO runs need the selected temperature; before it is known they
+        are listed at T = 1 (the same number of runs)."""
+        parts = self.bench_parts()
+        listed = []
+        for name in PART_NAMES:
+            if name == "weight-decay":
+                configs = self.weight_decay_configs(1.0 if uwso_temperature is None else uwso_temperature)
+                listed.append(PartRuns(name, "claim 4: weight decay against learning rate", self.spec().run.model,
+                                       {c.run_id() for c in configs}, 0))
+            else:
+                spec = parts[name].spec
+                listed.append(PartRuns(name, parts[name].claim, spec.run.model, _phase1_run_ids(spec),
+                                       plan(spec).phase2_runs))
+        return listed
+
     def show_plan(self, workers: int) -> None:
         seen: set[str] = set()
         total, hours = 0, 0.0
-        parts = self.bench_parts()
         epochs = self.spec().run.epochs
-        for name in PART_NAMES:
-            if name == "weight-decay":
-                ids = {c.run_id() for c in self.weight_decay_configs(1.0)}
-                claim, model, selected_runs = "claim 4: weight decay against learning rate", self.spec().run.model, 0
-            else:
-                spec = parts[name].spec
-                ids = _phase1_run_ids(spec)
-                # Phase 2 runs the selected point on the other seeds: known by count only, and never shared.
-                claim, model, selected_runs = parts[name].claim, spec.run.model, plan(spec).phase2_runs
-            new = len(ids - seen) + selected_runs
-            seen |= ids
+        for part in self.part_runs(None):
+            # Phase 2's runs are never shared between parts; phase 1's are (the STL baselines).
+            new = len(part.phase1_ids - seen) + part.phase2_runs
+            seen |= part.phase1_ids
             total += new
-            part_hours = new * epochs * EPOCH_SECONDS[model] / 3600
+            part_hours = new * epochs * EPOCH_SECONDS[part.model] / 3600
             hours += part_hours
-            print(f"{name:<14} {len(ids) + selected_runs:4d} runs, {new:4d} new, ≈ {part_hours:4.1f} CPU-thread-h   "
-                  f"({claim})")
+            print(f"{part.name:<14} {len(part.phase1_ids) + part.phase2_runs:4d} runs, {new:4d} new, "
+                  f"≈ {part_hours:4.1f} CPU-thread-h   ({part.claim})")
         print(f"total {total} runs × {epochs} epochs ≈ {hours:.1f} CPU-thread-hours ≈ {hours / workers:.1f} h wall "
               f"with {workers} workers (seconds per epoch: {EPOCH_SECONDS})")
 
@@ -214,30 +234,24 @@ class Study:
             finished = {rid for rid, status in statuses.items() if status == "finished"}
             failed = sum(1 for status in statuses.values() if status == "failed")
             summaries = set(store.summary_names())
-            paper = read_summary(store, "multilenet")
-            options = None if paper is None else selected_options(paper, "uwso")
+            temperature = uwso_temperature(store)
             measured = measured_run_seconds(store)
-        parts = self.bench_parts()
         epochs = self.spec().run.epochs
         seen: set[str] = set()
         to_train: dict[str, int] = {}
-        for name in PART_NAMES:
-            if name == "weight-decay":
-                temperature = None if options is None else float(options["temperature"])
-                ids = {c.run_id() for c in self.weight_decay_configs(temperature or 1.0)}
-                model, phase2_left = self.spec().run.model, 0
-                state = ("its UW-SO runs wait for the multilenet part's temperature" if temperature is None else
-                         f"{len(ids & finished)} / {len(ids)} runs finished (UW-SO at T = {temperature:g})")
-                print(f"{name:<14} {state}")
+        for part in self.part_runs(temperature):
+            ids, phase2_left = part.phase1_ids, part.phase2_runs
+            if part.name == "weight-decay":
+                print(f"{part.name:<14} " + ("its UW-SO runs wait for the multilenet part's temperature"
+                                             if temperature is None else
+                                             f"{len(ids & finished)} / {len(ids)} runs finished (UW-SO at T = "
+                                             f"{temperature:g})"))
             else:
-                spec = parts[name].spec
-                ids = _phase1_run_ids(spec)
-                model = spec.run.model
                 # Phase 2's run ids are known only once phase 1 has selected: counted, at most, until the summary.
-                phase2_left = 0 if name in summaries else plan(spec).phase2_runs
-                state = "summary saved" if name in summaries else "no summary yet"
-                print(f"{name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
-            to_train[model] = to_train.get(model, 0) + len(ids - finished - seen) + phase2_left
+                phase2_left = 0 if part.name in summaries else phase2_left
+                state = "summary saved" if part.name in summaries else "no summary yet"
+                print(f"{part.name:<14} phase 1: {len(ids & finished):4d} / {len(ids):4d} runs finished; {state}")
+            to_train[part.model] = to_train.get(part.model, 0) + len(ids - finished - seen) + phase2_left
             seen |= ids
         print(f"{database}: {len(finished)} runs finished, {failed} failed")
         seconds, basis = 0.0, []
@@ -299,12 +313,18 @@ def extended_temperatures(grid: Sequence[float], selected: Mapping[str, Any] | N
     return sorted({*grid, *extra})
 
 
-def selected_temperature(store: RunStore) -> float:
+def uwso_temperature(store: RunStore) -> float | None:
+    """UW-SO's temperature selected by the multilenet part, or None before that part has its summary."""
     summary = read_summary(store, "multilenet")
     options = None if summary is None else selected_options(summary, "uwso")
-    if options is None:
+    return None if options is None else float(options["temperature"])
+
+
+def selected_temperature(store: RunStore) -> float:
+    temperature = uwso_temperature(store)
+    if temperature is None:
         raise SystemExit("the weight-decay part needs the multilenet part's selected UW-SO temperature: run it first")
-    return float(options["temperature"])
+    return temperature
 
 
 def measured_run_seconds(store: RunStore) -> dict[str, tuple[float, int]]:

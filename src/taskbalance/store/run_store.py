@@ -338,12 +338,12 @@ class RunStore:
             for t, task in enumerate(result.tasks)
         ]
         with self._transaction() as db:
-            started_row = db.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             now = time.time()
-            started = started_row[0] if started_row and started_row[0] is not None else now - result.wall_seconds
-            if times is not None:
-                started = times[0] if times[0] is not None else now - result.wall_seconds
-                now = times[1] if times[1] is not None else now
+            if times is None:  # the run's own start, as mark_running recorded it
+                row = db.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                times = (row[0] if row else None, now)
+            started = times[0] if times[0] is not None else now - result.wall_seconds
+            finished = times[1] if times[1] is not None else now
             # Delete then insert: saving the same run twice leaves exactly one copy of every row.
             for table in ("step_values", "epoch_values", "epochs", "runs"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
@@ -353,7 +353,7 @@ class RunStore:
                     tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment)
                 VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                (run_id, json.dumps(config.to_dict()), config.method, config.dataset, config.seed, started, now,
+                (run_id, json.dumps(config.to_dict()), config.method, config.dataset, config.seed, started, finished,
                  json.dumps(result.tasks), json.dumps(result.higher_is_better), float(result.wall_seconds),
                  float(result.cpu_seconds), float(result.ms_per_step), float(result.peak_memory_mb),
                  json.dumps(result.environment)),
