@@ -2,7 +2,8 @@
 
 Every number is read from the store: the parts' benchmark summaries (``taskbalance report`` renders the same tables)
 and, for the weight-decay grid, the runs themselves, scored against the multilenet part's single-task baselines.
-A part that has not run yet is reported as such; no number is filled in for it.
+A part that has not finished gets no verdict and no number in its place; only Scalarization's grid search shows
+its finished runs so far (its weight simplex and best point on the first seed), marked as not a verdict.
 
 Verdicts compare means over the seeds against the seed-to-seed noise: a difference counts when it exceeds the
 combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds), and "mixed"
@@ -139,6 +140,56 @@ def claim_close_to_scalarization(paper: BenchSummary | None, brute: BenchSummary
     return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is {gap:.2f} points behind the best Scalarization "
                                   f"({pm(scalarization)}), more than the seed noise "
                                   f"({noise(uwso, scalarization):.2f}); Scalarization costs {runs}.")
+
+
+@dataclass(frozen=True)
+class SimplexPoint:
+    """One Scalarization run of the grid search (first seed), scored at its selected epoch."""
+
+    weights: tuple[float, ...]
+    lr: float
+    val_delta_m: float
+    test_delta_m: float
+
+
+def simplex_points(study: Study, store: RunStore, paper: BenchSummary) -> tuple[list[SimplexPoint], int]:
+    """The Scalarization grid search's finished runs on the first seed, and how many it has in all.
+
+    Scored against the multilenet part's STL baselines, which the scalarization part shares (the same runs), so the
+    numbers are those its summary will hold; read from the runs, they are there before the part has finished.
+    """
+    spec = study.bench_parts()["scalarization"].spec
+    reference_val = {k: v for k, v in paper.baseline_val.items() if k not in paper.excluded_metrics}
+    reference_test = {k: v for k, v in paper.baseline_test.items() if k not in paper.excluded_metrics}
+    configs = [spec.config("scalarization", options, lr, spec.seeds[0], spec.trained_tasks)
+               for options in spec.grid("scalarization") for lr in spec.lrs]
+    points = []
+    for config in configs:
+        result = store.get(config.run_id())
+        if result is None:
+            continue
+        record = selected_record(result, reference_val, paper.delta_m_variant)
+        points.append(SimplexPoint(
+            tuple(config.method_options["weights"]), config.lr,
+            score(record.val, reference_val, paper.higher_is_better, paper.delta_m_variant),
+            score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant)))
+    return points, len(configs)
+
+
+def scalarization_so_far(points: Sequence[SimplexPoint], total: int, uwso: MethodSummary | None) -> str:
+    """An unfinished grid search in numbers: its best point so far (first seed) next to UW-SO's on the same seed."""
+    if not points:
+        return f"None of the {total} grid-search runs of Scalarization has finished yet."
+    best = min(points, key=lambda p: p.val_delta_m)
+    weights = ", ".join(f"{w:g}" for w in best.weights)
+    text = (f"**So far (not a verdict):** {len(points)} of the {total} grid-search runs (seed 0) have finished. The "
+            f"best of them by validation Δm is weights ({weights}) at lr {best.lr:g}: validation Δm "
+            f"{best.val_delta_m:+.2f}, test Δm {best.test_delta_m:+.2f} (seed 0).")
+    if uwso is not None and uwso.delta_m_per_seed:
+        text += (f" UW-SO's selected point on the same seed: validation Δm {uwso.selected.val_delta_m:+.2f}, test Δm "
+                 f"{uwso.delta_m_per_seed[0]:+.2f}. Scalarization's best validation Δm can only fall as the rest "
+                 "of the grid runs.")
+    return text
 
 
 @dataclass(frozen=True)
@@ -358,6 +409,36 @@ def plot_compute(methods: Sequence[MethodSummary], path: Path) -> Path:
     return path
 
 
+def plot_simplex(points: Sequence[SimplexPoint], tasks: Sequence[str], path: Path) -> Path:
+    """Scalarization's validation Δm over its weight simplex (first seed), one panel per learning rate: a point per
+    weight vector at (w of the first task, w of the second); the third task's weight is what is left to 1."""
+    lrs = sorted({p.lr for p in points})
+    figure = Figure(figsize=(4.4 * len(lrs), 4.2), dpi=DPI)
+    panels = figure.subplots(1, len(lrs), squeeze=False)[0]
+    best = min(points, key=lambda p: p.val_delta_m)
+    for axes, lr in zip(panels, lrs, strict=True):
+        shown = [p for p in points if p.lr == lr]
+        values = np.array([p.val_delta_m for p in shown])
+        image = axes.scatter([p.weights[0] for p in shown], [p.weights[1] for p in shown], c=values,
+                             cmap="RdYlGn_r", marker="s", s=260)
+        for p in shown:
+            axes.text(p.weights[0], p.weights[1], f"{p.val_delta_m:+.1f}", ha="center", va="center", fontsize=6)
+        if best.lr == lr:
+            axes.plot([best.weights[0]], [best.weights[1]], marker="s", markersize=18, markerfacecolor="none",
+                      markeredgecolor="black", linestyle="none")
+        axes.plot([0, 1, 0, 0], [0, 0, 1, 0], color="0.75", linewidth=0.8)  # the simplex's edges
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1)
+        axes.set_aspect("equal")
+        axes.set_xlabel(f"weight of {tasks[0]}")
+        axes.set_ylabel(f"weight of {tasks[1]}")
+        axes.set_title(f"lr {lr:g}: validation Δm (%), seed 0", fontsize=9)
+        figure.colorbar(image, ax=axes, shrink=0.8)
+    figure.subplots_adjust(left=0.07, right=0.97, top=0.92, bottom=0.12, wspace=0.3)
+    figure.savefig(path)
+    return path
+
+
 def plot_decay(grids: Sequence[DecayGrid], labels: Mapping[str, str], path: Path) -> Path:
     """Heat maps of validation Δm over learning rate × weight decay, one per method."""
     figure = Figure(figsize=(4.6 * len(grids), 3.8), dpi=DPI)
@@ -459,6 +540,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         brute = summaries.get("scalarization")
         large = summaries.get("small_cnn")
         grids = decay_grids(study, store, paper) if paper is not None else []
+        simplex, simplex_total = simplex_points(study, store, paper) if paper is not None else ([], 0)
         places = trained_on(store)
         weight_runs: dict[str, RunResult] = {}
         for part, method, title in WEIGHT_PANELS:
@@ -520,6 +602,13 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         compute = [*finished(paper), *([scalarization] if scalarization else [])]
         plots["compute"] = plot_compute(compute, out_dir / "study_compute.png").name
         text += [f"![test Δm against compute]({plots['compute']})", ""]
+        if simplex:
+            plots["simplex"] = plot_simplex(simplex, spec.trained_tasks, out_dir / "study_simplex.png").name
+            text += [f"![Scalarization's validation Δm over its weight simplex]({plots['simplex']})", "",
+                     f"Scalarization's grid search over the weights of {', '.join(spec.trained_tasks)} (the third "
+                     "weight is 1 minus the other two; framed: the best point by validation Δm).", ""]
+        if brute is None:
+            text += [scalarization_so_far(simplex, simplex_total, by_name(paper, "uwso")), ""]
     text += [claim_close_to_scalarization(paper, brute).line(), ""]
 
     text += ["## Claim 3: larger networks diminish the influence of the weighting method", ""]

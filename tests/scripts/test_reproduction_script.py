@@ -112,8 +112,8 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
     with RunStore(root / "committed" / "results.sqlite") as store:
         finished = sum(1 for status in store.statuses().values() if status == "finished")
     assert f"cpu ({platform.machine()}), torch {torch.__version__}: {finished}." in text
-    for plot in ("study_compute.png", "study_models.png", "study_weight_decay.png", "study_temperature.png",
-                 "study_uw_weights.png"):
+    for plot in ("study_compute.png", "study_simplex.png", "study_models.png", "study_weight_decay.png",
+                 "study_temperature.png", "study_uw_weights.png"):
         assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
 
 
@@ -221,6 +221,34 @@ def test_claim2_counts_cost_and_closeness(report: ModuleType) -> None:
     far = report.claim_close_to_scalarization(paper, summary("multilenet", method("scalarization", -2.0, 0.5)))
     assert far.label == "not confirmed"
     assert report.claim_close_to_scalarization(paper, None).label == "not run yet"
+
+
+def test_simplex_points_score_every_finished_grid_run_like_the_part_summary(
+    tiny_study: tuple[ModuleType, Path, list[str]], report: ModuleType
+) -> None:
+    script, root, args = tiny_study
+    study = script.study_of(script.argument_parser().parse_args([*args, "plan"]))
+    with RunStore(root / "committed" / "results.sqlite") as store:
+        paper, brute = read_summary(store, "multilenet"), read_summary(store, "scalarization")
+        assert paper is not None and brute is not None
+        points, total = report.simplex_points(study, store, paper)
+    scalarization = brute.methods[0]
+    assert total == len(scalarization.grid) == len(points)  # every weight vector × learning rate has finished
+    # The same validation Δm per grid point as the part's own summary (one searched seed), read from the runs.
+    by_point = {(tuple(g.options["weights"]), g.lr): g.val_delta_m for g in scalarization.grid}
+    assert {(p.weights, p.lr): p.val_delta_m for p in points} == pytest.approx(by_point)
+
+
+def test_scalarization_so_far_reports_the_best_point_without_a_verdict(report: ModuleType) -> None:
+    points = [report.SimplexPoint((0.1, 0.1, 0.8), 1e-3, 1.77, 1.76),
+              report.SimplexPoint((0.2, 0.1, 0.7), 1e-2, 3.2, 3.0)]
+    uwso = method("uwso", 2.48, 0.4)  # seeds: +2.08, +2.88
+    uwso.selected.val_delta_m = 1.67
+    text = report.scalarization_so_far(points, 108, uwso)
+    assert "2 of the 108 grid-search runs" in text and "weights (0.1, 0.1, 0.8) at lr 0.001" in text
+    assert "validation Δm +1.77, test Δm +1.76" in text and "validation Δm +1.67, test Δm +2.08" in text
+    assert "Verdict" not in text
+    assert "None of the 108" in report.scalarization_so_far([], 108, uwso)
 
 
 def test_claim3_compares_spreads_over_common_methods(report: ModuleType) -> None:
