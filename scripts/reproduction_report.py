@@ -235,6 +235,8 @@ class DecayGrid:
     weight_decays: list[float]
     val_delta_m: np.ndarray  # [weight decay, lr]
     test_delta_m: np.ndarray
+    runs: int = 0
+    cpu_seconds: float = 0.0
 
     def range_over_lr(self) -> np.ndarray:
         return np.nanmax(self.val_delta_m, axis=1) - np.nanmin(self.val_delta_m, axis=1)
@@ -256,15 +258,17 @@ def decay_grids(study: Study, store: RunStore, paper: BenchSummary) -> list[Deca
     for method in dict.fromkeys(c.method for c in configs):
         val = np.full((len(decays), len(lrs)), np.nan)
         test = np.full_like(val, np.nan)
+        runs, cpu_seconds = 0, 0.0
         for config in (c for c in configs if c.method == method):
             result = store.get(config.run_id())
             if result is None:
                 continue
+            runs, cpu_seconds = runs + 1, cpu_seconds + result.cpu_seconds
             record = selected_record(result, reference_val, paper.delta_m_variant)
             i, j = decays.index(config.weight_decay), lrs.index(config.lr)
             val[i, j] = score(record.val, reference_val, paper.higher_is_better, paper.delta_m_variant)
             test[i, j] = score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant)
-        grids.append(DecayGrid(method, lrs, decays, val, test))
+        grids.append(DecayGrid(method, lrs, decays, val, test, runs, cpu_seconds))
     return grids
 
 
@@ -542,6 +546,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         grids = decay_grids(study, store, paper) if paper is not None else []
         simplex, simplex_total = simplex_points(study, store, paper) if paper is not None else ([], 0)
         places = trained_on(store)
+        cpu_hours, wall_hours = (value / 3600 for value in store.connection.execute(
+            "SELECT COALESCE(SUM(cpu_seconds), 0), COALESCE(SUM(wall_seconds), 0) FROM runs WHERE status = 'finished'"
+        ).fetchone())
         weight_runs: dict[str, RunResult] = {}
         for part, method, title in WEIGHT_PANELS:
             chosen = by_name(summaries.get(part), method)
@@ -577,7 +584,8 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         f"Runs in the store: {sum(1 for s in statuses.values() if s == 'finished')} finished, "
         f"{sum(1 for s in statuses.values() if s == 'running')} queued or training when the snapshot was taken, "
         f"{sum(1 for s in statuses.values() if s == 'failed')} failed. Parts finished: "
-        f"{', '.join(sorted(summaries)) or 'none'}.",
+        f"{', '.join(sorted(summaries)) or 'none'}. Compute of the finished runs: {cpu_hours:.1f} CPU-hours, "
+        f"{wall_hours:.1f} hours of the runs' wall times summed.",
         "",
         "Where the finished runs trained (a run id does not depend on the device, so runs of one study may come "
         "from several machines; a run repeated on another device is the same experiment but not bit-identical, since "
@@ -636,20 +644,25 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
                      + "; ".join(f"wd {wd:g}: " + ", ".join(f"lr {lr:g} {fmt(grid.test_delta_m[i, j])}"
                                                             for j, lr in enumerate(grid.lrs))
                                  for i, wd in enumerate(grid.weight_decays)), ""]
+        text += ["Runs: " + "; ".join(f"{labels.get(g.method, g.method)} {g.runs} ({g.cpu_seconds / 3600:.2f} CPU-h)"
+                                      for g in grids)
+                 + f" — the weight decay {spec.run.weight_decay:g} cells are the multilenet part's seed-0 grid runs.",
+                 ""]
     text += [claim_weight_decay(grids).line(), ""]
 
     text += ["## UW's sensitivity to its initial log-variance (Kendall et al. 2018)", ""]
     by_init = {float(name.removeprefix("uw-init")): summaries.get(name) for name in ("uw-init-2", "uw-init+2")}
     rows = [(0.0, by_name(paper, "uw")), *((init, by_name(s, "uw")) for init, s in by_init.items())]
-    text += ["| initial log-variance | selected | validation Δm per lr (seed 0) | test Δm | per seed |",
-             "|---:|---|---|---:|---|"]
+    text += ["| initial log-variance | selected | validation Δm per lr (seed 0) | test Δm | per seed | runs | CPU-h |",
+             "|---:|---|---|---:|---|---:|---:|"]
     for init, m in rows:
         if m is None:
-            text.append(f"| {init:+g} | not run yet | | | |")
+            text.append(f"| {init:+g} | not run yet | | | | | |")
             continue
         per_lr = ", ".join(f"{p.lr:g}: {p.val_delta_m:+.2f}" for p in sorted(m.grid, key=lambda p: p.lr))
         seeds = ", ".join(f"{v:+.2f}" for v in m.delta_m_per_seed)
-        text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} | {seeds} |")
+        text.append(f"| {init:+g} | {selected_text(m)} | {per_lr} | {pm(m)} | {seeds} | {m.runs} | "
+                    f"{m.cpu_seconds / 3600:.2f} |")
     text += ["", uw_init_verdict(paper, by_init).line(), ""]
     if weight_runs:
         plots["weights"] = plot_weights_over_training(weight_runs, out_dir / "study_uw_weights.png").name

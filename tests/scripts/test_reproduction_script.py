@@ -112,6 +112,14 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
     with RunStore(root / "committed" / "results.sqlite") as store:
         finished = sum(1 for status in store.statuses().values() if status == "finished")
     assert f"cpu ({platform.machine()}), torch {torch.__version__}: {finished}." in text
+    with RunStore(root / "committed" / "results.sqlite") as store:
+        cpu_hours = sum(store.get(rid).cpu_seconds for rid, status in store.statuses().items()
+                        if status == "finished") / 3600
+    assert f"Compute of the finished runs: {cpu_hours:.1f} CPU-hours" in text
+    # Claim 4 and UW's initialisations say what they cost: 2 methods × 4 weight decays × 2 learning rates.
+    assert "Runs: EW 8 (" in text and "; UW-SO 8 (" in text
+    uw = next(m for m in multilenet.methods if m.method == "uw")
+    assert f"| {uw.runs} | {uw.cpu_seconds / 3600:.2f} |" in text
     for plot in ("study_compute.png", "study_simplex.png", "study_models.png", "study_weight_decay.png",
                  "study_temperature.png", "study_uw_weights.png"):
         assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
