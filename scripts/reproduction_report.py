@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from taskbalance import methods as method_registry
+from taskbalance.protocol.delta_m import delta_m
 from taskbalance.protocol.selection import score, selected_record
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
 from taskbalance.report import read_summary
@@ -526,6 +527,19 @@ def method_table(summary: BenchSummary) -> list[str]:
     return lines
 
 
+def metric_terms_table(summary: BenchSummary) -> list[str]:
+    """Per method, each metric's term of Δm, (−1)^h·(M − M_STL)/M_STL·100 of its seed-mean test value: where a
+    method's Δm comes from (negative: better than the single-task model on that metric)."""
+    keys = [k for k in summary.metric_keys if k in summary.baseline_test and k not in summary.excluded_metrics]
+    lines = ["| method | " + " | ".join(f"{k} {'↑' if summary.higher_is_better[k] else '↓'}" for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    for m in finished(summary):
+        terms = [delta_m({k: m.metrics_mean[k]}, {k: summary.baseline_test[k]}, {k: summary.higher_is_better[k]})
+                 for k in keys]
+        lines.append(f"| {m.label} | " + " | ".join(f"{t:+.2f}" for t in terms) + " |")
+    return lines
+
+
 def baseline_table(summary: BenchSummary) -> list[str]:
     lines = ["| metric | STL validation | STL test |", "|---|---:|---:|"]
     for key in summary.metric_keys:
@@ -600,6 +614,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         text += [*method_table(paper), "", *(f"* {note}" for note in paper.notes), ""]
         text += ["STL baselines (mean over seeds at each seed's selected epoch, per task its best learning rate):",
                  "", *baseline_table(paper), ""]
+        text += ["Where each method's Δm comes from: each metric's term, the relative change (%) of its seed-mean "
+                 "test value against the STL baseline, signed so that negative is better (Δm is their mean):", "",
+                 *metric_terms_table(paper), ""]
     text += [claim_uwso_best(paper).line(), ""]
 
     text += ["## Claim 2: UW-SO comes close to the best brute-force Scalarization at a fraction of its cost", ""]
@@ -622,7 +639,8 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
     text += ["## Claim 3: larger networks diminish the influence of the weighting method", ""]
     verdict3, spreads = claim_larger_network(paper, large)
     if large is not None:
-        text += [f"`{large.model}`:", "", *method_table(large), ""]
+        text += [f"`{large.model}`:", "", *method_table(large), "", "Each metric's term of Δm (as in claim 1):", "",
+                 *metric_terms_table(large), ""]
     if spreads:
         text += ["| model | methods | max − min of mean Δm | std over methods | mean seed std |",
                  "|---|---:|---:|---:|---:|"]

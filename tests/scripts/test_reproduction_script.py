@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from taskbalance.cli import main as cli
+from taskbalance.protocol.delta_m import delta_m
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
 from taskbalance.report import read_summary
 from taskbalance.store import RunStore
@@ -118,6 +119,13 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
     assert f"Compute of the finished runs: {cpu_hours:.1f} CPU-hours" in text
     # Claim 4 and UW's initialisations say what they cost: 2 methods × 4 weight decays × 2 learning rates.
     assert "Runs: EW 8 (" in text and "; UW-SO 8 (" in text
+    # Each metric's term of Δm; their mean is Δm of the seed-mean metrics.
+    row = next(line for line in text.splitlines() if line.startswith(f"| {uwso.label} | ") and line.count("|") == 6)
+    terms = [float(cell) for cell in row.strip("|").split("|")[1:]]
+    keys = multilenet.metric_keys
+    assert sum(terms) / len(terms) == pytest.approx(
+        delta_m({k: uwso.metrics_mean[k] for k in keys}, multilenet.baseline_test, multilenet.higher_is_better),
+        abs=0.01)
     uw = next(m for m in multilenet.methods if m.method == "uw")
     assert f"| {uw.runs} | {uw.cpu_seconds / 3600:.2f} |" in text
     for plot in ("study_compute.png", "study_simplex.png", "study_models.png", "study_weight_decay.png",
