@@ -16,7 +16,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from taskbalance import methods as method_registry
 from taskbalance.protocol.delta_m import delta_m
-from taskbalance.protocol.selection import score, selected_record
+from taskbalance.protocol.selection import score, selected_record, task_groups
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
 from taskbalance.report import read_summary
 from taskbalance.report.plots import BETTER, DPI, method_title
@@ -151,6 +151,7 @@ class SimplexPoint:
     lr: float
     val_delta_m: float
     test_delta_m: float
+    test_metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 def simplex_points(study: Study, store: RunStore, paper: BenchSummary) -> tuple[list[SimplexPoint], int]:
@@ -173,8 +174,21 @@ def simplex_points(study: Study, store: RunStore, paper: BenchSummary) -> tuple[
         points.append(SimplexPoint(
             tuple(config.method_options["weights"]), config.lr,
             score(record.val, reference_val, paper.higher_is_better, paper.delta_m_variant),
-            score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant)))
+            score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant), record.test))
     return points, len(configs)
+
+
+def first_seed_test_metrics(store: RunStore, summary: BenchSummary) -> dict[str, Mapping[str, float]]:
+    """Per finished method (by label), the test metrics of its selected point's run on the first seed, at the epoch
+    selected by validation Δm: the same seed and selection as the Scalarization grid's points."""
+    reference_val = {k: v for k, v in summary.baseline_val.items() if k not in summary.excluded_metrics}
+    metrics: dict[str, Mapping[str, float]] = {}
+    for method in finished(summary):
+        runs = [store.get(run_id) for run_id in method.seed_run_ids]
+        first = next((r for r in runs if r is not None and r.config.seed == summary.seeds[0]), None)
+        if first is not None:
+            metrics[method.label] = selected_record(first, reference_val, summary.delta_m_variant).test
+    return metrics
 
 
 def scalarization_so_far(points: Sequence[SimplexPoint], total: int, uwso: MethodSummary | None) -> str:
@@ -444,6 +458,46 @@ def plot_simplex(points: Sequence[SimplexPoint], tasks: Sequence[str], path: Pat
     return path
 
 
+def plot_trade_off(points: Sequence[SimplexPoint], methods: Mapping[str, Mapping[str, float]],
+                   summary: BenchSummary, path: Path) -> Path:
+    """Test trade-off on the first seed: the Δm terms of the last task's metrics (y) against those of the other
+    tasks (x), for every Scalarization grid run (its lower-left hull drawn as the front) and each method's selected
+    run. A method on or below the front matches the best fixed weighting at every trade-off."""
+    keys = [k for k in summary.metric_keys if k in summary.baseline_test and k not in summary.excluded_metrics]
+    groups = task_groups(keys)
+    *others, last = groups
+
+    def xy(metrics: Mapping[str, float]) -> tuple[float, float]:
+        def term(names: Sequence[str]) -> float:
+            return delta_m({k: metrics[k] for k in names}, {k: summary.baseline_test[k] for k in names},
+                           {k: summary.higher_is_better[k] for k in names})
+        return term([k for task in others for k in groups[task]]), term(groups[last])
+
+    figure = Figure(figsize=(7.0, 5.0), dpi=DPI)
+    axes = figure.subplots()
+    grid = np.array([xy(p.test_metrics) for p in points if p.test_metrics])
+    if len(grid):
+        axes.scatter(grid[:, 0], grid[:, 1], s=14, color="0.65", label=f"Scalarization grid ({len(grid)} runs)")
+        front, best_y = [], math.inf
+        for x, y in sorted(map(tuple, grid)):
+            if y < best_y:
+                front.append((x, y))
+                best_y = y
+        axes.plot(*zip(*front, strict=True), color="0.4", linewidth=1, label="its non-dominated front")
+    for label, metrics in methods.items():
+        x, y = xy(metrics)
+        axes.plot([x], [y], marker="o", linestyle="none", color=BETTER if label == "UW-SO" else "#264653")
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes.axhline(0, color="black", linewidth=0.6)
+    axes.axvline(0, color="black", linewidth=0.6)
+    axes.set_xlabel(f"Δm over {', '.join(others)} (%), test, seed 0")
+    axes.set_ylabel(f"Δm over {last} (%), test, seed 0")
+    axes.legend(loc="best", fontsize=8)
+    figure.subplots_adjust(left=0.11, right=0.97, top=0.96, bottom=0.11)
+    figure.savefig(path)
+    return path
+
+
 def plot_decay(grids: Sequence[DecayGrid], labels: Mapping[str, str], path: Path) -> Path:
     """Heat maps of validation Δm over learning rate × weight decay, one per method."""
     figure = Figure(figsize=(4.6 * len(grids), 3.8), dpi=DPI)
@@ -559,6 +613,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         large = summaries.get("small_cnn")
         grids = decay_grids(study, store, paper) if paper is not None else []
         simplex, simplex_total = simplex_points(study, store, paper) if paper is not None else ([], 0)
+        method_metrics = first_seed_test_metrics(store, paper) if paper is not None else {}
         places = trained_on(store)
         cpu_hours, wall_hours = (value / 3600 for value in store.connection.execute(
             "SELECT COALESCE(SUM(cpu_seconds), 0), COALESCE(SUM(wall_seconds), 0) FROM runs WHERE status = 'finished'"
@@ -632,6 +687,11 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
             text += [f"![Scalarization's validation Δm over its weight simplex]({plots['simplex']})", "",
                      f"Scalarization's grid search over the weights of {', '.join(spec.trained_tasks)} (the third "
                      "weight is 1 minus the other two; framed: the best point by validation Δm).", ""]
+            plots["trade_off"] = plot_trade_off(simplex, method_metrics, paper, out_dir / "study_trade_off.png").name
+            text += [f"![test trade-off between the tasks]({plots['trade_off']})", "",
+                     "The same runs on the test split against the methods' selected runs (seed 0 for all): each "
+                     "axis is Δm over one group of tasks, so a point below and left of Scalarization's front would "
+                     "beat every fixed weighting at its own trade-off.", ""]
         if brute is None:
             text += [scalarization_so_far(simplex, simplex_total, by_name(paper, "uwso")), ""]
     text += [claim_close_to_scalarization(paper, brute).line(), ""]

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from taskbalance.cli import main as cli
 from taskbalance.protocol.delta_m import delta_m
+from taskbalance.protocol.selection import score
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
 from taskbalance.report import read_summary
 from taskbalance.store import RunStore
@@ -128,8 +129,8 @@ def test_report_gives_every_claim_a_verdict_from_the_stored_numbers(
         abs=0.01)
     uw = next(m for m in multilenet.methods if m.method == "uw")
     assert f"| {uw.runs} | {uw.cpu_seconds / 3600:.2f} |" in text
-    for plot in ("study_compute.png", "study_simplex.png", "study_models.png", "study_weight_decay.png",
-                 "study_temperature.png", "study_uw_weights.png"):
+    for plot in ("study_compute.png", "study_simplex.png", "study_trade_off.png", "study_models.png",
+                 "study_weight_decay.png", "study_temperature.png", "study_uw_weights.png"):
         assert (root / "report" / plot).stat().st_size > 0 and f"]({plot})" in text
 
 
@@ -248,8 +249,18 @@ def test_simplex_points_score_every_finished_grid_run_like_the_part_summary(
         paper, brute = read_summary(store, "multilenet"), read_summary(store, "scalarization")
         assert paper is not None and brute is not None
         points, total = report.simplex_points(study, store, paper)
+        first_seed = report.first_seed_test_metrics(store, paper)
+        uwso = next(m for m in paper.methods if m.method == "uwso")
+        uwso_first = store.get(uwso.seed_run_ids[0])
     scalarization = brute.methods[0]
     assert total == len(scalarization.grid) == len(points)  # every weight vector × learning rate has finished
+    assert all(p.test_metrics.keys() == set(paper.metric_keys) for p in points)
+    # One seed-0 run per finished method, scored at its selected epoch like the grid's points.
+    assert set(first_seed) == {m.label for m in paper.methods if not m.failed}
+    assert uwso_first is not None and uwso_first.config.seed == 0
+    uwso_test = first_seed["UW-SO"]
+    assert score(uwso_test, paper.baseline_test, paper.higher_is_better) == pytest.approx(
+        uwso.delta_m_per_seed[0])
     # The same validation Δm per grid point as the part's own summary (one searched seed), read from the runs.
     by_point = {(tuple(g.options["weights"]), g.lr): g.val_delta_m for g in scalarization.grid}
     assert {(p.weights, p.lr): p.val_delta_m for p in points} == pytest.approx(by_point)
