@@ -223,6 +223,16 @@ def test_claim1_verdict_names_what_uwso_beats_and_what_it_cannot_separate(report
     assert "It beats no other weighting" in alone.why
 
 
+def test_searched_seed_gap_counts_methods_whose_first_seed_is_lower(report: ModuleType) -> None:
+    lucky, unlucky = method("ew", 5.0, 1.0), method("uw", 5.0, 1.0)
+    lucky.delta_m_per_seed, unlucky.delta_m_per_seed = [4.0, 5.0, 6.0], [7.0, 4.0, 4.0]
+    text = report.searched_seed_gap(summary("multilenet", lucky, unlucky))
+    assert "lower test Δm than the mean of the other seeds for 1 of 2 methods (mean gap +0.75 points)" in text
+    single = method("ew", 5.0, 0.0)
+    single.delta_m_per_seed = [5.0]
+    assert report.searched_seed_gap(summary("multilenet", single)) == ""
+
+
 def test_softmax_effect_compares_uwso_with_uwo_against_the_noise(report: ModuleType) -> None:
     same = report.softmax_effect(method("uwso", 2.0, 0.4, runs=23), method("uwo", 2.2, 0.3, runs=5))
     assert "within the seed noise (0.50)" in same and "23 runs" in same and "in 5" in same
