@@ -82,7 +82,17 @@ def _configure_threads(threads: int) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="taskbalance")
 def main() -> None:
-    """Loss weighting for multi-task learning: UW-SO and its baselines, and the paper's benchmark protocol."""
+    """Loss weighting for multi-task learning: UW-SO and its baselines, and the paper's benchmark protocol.
+
+    Methods, datasets and models of your own come in as plugins: modules named by the TASKBALANCE_PLUGINS
+    variable (comma-separated) or by entry points of the group taskbalance.plugins (docs/architecture.md).
+    """
+    from taskbalance.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins()
+    except PluginError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

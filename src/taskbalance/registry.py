@@ -1,9 +1,15 @@
-"""A small name → factory registry shared by methods, tasks, datasets and models."""
+"""A small name → factory registry shared by methods, tasks, datasets and models.
+
+Searching any registry first imports the configured plugins (:mod:`taskbalance.plugins`), once per process, so that
+entries registered outside taskbalance are found in every process that looks them up.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
+
+from taskbalance.plugins import load_plugins
 
 T = TypeVar("T")
 
@@ -35,6 +41,7 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> Callable[..., T]:
+        load_plugins()
         key = name.lower()
         try:
             return self._entries[key]
@@ -46,9 +53,11 @@ class Registry(Generic[T]):
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:
+        load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        load_plugins()
         return isinstance(name, str) and name.lower() in self._entries
 
     def __iter__(self) -> Iterator[str]:
