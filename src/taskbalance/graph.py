@@ -49,5 +49,5 @@ def task_leaves(root: object, *, stop_at: Sequence[object]) -> list[Tensor]:
         if variable is not None:
             leaves.append(variable)
             continue
-        pending.extend(child for child, _ in node.next_functions if child is not None)
+        pending.extend(child for child, _ in getattr(node, "next_functions", ()) if child is not None)
     return leaves

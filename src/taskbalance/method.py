@@ -63,7 +63,7 @@ class Method(nn.Module):
     paper: ClassVar[str] = ""
     hyperparameters: ClassVar[dict[str, str]] = {}
     # Methods that divide by or take the log of a loss need every loss > 0, not just finite.
-    requires_positive_losses: ClassVar[bool] = False
+    requires_positive_losses: bool = False
     # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).
     uses_task_likelihoods: ClassVar[bool] = False
 

@@ -150,7 +150,7 @@ class GradientAggregation(Method):
             targets: list[Tensor] = list(reps)
         else:
             stop_at = []
-            targets = shared
+            targets = list(shared)
         reached = [task_leaves(root, stop_at=stop_at) for root in task_roots(task_losses)]
         if self.mode == "representation":
             self._check_heads_avoid_shared(reached, shared_ids)

@@ -74,11 +74,10 @@ def per_task_gradients(
         (zeros for a task that does not reach it), or None when no task reaches it; ``by_extra[k][j]`` is task k's
         gradient of ``extra_inputs[k][j]`` (None where unused).
     """
-    if strategy == "auto":
-        strategy = resolve_strategy(strategy, targets[0].device if targets else torch.device("cpu"))
-    if strategy == "batched":
+    resolved = resolve_strategy(strategy, targets[0].device if targets else torch.device("cpu"))
+    if resolved == "batched":
         return _batched_gradients(losses, targets, extra_inputs)
-    if strategy != "loop":
+    if resolved != "loop":
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     num_tasks = len(losses)
     by_target: list[list[Tensor | None]] = [[None] * num_tasks for _ in targets]

@@ -21,12 +21,13 @@ from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations, read_a
 from taskbalance.data.mtan_layout import choose_tasks
 from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import BinaryAttribute
+from taskbalance.tasks.base import Task
 
 CELEBA_SIZE = 64
 
 
 @DATASET_TASKS.register("celeba")
-def celeba_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, BinaryAttribute]:
+def celeba_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
     """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only."""
     return {name: BinaryAttribute(name) for name in choose_tasks("celeba", read_attribute_names(root), tasks)}
 

@@ -23,6 +23,7 @@ from taskbalance.training.result import EpochRecord
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import TaskID
 
 
 @runtime_checkable
@@ -105,7 +106,7 @@ class BarProgress:
             transient=False,
             console=console,
         )
-        self._task: object | None = None
+        self._task: TaskID | None = None
         self.failed = 0
 
     def start(self, total: int, skipped: int, where: str) -> None:

@@ -98,7 +98,7 @@ class MTANSharedNetwork(nn.Module):
         return tuple(feature.view_as(feature) for group in stages for feature in group)
 
 
-def split_features(representation: Sequence[Tensor]) -> SegNetFeatures:
+def split_features(representation: Tensor | Sequence[Tensor]) -> SegNetFeatures:
     """The flat 20-tuple of :class:`MTANSharedNetwork` back into its four groups of five."""
     if isinstance(representation, Tensor) or len(representation) != NUM_FEATURES:
         got = "a tensor" if isinstance(representation, Tensor) else f"{len(representation)} tensors"
@@ -157,6 +157,7 @@ class MTANTaskBranch(nn.Module):
             first = features.encoder_first[j]
             mask = self.encoder_attention[j](first if attended is None else torch.cat([first, attended], dim=1))
             attended = F.max_pool2d(shared_blocks.encoder[j](mask * features.encoder_outputs[j]), 2, stride=2)
+        assert attended is not None  # NUM_STAGES > 0
         for j in range(NUM_STAGES):
             unpooled = features.decoder_inputs[j]
             upsampled = F.interpolate(attended, size=unpooled.shape[-2:], mode="bilinear", align_corners=True)
@@ -193,13 +194,19 @@ class MTAN(MultiTaskModel):
         """The SegNet (``shared="segnet"``), or everything but the heads (``shared="all_but_heads"``)."""
         if self.shared_scope == "segnet":
             return self.encoder.parameters()
-        head_ids = {id(p) for branch in self.heads.values() for p in branch.head.parameters()}
+        head_ids = {id(p) for name in self.heads for p in self.branch(name).head.parameters()}
         return (p for p in self.parameters() if id(p) not in head_ids)
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         """One task's attention modules and head (``"segnet"``), or its head only (``"all_but_heads"``)."""
-        branch = self.heads[name]
+        branch = self.branch(name)
         return branch.parameters() if self.shared_scope == "segnet" else branch.head.parameters()
+
+    def branch(self, name: str) -> MTANTaskBranch:
+        """Task ``name``'s branch: its attention modules and its head."""
+        branch = self.heads[name]
+        assert isinstance(branch, MTANTaskBranch)  # every head is built as one
+        return branch
 
     def attention_block_parameters(self) -> Iterator[nn.Parameter]:
         """The ``f``/``f'`` blocks every task's attention path shares."""

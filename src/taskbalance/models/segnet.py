@@ -98,6 +98,7 @@ class SegNetEncoderDecoder(nn.Module):
         indices: list[Tensor] = []
         sizes: list[tuple[int, int]] = []
         for stage in self.encoder_stages:
+            assert isinstance(stage, nn.Sequential)  # for type checkers: every stage is built as one
             features.encoder_first.append(stage[0](x))
             x = stage[1:](features.encoder_first[-1])
             features.encoder_outputs.append(x)

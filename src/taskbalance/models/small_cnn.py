@@ -150,7 +150,7 @@ def _assemble(
     }
     shared = encoder()
     if channels_last:
-        shared.to(memory_format=torch.channels_last)
+        shared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
         shared.register_forward_pre_hook(_to_channels_last)
     return MultiTaskModel(shared, modules)
 

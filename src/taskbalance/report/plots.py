@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -23,10 +24,14 @@ from matplotlib.lines import Line2D
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
 from taskbalance.training.result import RunResult
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType  # matplotlib ≥ 3.8; only read by type checkers
+
 DPI = 120
 TASK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                 "#17becf")
-TASK_DASHES = ("-", "--", ":", "-.")  # tasks with equal weights (EW) overlap: the dashes keep each one visible
+# Tasks with equal weights (EW) overlap: the dashes keep each one visible.
+TASK_DASHES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
 BETTER, WORSE = "#2a9d8f", "#e76f51"
 
 

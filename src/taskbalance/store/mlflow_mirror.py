@@ -143,12 +143,12 @@ def mirror_to_mlflow(results: Iterable[RunResult], tracking_uri: str, experiment
         )
         mlflow_id = run.info.run_id
         params = [Param(key, value) for key, value in run_params(result).items()]
-        for chunk in _chunks(params, _MAX_PARAMS):
-            client.log_batch(mlflow_id, params=list(chunk))
+        for param_chunk in _chunks(params, _MAX_PARAMS):
+            client.log_batch(mlflow_id, params=list(param_chunk))
         metrics = [Metric(key, value, stamp, step) for key, value, stamp, step in
                    run_metrics(result, int(time.time() * 1000))]
-        for chunk in _chunks(metrics, _MAX_ENTITIES):
-            client.log_batch(mlflow_id, metrics=list(chunk))
+        for metric_chunk in _chunks(metrics, _MAX_ENTITIES):
+            client.log_batch(mlflow_id, metrics=list(metric_chunk))
         client.log_batch(mlflow_id, tags=[RunTag("taskbalance.mirrored", "true")])
         client.set_terminated(mlflow_id, "FINISHED")
         mirrored[result.run_id] = mlflow_id

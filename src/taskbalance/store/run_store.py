@@ -295,7 +295,7 @@ class RunStore:
         here = self.statuses()
         wanted = [run_id for run_id, status in sorted(source.statuses().items())
                   if status == "finished" and here.get(run_id) != "finished"]
-        copied = []
+        copied: list[str] = []
         for run_id in wanted:
             row = source.connection.execute(
                 "SELECT " + _RUN_COLUMNS + ", started, finished FROM runs WHERE run_id = ?", (run_id,)

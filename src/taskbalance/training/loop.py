@@ -22,7 +22,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -183,14 +183,16 @@ def _training_batches(
     batched by indexing there, in the same order.
     """
     order = torch.Generator().manual_seed(seed)
-    size, ranks = len(dataset), distributed.world_size()
+    size, ranks = len(dataset), distributed.world_size()  # type: ignore[arg-type]  # map-style: it has a length
     lone_last = size % config.batch_size == 1 and size > 1
     loading = _loader_options(config, device)
     if ranks == 1 and not isinstance(dataset, DeviceSplit):
         return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last,
                           **loading)
     # The single process's batches of sample indices: the same loader over range(size) draws the same order.
-    indices = DataLoader(range(size), batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last)
+    indices: DataLoader[Any] = DataLoader(
+        range(size), batch_size=config.batch_size, shuffle=True, generator=order, drop_last=lone_last  # type: ignore[arg-type]
+    )
     batches = [batch.tolist() for batch in indices]
     if ranks > 1:
         if batches and len(batches[-1]) % ranks:
@@ -217,6 +219,7 @@ def _evaluate_finite(model: MultiTaskModel, data: MultiTaskData, split: str, con
         dataset = resident.get(split, getattr(data, split))
         metrics = evaluate(model, data.tasks, dataset, config.eval_batch_size, device, config.precision)
     metrics = distributed.broadcast_object(metrics)
+    assert metrics is not None  # rank 0 computed them and every rank has them now
     bad = {key: value for key, value in metrics.items() if not math.isfinite(value)}
     if bad:
         raise TrainingDivergedError(f"training diverged in epoch {epoch}: {split} metrics {bad} are not finite")
@@ -267,7 +270,8 @@ def train(
     data, model, method = build(config, data, sync_across_ranks=ranks > 1)
     if ranks > 1 and device.type == "cuda":
         # Batch statistics of the global batch (SyncBatchNorm needs CUDA; on CPU each rank normalises its share).
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # It converts the modules in place and returns the same MultiTaskModel.
+        model = cast(MultiTaskModel, nn.SyncBatchNorm.convert_sync_batchnorm(model))
     state = _initial_state(config, model.to(device), method.to(device))
     state.wall_start, state.cpu_start = wall_start, cpu_start
     run_id = config.run_id()

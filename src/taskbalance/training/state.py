@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from taskbalance.method import Method
+from taskbalance.models.base import MultiTaskModel
 from taskbalance.training.checkpoint import FORMAT
 from taskbalance.training.result import EpochRecord
 
@@ -30,7 +30,7 @@ class TrainingState:
         wall_offset, cpu_offset: wall and CPU seconds spent before the last resume.
     """
 
-    model: nn.Module
+    model: MultiTaskModel
     method: Method
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
