@@ -29,7 +29,8 @@ class GradVac(RandomState, GramAggregation):
     Every ``g_i'`` stays a combination ``Σ_j C_ij g_j``, so everything runs on the K×K Gram matrix
     (``g_i'·g_j = (CG)_ij``, ``|g_i'|² = (CGCᵀ)_ii``) and ``last_weights`` is the column sum of C. The targets
     ``φ̂`` (a ``K×K`` buffer ``targets``) and the random generator are in ``state_dict``, so a resumed run continues
-    identically. β = 0.01 is the paper's choice (LibMTL's default is 0.5).
+    identically. β = 0.01 is the value reimplementations of the paper's experiments give as its own (we have not
+    found it in the paper's text); LibMTL's and torchjd's defaults are 0.5. Tune it where it matters.
 
     Degenerate inputs raise a ``ValueError`` naming the method, with ``validate=True`` (one host sync): a zero or
     non-finite task gradient (no cosine), and a correction that cannot reach its target (a target of 1, which needs
