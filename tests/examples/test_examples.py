@@ -17,12 +17,15 @@ from taskbalance import data as datasets
 from taskbalance import methods, models
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# The arguments that make each example a few-second smoke run; every script in examples/ must be listed.
+# The arguments that make each example a few-second smoke run, and what its output must say; every script in
+# examples/ must be listed.
 SMOKE_ARGUMENTS = {
     "lightning_uwso.py": [
-        ["--method", "uwso", "--max-steps", "3", "--num-train", "512"],
-        ["--method", "cagrad", "--max-steps", "3", "--num-train", "512"],
+        (["--method", "uwso", "--max-steps", "3", "--num-train", "512"], "3 steps; last weights"),
+        (["--method", "cagrad", "--max-steps", "3", "--num-train", "512"], "3 steps; last weights"),
     ],
+    # The plugin's own method and dataset, trained by `taskbalance bench` in spawned workers.
+    "plugin_lab.py": [(["--epochs", "1"], "lab_signals / lab_mlp: test Δm")],
 }
 
 
@@ -31,14 +34,15 @@ def test_every_example_has_a_smoke_run() -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "arguments"), [(s, a) for s, runs in SMOKE_ARGUMENTS.items() for a in runs], ids=lambda v: str(v)
+    ("script", "arguments", "expected"),
+    [(s, a, e) for s, runs in SMOKE_ARGUMENTS.items() for a, e in runs], ids=lambda v: str(v),
 )
-def test_example_runs(script: str, arguments: list[str]) -> None:
+def test_example_runs(script: str, arguments: list[str], expected: str) -> None:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *arguments], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "3 steps; last weights" in done.stdout
+    assert expected in done.stdout
 
 
 def _load_example(name: str) -> ModuleType:
