@@ -96,6 +96,8 @@ def _worker(rank: int, world: int, init_file: str, out: str, args: argparse.Name
                         slice(rank * share, (rank + 1) * share), f"cuda:{rank}" if cuda else "cpu")
         if rank == 0:
             torch.save(rows, out)
+        # Tear the group down together: a rank that leaves while another still works can abort that one in gloo.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -405,45 +405,51 @@ def train(config_file: Path, out: Path | None, threads: int, device: str | None)
     from taskbalance import distributed
 
     # Under torchrun every rank trains; rank 0 alone prints and writes the store.
-    distributed.init_from_environment()
-    console = _console()
-    if distributed.rank() != 0:
-        console.quiet = True
-
-    def show_epoch(record: Any) -> None:
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in record.train_losses.items())
-        console.print(f"epoch {record.epoch}: train loss {losses} ({record.seconds:.1f} s)")
-
-    checkpoint_dir = out / "checkpoints" if out is not None else None
-    if out is not None and distributed.rank() == 0:
-        with _open_store(out / "results.sqlite"):
-            pass  # an unusable store is refused before the run trains, not after
+    joined = distributed.init_from_environment()
+    finished = False
     try:
-        result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
-    except ConfigError as error:
-        raise click.UsageError(f"{config_file}: {error}") from None
-    except (DatasetFormatError, FileNotFoundError) as error:
-        raise click.UsageError(f"{config_file}: dataset {config.dataset!r}: {error}") from None
-    except CheckpointError as error:
-        raise click.UsageError(f"--out {out}: {error}") from None
-    except DeviceError as error:
-        raise click.UsageError(f"{config_file}: device: {error}") from None
-    except ValueError as error:  # the run itself failed, e.g. its training diverged (the message says where)
-        raise click.ClickException(f"{config_file}: the run failed: {error}") from None
-    table = Table(title=f"run {result.run_id}: last epoch")
-    table.add_column("metric")
-    table.add_column("validation", justify="right")
-    table.add_column("test", justify="right")
-    last = result.epochs[-1]
-    for key in last.val:
-        table.add_row(key, f"{last.val[key]:.4f}", f"{last.test[key]:.4f}")
-    console.print(table)
-    console.print(f"{result.ms_per_step:.1f} ms/step, peak memory {result.peak_memory_mb:.0f} MiB")
-    if out is not None and distributed.rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        with _open_store(out / "results.sqlite") as store:
-            store.save(result)
-        console.print(f"stored in {out / 'results.sqlite'}")
+        console = _console()
+        if distributed.rank() != 0:
+            console.quiet = True
+
+        def show_epoch(record: Any) -> None:
+            losses = ", ".join(f"{k} {v:.4f}" for k, v in record.train_losses.items())
+            console.print(f"epoch {record.epoch}: train loss {losses} ({record.seconds:.1f} s)")
+
+        checkpoint_dir = out / "checkpoints" if out is not None else None
+        if out is not None and distributed.rank() == 0:
+            with _open_store(out / "results.sqlite"):
+                pass  # an unusable store is refused before the run trains, not after
+        try:
+            result = train_run(config, checkpoint_dir=checkpoint_dir, on_epoch=show_epoch)
+        except ConfigError as error:
+            raise click.UsageError(f"{config_file}: {error}") from None
+        except (DatasetFormatError, FileNotFoundError) as error:
+            raise click.UsageError(f"{config_file}: dataset {config.dataset!r}: {error}") from None
+        except CheckpointError as error:
+            raise click.UsageError(f"--out {out}: {error}") from None
+        except DeviceError as error:
+            raise click.UsageError(f"{config_file}: device: {error}") from None
+        except ValueError as error:  # the run itself failed, e.g. its training diverged (the message says where)
+            raise click.ClickException(f"{config_file}: the run failed: {error}") from None
+        table = Table(title=f"run {result.run_id}: last epoch")
+        table.add_column("metric")
+        table.add_column("validation", justify="right")
+        table.add_column("test", justify="right")
+        last = result.epochs[-1]
+        for key in last.val:
+            table.add_row(key, f"{last.val[key]:.4f}", f"{last.test[key]:.4f}")
+        console.print(table)
+        console.print(f"{result.ms_per_step:.1f} ms/step, peak memory {result.peak_memory_mb:.0f} MiB")
+        if out is not None and distributed.rank() == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            with _open_store(out / "results.sqlite") as store:
+                store.save(result)
+            console.print(f"stored in {out / 'results.sqlite'}")
+        finished = True
+    finally:
+        if joined:
+            distributed.leave(together=finished)
 
 
 @main.command(name="methods")

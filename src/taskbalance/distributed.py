@@ -118,6 +118,20 @@ def init_from_environment() -> bool:
     return True
 
 
+def leave(*, together: bool) -> None:
+    """Leave the process group (nothing outside a distributed job): destroy it, after a barrier when ``together``.
+
+    Call it with ``together=True`` once this rank's work is done (every rank gets there), so that no rank tears its
+    connections down while another still works, which can abort that one in gloo; with ``together=False`` on the
+    way out of an error, where the other ranks may never reach a barrier.
+    """
+    if not is_distributed():
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def average_tensors_(tensors: Sequence[Tensor]) -> None:
     """Replace every tensor by its mean over ranks, in place, with one all-reduce per dtype and device.
 

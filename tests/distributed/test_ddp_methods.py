@@ -94,6 +94,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             results[index] = _train(name, options, slice(rank * half, (rank + 1) * half), sync=True)
             results[index]["bytes"] = torch.tensor(distributed.traffic.bytes)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # tear the group down together (see taskbalance.training.data_parallel)
     finally:
         dist.destroy_process_group()
 

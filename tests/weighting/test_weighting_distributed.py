@@ -32,6 +32,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         total = dwa(losses)
         results["dwa"] = (dwa.last_weights, total.detach())
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # tear the group down together (see taskbalance.training.data_parallel)
     finally:
         dist.destroy_process_group()
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from taskbalance import distributed
 from taskbalance.training.config import RunConfig
 from taskbalance.training.loop import train
 from taskbalance.training.result import EpochRecord, RunResult
@@ -28,13 +29,15 @@ def _rank_main(
     if backend == "nccl":
         torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=processes)
+    finished = False
     try:
         device = f"cuda:{torch.cuda.current_device()}" if backend == "nccl" else "cpu"
         result = train(config, checkpoint_dir=checkpoint_dir, device=device)
         if rank == 0:
             torch.save(result.to_dict(), result_file)
+        finished = True
     finally:
-        dist.destroy_process_group()
+        distributed.leave(together=finished)
 
 
 def train_data_parallel(
