@@ -58,6 +58,7 @@ class UWOMovingAverage(LossWeighting):
     """
 
     formula = "Σ_k L_k / a_k, a ← β·a + (1−β)·sg[L]"
+    label = "UW-O (EMA)"
     paper = "taskbalance example (not from a paper)"
     hyperparameters: ClassVar[dict[str, str]] = {"beta": "weight of the past in the moving average (default 0.9)"}
     requires_positive_losses = True

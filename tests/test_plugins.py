@@ -42,6 +42,7 @@ PLUGIN = textwrap.dedent('''
         """Half of EW: ``total = ½·Σ_k L_k``."""
 
         formula = "½·Σ_k L_k"
+        label = "Half-EW"
 
         def combine(self, losses, values):
             return losses.sum() / 2, torch.full_like(values, 0.5)
@@ -100,6 +101,7 @@ def test_a_plugin_named_by_the_variable_registers_its_method_dataset_and_model(
     losses = torch.tensor([1.0, 3.0], requires_grad=True)
     assert float(half(losses).detach()) == 2.0 and half.last_weights.tolist() == [0.5, 0.5]
     assert "plugin_points" in DATASETS and "plugin_mlp" in MODELS
+    assert methods.label("plugin_half") == "Half-EW" and methods.label("unknown_thing") == "unknown_thing"
     assert plugins.load_plugins() == []  # once per process
 
 
@@ -134,7 +136,7 @@ def test_bench_compares_a_plugin_method_on_a_plugin_dataset(
     finally:
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
-    assert "plugin_points / plugin_mlp" in result.output and "plugin_half" in result.output
+    assert "plugin_points / plugin_mlp" in result.output and "Half-EW" in result.output  # the plugin's own label
 
 
 def test_a_spawned_worker_finds_the_plugin_by_itself(fresh_plugins: Path, monkeypatch: pytest.MonkeyPatch) -> None:

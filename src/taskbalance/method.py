@@ -55,10 +55,12 @@ class Method(nn.Module):
             Shape checks are always done (they need no sync).
 
     Subclasses set the class attributes ``kind`` (what ``taskbalance methods`` shows), ``formula`` (one line),
-    ``paper`` (short citation) and ``hyperparameters`` (name → meaning and default).
+    ``paper`` (short citation), ``hyperparameters`` (name → meaning and default) and, for a method outside
+    taskbalance, ``label`` (its display name in tables; the built-in methods' are in ``taskbalance.methods.LABELS``).
     """
 
     kind: ClassVar[str] = ""
+    label: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     hyperparameters: ClassVar[dict[str, str]] = {}

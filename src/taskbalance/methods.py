@@ -79,8 +79,14 @@ def names() -> list[str]:
 
 
 def label(name: str) -> str:
-    """The display name of a method (``"uwso"`` → ``"UW-SO"``); unknown names are returned unchanged."""
-    return LABELS.get(name.lower(), name)
+    """The display name of a method (``"uwso"`` → ``"UW-SO"``): from :data:`LABELS`, else the class's ``label``
+    (a plugin's method sets its own); a method without one, or an unknown name, is returned unchanged."""
+    key = name.lower()
+    if key in LABELS:
+        return LABELS[key]
+    if key in WEIGHTINGS or key in AGGREGATIONS:
+        return method_class(key).label or name
+    return name
 
 
 def method_class(name: str) -> type[Method]:
