@@ -474,8 +474,9 @@ def plot_simplex(points: Sequence[SimplexPoint], tasks: Sequence[str], path: Pat
 def plot_trade_off(points: Sequence[SimplexPoint], methods: Mapping[str, Mapping[str, float]],
                    summary: BenchSummary, path: Path) -> Path:
     """Test trade-off on the first seed: the Δm terms of the last task's metrics (y) against those of the other
-    tasks (x), for every Scalarization grid run (its lower-left hull drawn as the front) and each method's selected
-    run. A method on or below the front matches the best fixed weighting at every trade-off."""
+    tasks (x), for every Scalarization weight vector at its best learning rate (their non-dominated points drawn as
+    the front) and each method's selected run. A method on or below the front matches the best fixed weighting at
+    its trade-off."""
     keys = [k for k in summary.metric_keys if k in summary.baseline_test and k not in summary.excluded_metrics]
     groups = task_groups(keys)
     *others, last = groups
@@ -486,21 +487,32 @@ def plot_trade_off(points: Sequence[SimplexPoint], methods: Mapping[str, Mapping
                            {k: summary.higher_is_better[k] for k in names})
         return term([k for task in others for k in groups[task]]), term(groups[last])
 
+    # Each weight vector at its own best learning rate (by validation Δm), as a tuned fixed weighting would be used;
+    # only the vectors whose every learning rate has run, so that a half-run grid shows no untuned point.
+    lrs = {p.lr for p in points}
+    runs_of: dict[tuple[float, ...], list[SimplexPoint]] = {}
+    for point in points:
+        if point.test_metrics:
+            runs_of.setdefault(point.weights, []).append(point)
+    tuned = {weights: min(runs, key=lambda p: p.val_delta_m) for weights, runs in runs_of.items()
+             if {p.lr for p in runs} == lrs}
     figure = Figure(figsize=(7.0, 5.0), dpi=DPI)
     axes = figure.subplots()
-    grid = np.array([xy(p.test_metrics) for p in points if p.test_metrics])
+    grid = np.array([xy(p.test_metrics) for p in tuned.values()])
     if len(grid):
-        axes.scatter(grid[:, 0], grid[:, 1], s=14, color="0.65", label=f"Scalarization grid ({len(grid)} runs)")
+        axes.scatter(grid[:, 0], grid[:, 1], s=14, color="0.65",
+                     label=f"Scalarization: {len(grid)} weight vectors, each at its best lr")
         front, best_y = [], math.inf
         for x, y in sorted(map(tuple, grid)):
             if y < best_y:
                 front.append((x, y))
                 best_y = y
         axes.plot(*zip(*front, strict=True), color="0.4", linewidth=1, label="its non-dominated front")
-    for label, metrics in methods.items():
+    offsets = ((5, 4), (5, -10), (-34, 4), (-34, -10))  # neighbours' labels do not print over each other
+    for i, (label, metrics) in enumerate(sorted(methods.items(), key=lambda item: xy(item[1]))):
         x, y = xy(metrics)
         axes.plot([x], [y], marker="o", linestyle="none", color=BETTER if label == "UW-SO" else "#264653")
-        axes.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=offsets[i % len(offsets)], fontsize=8)
     axes.axhline(0, color="black", linewidth=0.6)
     axes.axvline(0, color="black", linewidth=0.6)
     axes.set_xlabel(f"Δm over {', '.join(others)} (%), test, seed 0")
@@ -704,9 +716,10 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
                      "weight is 1 minus the other two; framed: the best point by validation Δm).", ""]
             plots["trade_off"] = plot_trade_off(simplex, method_metrics, paper, out_dir / "study_trade_off.png").name
             text += [f"![test trade-off between the tasks]({plots['trade_off']})", "",
-                     "The same runs on the test split against the methods' selected runs (seed 0 for all): each "
-                     "axis is Δm over one group of tasks, so a point below and left of Scalarization's front would "
-                     "beat every fixed weighting at its own trade-off.", ""]
+                     "The same weight vectors, each at its best learning rate by validation Δm, on the test split "
+                     "against the methods' selected runs (seed 0 for all): each axis is Δm over one group of tasks, "
+                     "so a point below and left of Scalarization's front would beat every fixed weighting at its "
+                     "own trade-off.", ""]
         if brute is None:
             text += [scalarization_so_far(simplex, simplex_total, by_name(paper, "uwso")), ""]
     text += [claim_close_to_scalarization(paper, brute).line(), ""]
