@@ -26,7 +26,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -111,14 +110,13 @@ def lab_mlp(heads: Mapping[str, HeadSpec], in_channels: int = 1, hidden: int = 3
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None, help="the benchmark's folder [default: a new temporary one]")
+    parser.add_argument("--out", type=Path, default=Path("runs/plugin_lab"), help="the benchmark's folder")
     args = parser.parse_args(argv)
-    out = args.out or Path(tempfile.mkdtemp(prefix="plugin_lab_"))
     here = str(Path(__file__).resolve().parent)
     environment = {**os.environ, "TASKBALANCE_PLUGINS": "plugin_lab",
                    "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     command = [sys.executable, "-m", "taskbalance", "bench", "--dataset", "lab_signals", "--model", "lab_mlp",
-               "--methods", "ew,uwo,uwo_ema", "--epochs", str(args.epochs), "--out", str(out)]
+               "--methods", "ew,uwo,uwo_ema", "--epochs", str(args.epochs), "--out", str(args.out)]
     return subprocess.run(command, env=environment, check=False).returncode
 
 

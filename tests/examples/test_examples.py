@@ -37,9 +37,10 @@ def test_every_example_has_a_smoke_run() -> None:
     ("script", "arguments", "expected"),
     [(s, a, e) for s, runs in SMOKE_ARGUMENTS.items() for a, e in runs], ids=lambda v: str(v),
 )
-def test_example_runs(script: str, arguments: list[str], expected: str) -> None:
+def test_example_runs(script: str, arguments: list[str], expected: str, tmp_path: Path) -> None:
+    # In a folder of its own: whatever an example writes next to itself (runs/, logs) stays out of the checkout.
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *arguments], capture_output=True, text=True, timeout=300
+        [sys.executable, str(EXAMPLES / script), *arguments], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert expected in done.stdout
