@@ -63,6 +63,12 @@ def by_name(summary: BenchSummary | None, name: str) -> MethodSummary | None:
     return next((m for m in finished(summary) if m.method == name), None)
 
 
+def references(summary: BenchSummary) -> tuple[dict[str, float], dict[str, float]]:
+    """The validation and test STL baselines that Δm is taken against (the metrics not excluded from it)."""
+    return ({k: v for k, v in summary.baseline_val.items() if k not in summary.excluded_metrics},
+            {k: v for k, v in summary.baseline_test.items() if k not in summary.excluded_metrics})
+
+
 def fmt(value: float, digits: int = 2) -> str:
     return "—" if not math.isfinite(value) else f"{value:+.{digits}f}"
 
@@ -174,8 +180,7 @@ def simplex_points(study: Study, store: RunStore, paper: BenchSummary) -> tuple[
     numbers are those its summary will hold; read from the runs, they are there before the part has finished.
     """
     spec = study.bench_parts()["scalarization"].spec
-    reference_val = {k: v for k, v in paper.baseline_val.items() if k not in paper.excluded_metrics}
-    reference_test = {k: v for k, v in paper.baseline_test.items() if k not in paper.excluded_metrics}
+    reference_val, reference_test = references(paper)
     configs = [spec.config("scalarization", options, lr, spec.seeds[0], spec.trained_tasks)
                for options in spec.grid("scalarization") for lr in spec.lrs]
     points = []
@@ -194,11 +199,10 @@ def simplex_points(study: Study, store: RunStore, paper: BenchSummary) -> tuple[
 def first_seed_test_metrics(store: RunStore, summary: BenchSummary) -> dict[str, Mapping[str, float]]:
     """Per finished method (by label), the test metrics of its selected point's run on the first seed, at the epoch
     selected by validation Δm: the same seed and selection as the Scalarization grid's points."""
-    reference_val = {k: v for k, v in summary.baseline_val.items() if k not in summary.excluded_metrics}
+    reference_val, _ = references(summary)
     metrics: dict[str, Mapping[str, float]] = {}
     for method in finished(summary):
-        runs = [store.get(run_id) for run_id in method.seed_run_ids]
-        first = next((r for r in runs if r is not None and r.config.seed == summary.seeds[0]), None)
+        first = selected_seed0_run(store, method)
         if first is not None:
             metrics[method.label] = selected_record(first, reference_val, summary.delta_m_variant).test
     return metrics
@@ -278,8 +282,7 @@ def decay_grids(study: Study, store: RunStore, paper: BenchSummary) -> list[Deca
     if uwso is None:
         return []
     configs = study.weight_decay_configs(float(uwso.selected.options["temperature"]))
-    reference_val = {k: v for k, v in paper.baseline_val.items() if k not in paper.excluded_metrics}
-    reference_test = {k: v for k, v in paper.baseline_test.items() if k not in paper.excluded_metrics}
+    reference_val, reference_test = references(paper)
     lrs = sorted({c.lr for c in configs})
     decays = sorted({c.weight_decay for c in configs})
     grids = []
@@ -477,7 +480,8 @@ def plot_trade_off(points: Sequence[SimplexPoint], methods: Mapping[str, Mapping
     tasks (x), for every Scalarization weight vector at its best learning rate (their non-dominated points drawn as
     the front) and each method's selected run. A method on or below the front matches the best fixed weighting at
     its trade-off."""
-    keys = [k for k in summary.metric_keys if k in summary.baseline_test and k not in summary.excluded_metrics]
+    _, reference_test = references(summary)
+    keys = [k for k in summary.metric_keys if k in reference_test]
     groups = task_groups(keys)
     *others, last = groups
 
@@ -509,8 +513,8 @@ def plot_trade_off(points: Sequence[SimplexPoint], methods: Mapping[str, Mapping
                 best_y = y
         axes.plot(*zip(*front, strict=True), color="0.4", linewidth=1, label="its non-dominated front")
     offsets = ((5, 4), (5, -10), (-34, 4), (-34, -10))  # neighbours' labels do not print over each other
-    for i, (label, metrics) in enumerate(sorted(methods.items(), key=lambda item: xy(item[1]))):
-        x, y = xy(metrics)
+    for i, (label, (x, y)) in enumerate(sorted(((label, xy(m)) for label, m in methods.items()),
+                                               key=lambda item: item[1])):
         axes.plot([x], [y], marker="o", linestyle="none", color=BETTER if label == "UW-SO" else "#264653")
         axes.annotate(label, (x, y), textcoords="offset points", xytext=offsets[i % len(offsets)], fontsize=8)
     axes.axhline(0, color="black", linewidth=0.6)
@@ -609,7 +613,8 @@ def method_table(summary: BenchSummary) -> list[str]:
 def metric_terms_table(summary: BenchSummary) -> list[str]:
     """Per method, each metric's term of Δm, (−1)^h·(M − M_STL)/M_STL·100 of its seed-mean test value: where a
     method's Δm comes from (negative: better than the single-task model on that metric)."""
-    keys = [k for k in summary.metric_keys if k in summary.baseline_test and k not in summary.excluded_metrics]
+    _, reference_test = references(summary)
+    keys = [k for k in summary.metric_keys if k in reference_test]
     lines = ["| method | " + " | ".join(f"{k} {'↑' if summary.higher_is_better[k] else '↓'}" for k in keys) + " |",
              "|---|" + "---:|" * len(keys)]
     for m in finished(summary):
@@ -698,8 +703,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
                  "test value against the STL baseline, signed so that negative is better (Δm is their mean):", "",
                  *metric_terms_table(paper), ""]
     text += [claim_uwso_best(paper).line(), ""]
-    if paper is not None and searched_seed_gap(paper):
-        text += [searched_seed_gap(paper), ""]
+    seed_gap = searched_seed_gap(paper) if paper is not None else ""
+    if seed_gap:
+        text += [seed_gap, ""]
 
     text += ["## Claim 2: UW-SO comes close to the best brute-force Scalarization at a fraction of its cost", ""]
     scalarization = by_name(brute, "scalarization")
