@@ -90,16 +90,12 @@ def _worker(rank: int, world: int, init_file: str, out: str, args: argparse.Name
     if cuda:
         torch.cuda.set_device(rank)
     dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with distributed.leaving_together():
         share = args.batch // world
         rows = _measure(CASES if args.methods is None else _chosen(args.methods), args.batch, args.steps, args.warmup,
                         slice(rank * share, (rank + 1) * share), f"cuda:{rank}" if cuda else "cpu")
         if rank == 0:
             torch.save(rows, out)
-        # Tear the group down together: a rank that leaves while another still works can abort that one in gloo.
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def _chosen(names: str) -> list[tuple[str, dict[str, object]]]:

@@ -405,9 +405,8 @@ def train(config_file: Path, out: Path | None, threads: int, device: str | None)
     from taskbalance import distributed
 
     # Under torchrun every rank trains; rank 0 alone prints and writes the store.
-    joined = distributed.init_from_environment()
-    finished = False
-    try:
+    distributed.init_from_environment()
+    with distributed.leaving_together():
         console = _console()
         if distributed.rank() != 0:
             console.quiet = True
@@ -446,10 +445,6 @@ def train(config_file: Path, out: Path | None, threads: int, device: str | None)
             with _open_store(out / "results.sqlite") as store:
                 store.save(result)
             console.print(f"stored in {out / 'results.sqlite'}")
-        finished = True
-    finally:
-        if joined:
-            distributed.leave(together=finished)
 
 
 @main.command(name="methods")

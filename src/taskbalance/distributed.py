@@ -9,7 +9,8 @@ Every reduction goes through :func:`all_reduce_mean`/:func:`all_reduce_sum`, whi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -118,18 +119,22 @@ def init_from_environment() -> bool:
     return True
 
 
-def leave(*, together: bool) -> None:
-    """Leave the process group (nothing outside a distributed job): destroy it, after a barrier when ``together``.
+@contextmanager
+def leaving_together() -> Iterator[None]:
+    """Destroy the process group when the block ends (nothing outside a distributed job).
 
-    Call it with ``together=True`` once this rank's work is done (every rank gets there), so that no rank tears its
-    connections down while another still works, which can abort that one in gloo; with ``together=False`` on the
-    way out of an error, where the other ranks may never reach a barrier.
+    When the block finished, after a barrier: no rank tears its connections down while another still works, which
+    can abort that one in gloo. When it raised, at once: the other ranks may never reach a barrier.
     """
-    if not is_distributed():
-        return
-    if together:
-        dist.barrier()
-    dist.destroy_process_group()
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        if is_distributed():
+            if finished:
+                dist.barrier()
+            dist.destroy_process_group()
 
 
 def average_tensors_(tensors: Sequence[Tensor]) -> None:

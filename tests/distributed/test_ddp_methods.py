@@ -86,7 +86,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
+    with distributed.leaving_together():
         half = GLOBAL_BATCH // 2
         results = {}
         for index, (name, options) in enumerate(CASES):
@@ -94,9 +94,6 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
             results[index] = _train(name, options, slice(rank * half, (rank + 1) * half), sync=True)
             results[index]["bytes"] = torch.tensor(distributed.traffic.bytes)
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-        dist.barrier()  # tear the group down together (see taskbalance.training.data_parallel)
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from taskbalance import distributed
 from taskbalance.weighting import DWA, GLS, RLW, UWO, UWSO
 
 RANK_LOSSES = [[0.5, 2.0, 4.0], [1.5, 1.0, 8.0]]
@@ -15,7 +16,7 @@ MEAN_LOSSES = [1.0, 1.5, 6.0]
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
+    with distributed.leaving_together():
         losses = torch.tensor(RANK_LOSSES[rank], dtype=torch.float64)
         results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, method in {
@@ -32,9 +33,6 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         total = dwa(losses)
         results["dwa"] = (dwa.last_weights, total.detach())
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-        dist.barrier()  # tear the group down together (see taskbalance.training.data_parallel)
-    finally:
-        dist.destroy_process_group()
 
 
 def test_every_rank_uses_the_weights_of_the_mean_losses(tmp_path: Path) -> None:

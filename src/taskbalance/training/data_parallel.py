@@ -29,15 +29,11 @@ def _rank_main(
     if backend == "nccl":
         torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=processes)
-    finished = False
-    try:
+    with distributed.leaving_together():
         device = f"cuda:{torch.cuda.current_device()}" if backend == "nccl" else "cpu"
         result = train(config, checkpoint_dir=checkpoint_dir, device=device)
         if rank == 0:
             torch.save(result.to_dict(), result_file)
-        finished = True
-    finally:
-        distributed.leave(together=finished)
 
 
 def train_data_parallel(
