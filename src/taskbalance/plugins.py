@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "taskbalance.plugins"
@@ -54,23 +53,19 @@ def configured_plugins() -> list[tuple[str, str]]:
     return plugins
 
 
-def load_plugins(modules: Sequence[str] | None = None) -> list[str]:
-    """Import the plugins (``modules``, or else the configured ones once per process); return those imported.
+def load_plugins() -> list[str]:
+    """Import the configured plugins, once per process; return those imported by this call.
 
     Raises:
         PluginError: a plugin's import failed, or it registered a name that is already taken.
     """
     global _searched
-    if modules is None:
-        if _searched:
-            return []
-        # Set first: a plugin that searches a registry while it is imported must not import the plugins again.
-        _searched = True
-        wanted = configured_plugins()
-    else:
-        wanted = [(name, "load_plugins") for name in modules]
+    if _searched:
+        return []
+    # Set first: a plugin that searches a registry while it is imported must not import the plugins again.
+    _searched = True
     imported = []
-    for name, origin in wanted:
+    for name, origin in configured_plugins():
         target = name.split(":", 1)[0]  # an entry point may name an attribute; importing its module registers
         if target in _loaded:
             continue
