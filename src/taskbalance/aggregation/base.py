@@ -147,10 +147,10 @@ class GradientAggregation(Method):
         shared_ids = {id(p) for p in shared}
         if self.mode == "representation":
             stop_at = [r.grad_fn for r in reps]
-            targets: list[Tensor] = list(reps)
+            targets: Sequence[Tensor] = reps
         else:
             stop_at = []
-            targets = list(shared)
+            targets = shared
         reached = [task_leaves(root, stop_at=stop_at) for root in task_roots(task_losses)]
         if self.mode == "representation":
             self._check_heads_avoid_shared(reached, shared_ids)
