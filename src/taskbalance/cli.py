@@ -183,7 +183,7 @@ def bench(
     """
     from taskbalance.execution import RunsFailedError, run_configs
     from taskbalance.protocol.bench import plan, run_bench
-    from taskbalance.protocol.presets import PRESETS, describe_plan, template_line
+    from taskbalance.protocol.presets import PRESETS, PlanFlops, describe_plan, plan_flops, template_line
     from taskbalance.report import render_table, write_report
     from taskbalance.store import MlflowUnavailableError, mirror_to_mlflow
 
@@ -236,7 +236,15 @@ def bench(
         raise click.UsageError(str(error)) from None
     if dry_run:
         measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
-        for line in [template_line(spec.run), *describe_plan(plan(spec), preset, workers=workers, measured=measured)]:
+        bench_plan = plan(spec)
+        flops: PlanFlops | str = "the input size of another dataset than the preset's is known only from its files"
+        if own_dataset:
+            try:
+                flops = plan_flops(bench_plan, spec, preset)
+            except ValueError as error:
+                flops = str(error)
+        plan_lines = describe_plan(bench_plan, preset, workers=workers, measured=measured, flops=flops)
+        for line in [template_line(spec.run), *plan_lines]:
             console.print(line)
         return
     _check_model(spec.run.model)

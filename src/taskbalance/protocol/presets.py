@@ -22,14 +22,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskbalance.data import multifashion
+from taskbalance.data.celeba import CELEBA_SIZE
 from taskbalance.data.celeba_files import CELEBA_ATTRIBUTES
 from taskbalance.data.cityscapes import cityscapes_tasks
-from taskbalance.data.multifashion import TASK_NAMES as MULTIFASHION_TASKS
+from taskbalance.data.multifashion import multifashion_tasks
 from taskbalance.data.nyuv2 import nyuv2_tasks
+from taskbalance.models.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
 from taskbalance.protocol.bench import PAPER_METHODS, BenchPlan, BenchSpec, search_grid
 from taskbalance.protocol.grid import PAPER_TEMPERATURES
+from taskbalance.tasks.binary_attribute import BinaryAttribute
 from taskbalance.training.config import RunConfig
-from taskbalance.types import SearchSpace
+from taskbalance.types import HeadSpec, SearchSpace
 
 PAPER_LRS: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 """The learning-rate grid of the paper's setups (the authors' code searches {1e-4, 1e-3, 1e-2})."""
@@ -50,7 +54,9 @@ class Preset:
         name: what ``--preset`` takes.
         summary: one line for ``--help`` and the dry run.
         run: the template of every run (see :class:`~taskbalance.protocol.bench.BenchSpec`).
-        task_names: the dataset's tasks in order, known without reading its files (for ``--dry-run``).
+        heads: the dataset's tasks in order with the head each needs, known without reading its files (for
+            ``--dry-run``).
+        input_shape: one sample's input (channels, height, width), for the dry run's FLOP count.
         lrs: learning-rate grid.
         temperatures: UW-SO's temperature grid.
         search: ``"one_seed"`` or ``"all_seeds"``.
@@ -65,7 +71,8 @@ class Preset:
     name: str
     summary: str
     run: RunConfig
-    task_names: tuple[str, ...]
+    heads: Mapping[str, HeadSpec]
+    input_shape: tuple[int, int, int]
     lrs: tuple[float, ...]
     temperatures: tuple[float, ...]
     search: str
@@ -74,6 +81,10 @@ class Preset:
     needs_data_root: bool = False
     num_train: int | None = None
     epoch_seconds: float | None = None
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(self.heads)
 
     def spec(
         self,
@@ -112,21 +123,28 @@ def _has_grid(method: str, space: SearchSpace) -> bool:
     return True
 
 
-def _paper(name: str, summary: str, tasks: Sequence[str], num_train: int, **run: Any) -> Preset:
+def _paper(
+    name: str, summary: str, heads: Mapping[str, HeadSpec], input_shape: tuple[int, int, int], num_train: int,
+    **run: Any,
+) -> Preset:
     """A setup of the paper: its LR grid, every grid point on every seed, Adam with RunConfig's weight decay 1e-5."""
     temperatures = CITYSCAPES_TEMPERATURES if run["dataset"] == "cityscapes" else PAPER_TEMPERATURES
-    space = SearchSpace(num_tasks=len(tasks), temperatures=temperatures)
+    space = SearchSpace(num_tasks=len(heads), temperatures=temperatures)
     methods = tuple(m for m in PAPER_METHODS if _has_grid(m, space))
     return Preset(
-        name=name, summary=summary, run=RunConfig(**run), task_names=tuple(tasks), lrs=PAPER_LRS,
+        name=name, summary=summary, run=RunConfig(**run), heads=heads, input_shape=input_shape, lrs=PAPER_LRS,
         temperatures=temperatures, search="all_seeds", methods=methods, needs_data_root=True, num_train=num_train,
     )
 
 
-_NYUV2 = tuple(nyuv2_tasks())
-_CITYSCAPES = tuple(cityscapes_tasks())
-# Training samples after the validation split is carved out (the loaders' documented split sizes).
+_MULTIFASHION = {name: task.head for name, task in multifashion_tasks().items()}
+_NYUV2 = {name: spec.task.head for name, spec in nyuv2_tasks().items()}
+_CITYSCAPES = {name: spec.task.head for name, spec in cityscapes_tasks().items()}
+_CELEBA = {name: BinaryAttribute(name).head for name in CELEBA_ATTRIBUTES}
+# Training samples after the validation split is carved out, and the input sizes (the loaders' documented sizes).
 _NYUV2_TRAIN, _CITYSCAPES_TRAIN, _CELEBA_TRAIN = 636, 2380, 162_770
+_NYUV2_INPUT, _CITYSCAPES_INPUT, _CELEBA_INPUT = (3, 288, 384), (3, 128, 256), (3, CELEBA_SIZE, CELEBA_SIZE)
+_MULTIFASHION_INPUT = (1, multifashion.CANVAS, multifashion.CANVAS)
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -135,7 +153,8 @@ PRESETS: dict[str, Preset] = {
             name="fast",
             summary="embedded MultiFashion, multilenet, 3 epochs, lr 1e-3, grids searched on seed 0 (≤ 15 min, 2 CPUs)",
             run=RunConfig(epochs=3),
-            task_names=MULTIFASHION_TASKS,
+            heads=_MULTIFASHION,
+            input_shape=_MULTIFASHION_INPUT,
             lrs=(1e-3,),
             temperatures=FAST_TEMPERATURES,
             search="one_seed",
@@ -147,7 +166,8 @@ PRESETS: dict[str, Preset] = {
             name="full",
             summary="as fast, with an LR grid, the paper's full T grid and every grid point on every seed",
             run=RunConfig(epochs=3),
-            task_names=MULTIFASHION_TASKS,
+            heads=_MULTIFASHION,
+            input_shape=_MULTIFASHION_INPUT,
             lrs=(1e-4, 5e-4, 1e-3),
             temperatures=PAPER_TEMPERATURES,
             search="all_seeds",
@@ -161,7 +181,8 @@ PRESETS: dict[str, Preset] = {
             # 50 epochs and the decay at 30 come from the convergence measurement in docs/results/reproduction;
             # losses and weights are logged every 10 steps to keep the committed store small.
             run=RunConfig(epochs=50, lr_step=30, log_every=10),
-            task_names=MULTIFASHION_TASKS,
+            heads=_MULTIFASHION,
+            input_shape=_MULTIFASHION_INPUT,
             lrs=PAPER_LRS,
             temperatures=PAPER_TEMPERATURES,
             search="one_seed",
@@ -169,17 +190,19 @@ PRESETS: dict[str, Preset] = {
             epoch_seconds=5.2,
         ),
         _paper("nyuv2-segnet", "NYUv2 288×384, SegNet, batch 8, 200 epochs, LR halved every 100", _NYUV2,
-               _NYUV2_TRAIN, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100),
+               _NYUV2_INPUT, _NYUV2_TRAIN, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100),
         _paper("nyuv2-deeplabv3plus", "NYUv2 288×384, DeepLabV3+ (ResNet-50), batch 8, 200 epochs, LR halved every 100",
-               _NYUV2, _NYUV2_TRAIN, dataset="nyuv2", model="deeplabv3plus", batch_size=8, epochs=200, lr_step=100),
-        _paper("cityscapes-segnet", "Cityscapes 128×256, SegNet, batch 64, 300 epochs, LR halved every 100",
-               _CITYSCAPES, _CITYSCAPES_TRAIN, dataset="cityscapes", model="segnet", batch_size=64, epochs=300,
+               _NYUV2, _NYUV2_INPUT, _NYUV2_TRAIN, dataset="nyuv2", model="deeplabv3plus", batch_size=8, epochs=200,
                lr_step=100),
+        _paper("cityscapes-segnet", "Cityscapes 128×256, SegNet, batch 64, 300 epochs, LR halved every 100",
+               _CITYSCAPES, _CITYSCAPES_INPUT, _CITYSCAPES_TRAIN, dataset="cityscapes", model="segnet", batch_size=64,
+               epochs=300, lr_step=100),
         _paper("cityscapes-deeplabv3plus",
                "Cityscapes 128×256, DeepLabV3+ (ResNet-50), batch 64, 300 epochs, LR halved every 100", _CITYSCAPES,
-               _CITYSCAPES_TRAIN, dataset="cityscapes", model="deeplabv3plus", batch_size=64, epochs=300, lr_step=100),
+               _CITYSCAPES_INPUT, _CITYSCAPES_TRAIN, dataset="cityscapes", model="deeplabv3plus", batch_size=64,
+               epochs=300, lr_step=100),
         _paper("celeba-resnet18", "CelebA 64×64, 40 attributes, ResNet-18, batch 512, 100 epochs, LR halved every 30",
-               CELEBA_ATTRIBUTES, _CELEBA_TRAIN, dataset="celeba", model="resnet18", batch_size=512, epochs=100,
+               _CELEBA, _CELEBA_INPUT, _CELEBA_TRAIN, dataset="celeba", model="resnet18", batch_size=512, epochs=100,
                lr_step=30),
     )
 }
@@ -201,11 +224,84 @@ def template_line(run: RunConfig) -> str:
     return f"every run: {', '.join(changed) or 'RunConfig defaults'} (other fields: RunConfig defaults)"
 
 
-def describe_plan(plan: BenchPlan, preset: Preset, *, workers: int, measured: bool) -> list[str]:
+SUSTAINED_FLOPS_PER_SECOND = 100e12
+"""The rate the dry run converts FLOPs to hours at: a round number to scale by, not a measurement (an H200's dense
+BF16 peak is about ten times this; convolutional MTL models at these batch sizes reach a fraction of any peak)."""
+
+
+@dataclass(frozen=True)
+class PlanFlops:
+    """The compute of a benchmark plan in floating-point operations (:mod:`taskbalance.models.flops`).
+
+    Attributes:
+        forward_per_sample: one sample's forward pass through the multi-task model (every trained task's head).
+        training: every run's training steps: 3 forward passes per sample and epoch, single-task baselines at
+            their own one-head model's cost. Evaluation passes and the extra backward passes of gradient methods
+            are not counted.
+    """
+
+    forward_per_sample: int
+    training: float
+
+
+def plan_flops(plan: BenchPlan, spec: BenchSpec, preset: Preset) -> PlanFlops:
+    """Count the FLOPs of ``plan`` on the preset's own dataset (its heads and input size, no file read).
+
+    Raises:
+        ValueError: the count is not possible (a task the preset does not know, a model that cannot be built
+            without data); the message says why.
+
+    Example:
+        >>> from taskbalance.protocol.bench import plan
+        >>> spec = PRESETS["nyuv2-segnet"].spec()
+        >>> flops = plan_flops(plan(spec), spec, PRESETS["nyuv2-segnet"])
+        >>> round(flops.forward_per_sample / 1e9)  # GFLOP per 288 × 384 image
+        137
+    """
+    unknown = [task for task in spec.trained_tasks if task not in preset.heads]
+    if unknown:
+        raise ValueError(f"preset {preset.name} does not know the task(s) {', '.join(unknown)}")
+    # The count is the same with any weights, and a dry run reads no file.
+    options = {key: value for key, value in spec.run.model_options.items() if key != "pretrained"}
+
+    def forward(tasks: Sequence[str]) -> int:
+        heads = {task: preset.heads[task] for task in tasks}
+        try:
+            return forward_flops(spec.run.model, heads, preset.input_shape, **options)
+        except Exception as error:  # a model of any kind may refuse the meta device; the dry run must not crash
+            raise ValueError(f"model {spec.run.model!r} could not be traced on the meta device: {error}") from None
+
+    samples = preset.num_train or 0
+    if spec.run.max_steps_per_epoch:
+        samples = min(samples, spec.run.max_steps_per_epoch * spec.run.batch_size)
+    multi_task = forward(spec.trained_tasks)
+    single_task_mean = sum(forward([task]) for task in spec.trained_tasks) / len(spec.trained_tasks)
+    multi_task_runs = plan.runs - plan.stl_runs
+    per_sample = multi_task_runs * multi_task + plan.stl_runs * single_task_mean
+    return PlanFlops(multi_task, TRAINING_FLOPS_PER_FORWARD * per_sample * samples * plan.epochs)
+
+
+def format_flops(flops: float) -> str:
+    """FLOPs with a decimal prefix and three significant digits.
+
+    Example:
+        >>> format_flops(1.372e11), format_flops(5.2e19)
+        ('137 GFLOP', '52 EFLOP')
+    """
+    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {prefix}FLOP"
+    return f"{flops:.3g} FLOP"
+
+
+def describe_plan(
+    plan: BenchPlan, preset: Preset, *, workers: int, measured: bool, flops: PlanFlops | str | None = None
+) -> list[str]:
     """Lines of ``taskbalance bench --dry-run``: runs per method and phase, then the compute.
 
     ``measured`` says whether the spec trains what ``preset.epoch_seconds`` was measured on (same dataset, model
-    and whole epochs); only then is a wall time estimated.
+    and whole epochs); only then is a wall time estimated. ``flops`` is the plan's FLOP count
+    (:func:`plan_flops`), or why there is none.
 
     Example:
         >>> from taskbalance.protocol.bench import plan
@@ -228,12 +324,22 @@ def describe_plan(plan: BenchPlan, preset: Preset, *, workers: int, measured: bo
     if preset.num_train is not None:
         total += f", {plan.run_epochs * preset.num_train:,} training samples"
     lines.append(total)
-    if measured and preset.epoch_seconds is not None:
-        cpu_hours = plan.run_epochs * preset.epoch_seconds / 3600
+    epoch_seconds = preset.epoch_seconds if measured else None
+    if epoch_seconds is not None:
+        cpu_hours = plan.run_epochs * epoch_seconds / 3600
         lines.append(
-            f"estimate: {cpu_hours:.1f} CPU-thread-hours at the measured {preset.epoch_seconds:g} s per EW epoch; "
+            f"estimate: {cpu_hours:.1f} CPU-thread-hours at the measured {epoch_seconds:g} s per EW epoch; "
             f"≈ {cpu_hours / workers * 60:.0f} min wall with {workers} workers (gradient methods cost more per step)"
         )
     else:
         lines.append("estimate: no measured epoch time for this dataset and model; the compute above is in epochs")
+    if isinstance(flops, PlanFlops):
+        line = (f"FLOPs: {format_flops(flops.forward_per_sample)} per sample forward; training ≈ "
+                f"{TRAINING_FLOPS_PER_FORWARD} forward passes per sample → {format_flops(flops.training)} in all")
+        if epoch_seconds is None:  # a measured wall time says more than a nominal rate
+            hours = flops.training / SUSTAINED_FLOPS_PER_SECOND / 3600
+            line += f", ≈ {hours:,.1f} h at {SUSTAINED_FLOPS_PER_SECOND / 1e12:g} TFLOP/s sustained"
+        lines.append(line + " (evaluation and gradient methods' extra backward passes not counted)")
+    elif flops is not None:
+        lines.append(f"FLOPs: not counted ({flops})")
     return lines
