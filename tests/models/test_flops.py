@@ -75,9 +75,13 @@ def test_the_plan_counts_baselines_at_their_one_head_cost_and_three_passes_per_s
     every_head = forward_flops("segnet", preset.heads, preset.input_shape)
     counted = plan_flops(bench_plan, spec, preset)
     assert counted.forward_per_sample == every_head
+    # 636 training samples, 159 validation and 654 test samples evaluated after each of the 2 epochs.
     assert counted.training == pytest.approx(3 * 636 * 2 * (every_head + one_head))
+    assert counted.evaluation == pytest.approx((159 + 654) * 2 * (every_head + one_head))
     capped = preset.spec(methods=["ew"], seeds=[0], lrs=[1e-3], run_changes={"epochs": 2, "max_steps_per_epoch": 5})
-    assert plan_flops(plan(capped), capped, preset).training == pytest.approx(counted.training * 5 * 8 / 636)
+    capped_flops = plan_flops(plan(capped), capped, preset)
+    assert capped_flops.training == pytest.approx(counted.training * 5 * 8 / 636)
+    assert capped_flops.evaluation == counted.evaluation  # evaluation covers the whole splits
 
 
 def test_a_task_the_preset_does_not_know_is_named() -> None:
@@ -113,5 +117,6 @@ def test_the_table_in_the_protocol_docs_is_what_the_code_counts() -> None:
             continue
         spec = preset.spec()
         counted = plan_flops(plan(spec), spec, preset)
-        row = f"| `{name}` | {format_flops(counted.forward_per_sample)} | {format_flops(counted.training)} |"
+        row = (f"| `{name}` | {format_flops(counted.forward_per_sample)} | {format_flops(counted.training)} | "
+               f"{format_flops(counted.evaluation)} |")
         assert row in docs, row

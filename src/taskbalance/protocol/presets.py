@@ -64,6 +64,7 @@ class Preset:
         seeds: the reported seeds.
         needs_data_root: the dataset is read from files named by ``--data-root``.
         num_train: training samples per epoch (for the compute estimate of the dry run).
+        num_evaluated: validation and test samples, both evaluated after every epoch (for the FLOP count).
         epoch_seconds: measured wall seconds of one EW epoch on one CPU thread, evaluation included, or None where
             taskbalance has no measurement (the dry run then gives the compute in epochs and samples only).
     """
@@ -80,6 +81,7 @@ class Preset:
     seeds: tuple[int, ...] = (0, 1, 2)
     needs_data_root: bool = False
     num_train: int | None = None
+    num_evaluated: int | None = None
     epoch_seconds: float | None = None
 
     @property
@@ -124,8 +126,8 @@ def _has_grid(method: str, space: SearchSpace) -> bool:
 
 
 def _paper(
-    name: str, summary: str, heads: Mapping[str, HeadSpec], input_shape: tuple[int, int, int], num_train: int,
-    **run: Any,
+    name: str, summary: str, heads: Mapping[str, HeadSpec], input_shape: tuple[int, int, int],
+    splits: tuple[int, int, int], **run: Any,
 ) -> Preset:
     """A setup of the paper: its LR grid, every grid point on every seed, Adam with RunConfig's weight decay 1e-5."""
     temperatures = CITYSCAPES_TEMPERATURES if run["dataset"] == "cityscapes" else PAPER_TEMPERATURES
@@ -133,7 +135,8 @@ def _paper(
     methods = tuple(m for m in PAPER_METHODS if _has_grid(m, space))
     return Preset(
         name=name, summary=summary, run=RunConfig(**run), heads=heads, input_shape=input_shape, lrs=PAPER_LRS,
-        temperatures=temperatures, search="all_seeds", methods=methods, needs_data_root=True, num_train=num_train,
+        temperatures=temperatures, search="all_seeds", methods=methods, needs_data_root=True, num_train=splits[0],
+        num_evaluated=splits[1] + splits[2],
     )
 
 
@@ -141,8 +144,9 @@ _MULTIFASHION = {name: task.head for name, task in multifashion_tasks().items()}
 _NYUV2 = {name: spec.task.head for name, spec in nyuv2_tasks().items()}
 _CITYSCAPES = {name: spec.task.head for name, spec in cityscapes_tasks().items()}
 _CELEBA = {name: BinaryAttribute(name).head for name in CELEBA_ATTRIBUTES}
-# Training samples after the validation split is carved out, and the input sizes (the loaders' documented sizes).
-_NYUV2_TRAIN, _CITYSCAPES_TRAIN, _CELEBA_TRAIN = 636, 2380, 162_770
+# Train, validation and test samples (the validation split carved from the training files, CelebA's official one)
+# and the input sizes: the loaders' documented sizes.
+_NYUV2_SPLITS, _CITYSCAPES_SPLITS, _CELEBA_SPLITS = (636, 159, 654), (2380, 595, 500), (162_770, 19_867, 19_962)
 _NYUV2_INPUT, _CITYSCAPES_INPUT, _CELEBA_INPUT = (3, 288, 384), (3, 128, 256), (3, CELEBA_SIZE, CELEBA_SIZE)
 _MULTIFASHION_INPUT = (1, multifashion.CANVAS, multifashion.CANVAS)
 
@@ -159,6 +163,7 @@ PRESETS: dict[str, Preset] = {
             temperatures=FAST_TEMPERATURES,
             search="one_seed",
             num_train=10_000,
+            num_evaluated=4_000,
             # Measured: one EW epoch of multilenet on MultiFashion, 1 CPU thread (docs/results/reproduction).
             epoch_seconds=5.2,
         ),
@@ -172,6 +177,7 @@ PRESETS: dict[str, Preset] = {
             temperatures=PAPER_TEMPERATURES,
             search="all_seeds",
             num_train=10_000,
+            num_evaluated=4_000,
             epoch_seconds=5.2,
         ),
         Preset(
@@ -187,22 +193,23 @@ PRESETS: dict[str, Preset] = {
             temperatures=PAPER_TEMPERATURES,
             search="one_seed",
             num_train=10_000,
+            num_evaluated=4_000,
             epoch_seconds=5.2,
         ),
         _paper("nyuv2-segnet", "NYUv2 288×384, SegNet, batch 8, 200 epochs, LR halved every 100", _NYUV2,
-               _NYUV2_INPUT, _NYUV2_TRAIN, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100),
+               _NYUV2_INPUT, _NYUV2_SPLITS, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100),
         _paper("nyuv2-deeplabv3plus", "NYUv2 288×384, DeepLabV3+ (ResNet-50), batch 8, 200 epochs, LR halved every 100",
-               _NYUV2, _NYUV2_INPUT, _NYUV2_TRAIN, dataset="nyuv2", model="deeplabv3plus", batch_size=8, epochs=200,
+               _NYUV2, _NYUV2_INPUT, _NYUV2_SPLITS, dataset="nyuv2", model="deeplabv3plus", batch_size=8, epochs=200,
                lr_step=100),
         _paper("cityscapes-segnet", "Cityscapes 128×256, SegNet, batch 64, 300 epochs, LR halved every 100",
-               _CITYSCAPES, _CITYSCAPES_INPUT, _CITYSCAPES_TRAIN, dataset="cityscapes", model="segnet", batch_size=64,
+               _CITYSCAPES, _CITYSCAPES_INPUT, _CITYSCAPES_SPLITS, dataset="cityscapes", model="segnet", batch_size=64,
                epochs=300, lr_step=100),
         _paper("cityscapes-deeplabv3plus",
                "Cityscapes 128×256, DeepLabV3+ (ResNet-50), batch 64, 300 epochs, LR halved every 100", _CITYSCAPES,
-               _CITYSCAPES_INPUT, _CITYSCAPES_TRAIN, dataset="cityscapes", model="deeplabv3plus", batch_size=64,
+               _CITYSCAPES_INPUT, _CITYSCAPES_SPLITS, dataset="cityscapes", model="deeplabv3plus", batch_size=64,
                epochs=300, lr_step=100),
         _paper("celeba-resnet18", "CelebA 64×64, 40 attributes, ResNet-18, batch 512, 100 epochs, LR halved every 30",
-               _CELEBA, _CELEBA_INPUT, _CELEBA_TRAIN, dataset="celeba", model="resnet18", batch_size=512, epochs=100,
+               _CELEBA, _CELEBA_INPUT, _CELEBA_SPLITS, dataset="celeba", model="resnet18", batch_size=512, epochs=100,
                lr_step=30),
     )
 }
@@ -235,13 +242,20 @@ class PlanFlops:
 
     Attributes:
         forward_per_sample: one sample's forward pass through the multi-task model (every trained task's head).
-        training: every run's training steps: 3 forward passes per sample and epoch, single-task baselines at
-            their own one-head model's cost. Evaluation passes and the extra backward passes of gradient methods
-            are not counted.
+        training: every run's training steps: 3 forward passes per sample and epoch (the extra backward passes
+            of gradient methods not counted).
+        evaluation: every run's forward passes over the validation and the test split after every epoch.
+
+    Single-task baselines are counted at their own one-head model's cost; every split at the preset's sizes.
     """
 
     forward_per_sample: int
     training: float
+    evaluation: float
+
+    @property
+    def total(self) -> float:
+        return self.training + self.evaluation
 
 
 def plan_flops(plan: BenchPlan, spec: BenchSpec, preset: Preset) -> PlanFlops:
@@ -271,14 +285,19 @@ def plan_flops(plan: BenchPlan, spec: BenchSpec, preset: Preset) -> PlanFlops:
         except Exception as error:  # a model of any kind may refuse the meta device; the dry run must not crash
             raise ValueError(f"model {spec.run.model!r} could not be traced on the meta device: {error}") from None
 
-    samples = preset.num_train or 0
-    if spec.run.max_steps_per_epoch:
-        samples = min(samples, spec.run.max_steps_per_epoch * spec.run.batch_size)
+    trained = preset.num_train or 0
+    if spec.run.max_steps_per_epoch:  # caps the training steps only; evaluation covers whole splits
+        trained = min(trained, spec.run.max_steps_per_epoch * spec.run.batch_size)
     multi_task = forward(spec.trained_tasks)
     single_task_mean = sum(forward([task]) for task in spec.trained_tasks) / len(spec.trained_tasks)
-    multi_task_runs = plan.runs - plan.stl_runs
-    per_sample = multi_task_runs * multi_task + plan.stl_runs * single_task_mean
-    return PlanFlops(multi_task, TRAINING_FLOPS_PER_FORWARD * per_sample * samples * plan.epochs)
+    # One forward pass of every run over one sample, each run at its own model's cost.
+    forward_per_run_sample = (plan.runs - plan.stl_runs) * multi_task + plan.stl_runs * single_task_mean
+    epochs = forward_per_run_sample * plan.epochs
+    return PlanFlops(
+        forward_per_sample=multi_task,
+        training=TRAINING_FLOPS_PER_FORWARD * epochs * trained,
+        evaluation=epochs * (preset.num_evaluated or 0),
+    )
 
 
 def format_flops(flops: float) -> str:
@@ -334,12 +353,14 @@ def describe_plan(
     else:
         lines.append("estimate: no measured epoch time for this dataset and model; the compute above is in epochs")
     if isinstance(flops, PlanFlops):
-        line = (f"FLOPs: {format_flops(flops.forward_per_sample)} per sample forward; training ≈ "
-                f"{TRAINING_FLOPS_PER_FORWARD} forward passes per sample → {format_flops(flops.training)} in all")
+        line = (f"FLOPs: {format_flops(flops.forward_per_sample)} per sample forward; training "
+                f"({TRAINING_FLOPS_PER_FORWARD} forward passes per sample) {format_flops(flops.training)} + "
+                f"evaluation (validation and test after every epoch) {format_flops(flops.evaluation)} = "
+                f"{format_flops(flops.total)}")
         if epoch_seconds is None:  # a measured wall time says more than a nominal rate
-            hours = flops.training / SUSTAINED_FLOPS_PER_SECOND / 3600
+            hours = flops.total / SUSTAINED_FLOPS_PER_SECOND / 3600
             line += f", ≈ {hours:,.1f} h at {SUSTAINED_FLOPS_PER_SECOND / 1e12:g} TFLOP/s sustained"
-        lines.append(line + " (evaluation and gradient methods' extra backward passes not counted)")
+        lines.append(line + " (gradient methods' extra backward passes not counted)")
     elif flops is not None:
         lines.append(f"FLOPs: not counted ({flops})")
     return lines
