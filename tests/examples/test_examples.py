@@ -24,6 +24,11 @@ SMOKE_ARGUMENTS = {
         (["--method", "uwso", "--max-steps", "3", "--num-train", "512"], "3 steps; last weights"),
         (["--method", "cagrad", "--max-steps", "3", "--num-train", "512"], "3 steps; last weights"),
     ],
+    "own_loop.py": [
+        (["--method", "uwso", "--option", "temperature=2", "--epochs", "2", "--num-train", "256"],
+         "uwso: test price RMSE"),
+        (["--method", "pcgrad", "--epochs", "2", "--num-train", "256"], "pcgrad: test price RMSE"),
+    ],
     # The plugin's own method and dataset, trained by `taskbalance bench` in spawned workers.
     "plugin_lab.py": [(["--epochs", "1"], "lab_signals / lab_mlp: test Δm")],
 }
@@ -98,3 +103,20 @@ def test_lightning_trains_like_the_plain_step_loop(method: str, options: dict) -
                                          strict=True):
         torch.testing.assert_close(trained, expected, msg=f"{method}: {name} differs from the plain loop")
     torch.testing.assert_close(module.method.last_weights, reference.last_weights)
+
+
+def test_the_own_loop_example_trains_a_method_s_parameters_and_feeds_its_hooks() -> None:
+    spec = importlib.util.spec_from_file_location("own_loop", EXAMPLES / "own_loop.py")
+    assert spec is not None and spec.loader is not None
+    own_loop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(own_loop)
+    torch.set_num_threads(1)
+    # UW's log-variances start at 0; they move only if the loop gave them to the optimizer.
+    uw = own_loop.train("uw", {}, epochs=1, num_train=256)["method"]
+    assert all(bool(p.detach().abs().sum() > 0) for p in uw.parameters()) and list(uw.parameters())
+    # FAMO's weights leave uniform only through after_step, the hook the loop must call.
+    famo = own_loop.train("famo", {}, epochs=1, num_train=256)
+    assert not torch.allclose(famo["weights"], torch.full((2,), 0.5))
+    # DWA's weights leave 1 only from the third epoch on, through end_epoch.
+    dwa = own_loop.train("dwa", {}, epochs=3, num_train=256)
+    assert not torch.allclose(dwa["weights"], torch.ones(2))
