@@ -120,8 +120,8 @@ class FAMO(LossWeighting):
         if self.same_batch:
             if self._awaiting_update:
                 raise RuntimeError(
-                    "FAMO(same_batch=True): call update(new_losses) after optimizer.step() with the same batch's "
-                    "losses before the next step (or use same_batch=False)"
+                    "FAMO(same_batch=True): call method.after_step(new_losses) (or update) after optimizer.step() "
+                    "with the same batch's losses before the next step (or use same_batch=False)"
                 )
             self.previous_log_losses.copy_(log_values.to(self.logits.dtype))
             self._awaiting_update = True
