@@ -22,7 +22,8 @@ The two kinds differ only in what :meth:`Method.step` does: a loss weighting bac
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -36,6 +37,31 @@ SharedParameters = Iterable[nn.Parameter] | None
 """The parameters all tasks share (``model.shared_parameters()``)."""
 Representation = Tensor | Sequence[Tensor] | None
 """The shared encoder's output for the batch (a tensor or a tuple of tensors)."""
+
+
+@dataclass(frozen=True)
+class StepPasses:
+    """What one training step of a method runs per sample, in passes through the model.
+
+    Attributes:
+        forward: forward passes of the whole model (FAMO's second one measures the same batch after the step).
+        encoder_backward: backward passes through the shared encoder (a gradient method in parameters mode: one
+            per task); the heads are backpropagated once each in every case.
+
+    A backward pass costs about twice its forward pass (the gradients with respect to each layer's input and to its
+    weights), so a step costs ``forward·F + 2·(encoder_backward·F_shared + F_heads)`` FLOPs, with ``F`` the
+    forward pass, ``F_shared`` its encoder's and ``F_heads`` its heads' part: ``3·F`` for a loss weighting.
+
+    Example:
+        >>> StepPasses(encoder_backward=3).flops(shared=100, heads=10)  # 110 forward + 2·(300 + 10) backward
+        730
+    """
+
+    forward: int = 1
+    encoder_backward: int = 1
+
+    def flops(self, *, shared: float, heads: float) -> float:
+        return self.forward * (shared + heads) + 2 * (self.encoder_backward * shared + heads)
 
 
 def is_unscaled(loss_scale: float | Tensor) -> bool:
@@ -116,6 +142,12 @@ class Method(nn.Module):
     def after_step(self, losses: Tensor) -> None:
         """Called after the optimizer step with the same batch's detached losses, when
         :attr:`needs_losses_after_step`; a no-op here."""
+
+    @classmethod
+    def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
+        """The passes one training step runs with these options (for compute estimates, e.g. ``taskbalance bench
+        --dry-run``): one forward and one backward here, which is every loss weighting but FAMO."""
+        return StepPasses()
 
     @classmethod
     def search_grid(cls, space: SearchSpace) -> list[dict[str, Any]]:

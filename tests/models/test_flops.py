@@ -51,14 +51,17 @@ def layers(model: nn.Module) -> Iterator[type]:
 def test_the_meta_count_equals_a_count_of_every_product_on_real_tensors(name: str) -> None:
     model = create(name, heads=HEADS, in_channels=1)
     assert {nn.Conv2d, nn.Linear} <= set(layers(model))
-    assert forward_flops(name, HEADS, (1, 36, 36)) == hooked_flops(model, torch.zeros(1, 1, 36, 36))
+    counted = forward_flops(name, HEADS, (1, 36, 36))
+    assert counted.total == hooked_flops(model, torch.zeros(1, 1, 36, 36))
+    assert counted.shared == hooked_flops(model.encoder, torch.zeros(1, 1, 36, 36)) > 0 and counted.heads > 0
 
 
 def test_a_fully_convolutional_model_costs_in_proportion_to_the_image_area() -> None:
     heads = {"segmentation": HeadSpec(7, dense=True), "depth": HeadSpec(1, dense=True)}
     small = forward_flops("segnet", heads, (3, 64, 64))
-    assert forward_flops("segnet", heads, (3, 128, 64)) == 2 * small
-    assert forward_flops("segnet", {"depth": heads["depth"]}, (3, 64, 64)) < small  # one head fewer
+    assert forward_flops("segnet", heads, (3, 128, 64)).total == 2 * small.total
+    one_head = forward_flops("segnet", {"depth": heads["depth"]}, (3, 64, 64))
+    assert one_head.shared == small.shared and one_head.heads < small.heads
 
 
 def test_an_unknown_model_option_raises_as_the_constructor_does() -> None:
@@ -71,8 +74,8 @@ def test_the_plan_counts_baselines_at_their_one_head_cost_and_three_passes_per_s
     spec = preset.spec(methods=["ew"], seeds=[0], lrs=[1e-3], run_changes={"epochs": 2})
     bench_plan = plan(spec)
     assert (bench_plan.stl_runs, bench_plan.runs) == (3, 4)
-    one_head = sum(forward_flops("segnet", {t: preset.heads[t]}, preset.input_shape) for t in preset.heads)
-    every_head = forward_flops("segnet", preset.heads, preset.input_shape)
+    one_head = sum(forward_flops("segnet", {t: preset.heads[t]}, preset.input_shape).total for t in preset.heads)
+    every_head = forward_flops("segnet", preset.heads, preset.input_shape).total
     counted = plan_flops(bench_plan, spec, preset)
     assert counted.forward_per_sample == every_head
     # 636 training samples, 159 validation and 654 test samples evaluated after each of the 2 epochs.
@@ -82,6 +85,39 @@ def test_the_plan_counts_baselines_at_their_one_head_cost_and_three_passes_per_s
     capped_flops = plan_flops(plan(capped), capped, preset)
     assert capped_flops.training == pytest.approx(counted.training * 5 * 8 / 636)
     assert capped_flops.evaluation == counted.evaluation  # evaluation covers the whole splits
+
+
+def test_each_method_s_training_step_is_counted_at_its_own_passes() -> None:
+    preset = PRESETS["cityscapes-segnet"]
+    methods_ = ["ew", "pcgrad", "mgda_ub", "famo"]
+    spec = preset.spec(methods=methods_, seeds=[0], lrs=[1e-3], run_changes={"epochs": 1})
+    counted = plan_flops(plan(spec), spec, preset)
+    f = forward_flops("segnet", preset.heads, preset.input_shape)
+    # PCGrad backpropagates through the encoder once per task (2 tasks); MGDA-UB (representation mode) once; FAMO
+    # runs a second forward pass to measure the batch after the step.
+    assert counted.step_cost == pytest.approx({
+        "ew": 1.0, "pcgrad": (f.total + 2 * (2 * f.shared + f.heads)) / (3 * f.total), "mgda_ub": 1.0,
+        "famo": 4 / 3,
+    })
+    ew_only = preset.spec(methods=["ew"], seeds=[0], lrs=[1e-3], run_changes={"epochs": 1})
+    stl_and_ew = plan_flops(plan(ew_only), ew_only, preset).training
+    loss_weighting_run = 3 * f.total * 2380
+    others = counted.step_cost["pcgrad"] + counted.step_cost["mgda_ub"] + counted.step_cost["famo"]
+    assert counted.training == pytest.approx(stl_and_ew + loss_weighting_run * others)
+
+
+def test_a_gradient_method_in_representation_mode_costs_a_loss_weighting_s_step() -> None:
+    preset = PRESETS["nyuv2-segnet"]
+    spec = preset.spec(methods=["pcgrad"], method_options={"pcgrad": {"mode": "representation"}}, seeds=[0],
+                       lrs=[1e-3])
+    assert plan_flops(plan(spec), spec, preset).step_cost == {"pcgrad": 1.0}
+
+
+def test_famo_measuring_consecutive_batches_needs_no_second_forward_pass() -> None:
+    from taskbalance.method import StepPasses
+    from taskbalance.weighting import FAMO
+
+    assert FAMO.step_passes(3, {"same_batch": False}) == StepPasses() != FAMO.step_passes(3, {})
 
 
 def test_a_task_the_preset_does_not_know_is_named() -> None:
@@ -95,7 +131,7 @@ def test_the_dry_run_of_a_paper_preset_gives_its_flops_without_reading_the_weigh
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "FLOPs: 294 GFLOP per sample forward" in result.output
-    assert "TFLOP/s sustained" in result.output  # no measured epoch time: hours at the nominal rate
+    assert "h at 100 TFLOP/s" in result.output  # no measured epoch time: hours at the nominal rate
 
 
 def test_the_dry_run_says_why_it_has_no_flops_for_another_dataset() -> None:
@@ -107,7 +143,7 @@ def test_the_dry_run_says_why_it_has_no_flops_for_another_dataset() -> None:
 def test_a_timed_preset_gives_flops_without_the_nominal_rate() -> None:
     result = CliRunner().invoke(main, ["bench", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "MFLOP per sample forward" in result.output and "TFLOP/s sustained" not in result.output
+    assert "MFLOP per sample forward" in result.output and "TFLOP/s" not in result.output
 
 
 def test_the_table_in_the_protocol_docs_is_what_the_code_counts() -> None:
@@ -120,3 +156,6 @@ def test_the_table_in_the_protocol_docs_is_what_the_code_counts() -> None:
         row = (f"| `{name}` | {format_flops(counted.forward_per_sample)} | {format_flops(counted.training)} | "
                f"{format_flops(counted.evaluation)} |")
         assert row in docs, row
+    spec = PRESETS["nyuv2-segnet"].spec(methods=["pcgrad"], seeds=[0], lrs=[1e-3])
+    pcgrad = plan_flops(plan(spec), spec, PRESETS["nyuv2-segnet"]).step_cost["pcgrad"]
+    assert f"PCGrad on NYUv2's SegNet: {pcgrad:.2f}×" in " ".join(docs.split())

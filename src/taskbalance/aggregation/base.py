@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import ClassVar, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,7 @@ from taskbalance.distributed import (
     is_distributed,
     world_size,
 )
-from taskbalance.method import Method, Representation, SharedParameters, TaskLosses, is_unscaled
+from taskbalance.method import Method, Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
 from taskbalance.weighting.base import LossWeighting
 
 Mode = Literal["parameters", "representation"]
@@ -113,6 +113,18 @@ class GradientAggregation(Method):
         self.weighting = weighting
         self.sync_across_ranks = bool(sync_across_ranks)
         self._reduce_gram = False  # set by step(): Gram of the global batch in distributed representation mode
+
+    @classmethod
+    def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
+        """One backward pass through the encoder per task in parameters mode, one in representation mode.
+
+        Example:
+            >>> from taskbalance.aggregation import PCGrad
+            >>> PCGrad.step_passes(3, {}), PCGrad.step_passes(3, {"mode": "representation"})
+            (StepPasses(forward=1, encoder_backward=3), StepPasses(forward=1, encoder_backward=1))
+        """
+        mode = options.get("mode") or cls.default_mode
+        return StepPasses(encoder_backward=num_tasks if mode == "parameters" else 1)
 
     # ----------------------------------------------------------------------------------------------- the step
     def step(

@@ -7,22 +7,22 @@ interpolation are left out, so the count is a slight underestimate dominated by 
 and running on ``meta`` reads no file and takes milliseconds even for DeepLabV3+ at 288 × 384, which is what lets
 ``taskbalance bench --preset NAME --dry-run`` give the compute of a paper setup without its data.
 
-A training step costs about :data:`TRAINING_FLOPS_PER_FORWARD` forward passes: the backward pass computes the
-gradient with respect to each layer's input and with respect to its weights, each about as costly as the forward
-product (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Sec. 2.1, count 6 FLOPs per parameter and
-token for training against 2 for the forward pass).
+The count is split into the shared encoder's part and the heads' part, because a training step's cost depends on
+the method: a gradient method in parameters mode backpropagates through the encoder once per task
+(:class:`taskbalance.method.StepPasses` turns passes into FLOPs).
 
 Example:
     >>> from taskbalance.types import HeadSpec
     >>> heads = {"left": HeadSpec(10, dense=False), "depth": HeadSpec(1, dense=True, size=(9, 9))}
     >>> flops = forward_flops("multilenet", heads, (1, 36, 36))
-    >>> 1e6 < flops < 1e9
-    True
+    >>> 1e6 < flops.total < 1e9, flops.shared > flops.heads
+    (True, True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,14 +30,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from taskbalance.models.registry import MODELS
 from taskbalance.types import HeadSpec
 
-TRAINING_FLOPS_PER_FORWARD = 3
-"""A training step's FLOPs per sample in forward passes: the forward pass and a backward pass of about twice its
-cost. Methods that backpropagate once per task (the gradient aggregations) cost more."""
+
+@dataclass(frozen=True)
+class ForwardFlops:
+    """One sample's forward FLOPs: the shared encoder's (``model.shared``) and all heads' (``model.decode``)."""
+
+    shared: int
+    heads: int
+
+    @property
+    def total(self) -> int:
+        return self.shared + self.heads
 
 
 def forward_flops(
     model: str, heads: Mapping[str, HeadSpec], input_shape: Sequence[int], **options: object
-) -> int:
+) -> ForwardFlops:
     """FLOPs of ``model``'s forward pass on one sample of shape ``input_shape`` (channels first) with ``heads``.
 
     ``options`` are the model's constructor options; the count is the same with any weights, so the caller leaves
@@ -50,6 +58,9 @@ def forward_flops(
     # Evaluation mode: batch norm in training mode refuses one value per channel (DeepLab's pooled branch); the
     # products, and so the count, are the same in both modes.
     network.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        network(sample)
-    return int(counter.get_total_flops())
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as shared:
+            representation = network.shared(sample)
+        with FlopCounterMode(display=False) as decode:
+            network.decode(representation)
+    return ForwardFlops(int(shared.get_total_flops()), int(decode.get_total_flops()))

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskbalance.data import multifashion
@@ -28,7 +28,9 @@ from taskbalance.data.celeba_files import CELEBA_ATTRIBUTES
 from taskbalance.data.cityscapes import cityscapes_tasks
 from taskbalance.data.multifashion import multifashion_tasks
 from taskbalance.data.nyuv2 import nyuv2_tasks
-from taskbalance.models.flops import TRAINING_FLOPS_PER_FORWARD, forward_flops
+from taskbalance.method import StepPasses
+from taskbalance.methods import method_class
+from taskbalance.models.flops import ForwardFlops, forward_flops
 from taskbalance.protocol.bench import PAPER_METHODS, BenchPlan, BenchSpec, search_grid
 from taskbalance.protocol.grid import PAPER_TEMPERATURES
 from taskbalance.tasks.binary_attribute import BinaryAttribute
@@ -242,16 +244,20 @@ class PlanFlops:
 
     Attributes:
         forward_per_sample: one sample's forward pass through the multi-task model (every trained task's head).
-        training: every run's training steps: 3 forward passes per sample and epoch (the extra backward passes
-            of gradient methods not counted).
+        training: every run's training steps, each method at its own passes per step
+            (:meth:`taskbalance.method.Method.step_passes`: a loss weighting 3 forward passes' worth per sample,
+            a gradient method in parameters mode also one extra backward through the encoder per task).
         evaluation: every run's forward passes over the validation and the test split after every epoch.
+        step_cost: per method, the FLOPs of its training step relative to a loss weighting's (1.0 for most).
 
-    Single-task baselines are counted at their own one-head model's cost; every split at the preset's sizes.
+    Single-task baselines are counted at their own one-head model's cost; every split at the preset's sizes. What
+    a method computes besides passes through the model (a solver, a Gram matrix) is not counted.
     """
 
     forward_per_sample: int
     training: float
     evaluation: float
+    step_cost: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> float:
@@ -278,7 +284,7 @@ def plan_flops(plan: BenchPlan, spec: BenchSpec, preset: Preset) -> PlanFlops:
     # The count is the same with any weights, and a dry run reads no file.
     options = {key: value for key, value in spec.run.model_options.items() if key != "pretrained"}
 
-    def forward(tasks: Sequence[str]) -> int:
+    def forward(tasks: Sequence[str]) -> ForwardFlops:
         heads = {task: preset.heads[task] for task in tasks}
         try:
             return forward_flops(spec.run.model, heads, preset.input_shape, **options)
@@ -289,14 +295,25 @@ def plan_flops(plan: BenchPlan, spec: BenchSpec, preset: Preset) -> PlanFlops:
     if spec.run.max_steps_per_epoch:  # caps the training steps only; evaluation covers whole splits
         trained = min(trained, spec.run.max_steps_per_epoch * spec.run.batch_size)
     multi_task = forward(spec.trained_tasks)
-    single_task_mean = sum(forward([task]) for task in spec.trained_tasks) / len(spec.trained_tasks)
-    # One forward pass of every run over one sample, each run at its own model's cost.
-    forward_per_run_sample = (plan.runs - plan.stl_runs) * multi_task + plan.stl_runs * single_task_mean
-    epochs = forward_per_run_sample * plan.epochs
+    single_task = [forward([task]) for task in spec.trained_tasks]
+    # Per sample and epoch, summed over the runs: a forward pass each (evaluation), a training step each.
+    evaluated = plan.stl_runs * sum(f.total for f in single_task) / len(single_task)
+    stepped = plan.stl_runs * sum(StepPasses().flops(shared=f.shared, heads=f.heads) for f in single_task) / len(
+        single_task)
+    loss_weighting_step = StepPasses().flops(shared=multi_task.shared, heads=multi_task.heads)
+    step_cost = {}
+    for method in plan.methods:
+        passes = method_class(method.method).step_passes(len(spec.trained_tasks),
+                                                         spec.method_options.get(method.method, {}))
+        step = passes.flops(shared=multi_task.shared, heads=multi_task.heads)
+        step_cost[method.method] = step / loss_weighting_step
+        evaluated += method.runs * multi_task.total
+        stepped += method.runs * step
     return PlanFlops(
-        forward_per_sample=multi_task,
-        training=TRAINING_FLOPS_PER_FORWARD * epochs * trained,
-        evaluation=epochs * (preset.num_evaluated or 0),
+        forward_per_sample=multi_task.total,
+        training=stepped * trained * plan.epochs,
+        evaluation=evaluated * (preset.num_evaluated or 0) * plan.epochs,
+        step_cost=step_cost,
     )
 
 
@@ -354,13 +371,15 @@ def describe_plan(
         lines.append("estimate: no measured epoch time for this dataset and model; the compute above is in epochs")
     if isinstance(flops, PlanFlops):
         line = (f"FLOPs: {format_flops(flops.forward_per_sample)} per sample forward; training "
-                f"({TRAINING_FLOPS_PER_FORWARD} forward passes per sample) {format_flops(flops.training)} + "
-                f"evaluation (validation and test after every epoch) {format_flops(flops.evaluation)} = "
-                f"{format_flops(flops.total)}")
+                f"{format_flops(flops.training)} + evaluation (validation and test after every epoch) "
+                f"{format_flops(flops.evaluation)} = {format_flops(flops.total)}")
         if epoch_seconds is None:  # a measured wall time says more than a nominal rate
             hours = flops.total / SUSTAINED_FLOPS_PER_SECOND / 3600
             line += f", ≈ {hours:,.1f} h at {SUSTAINED_FLOPS_PER_SECOND / 1e12:g} TFLOP/s sustained"
-        lines.append(line + " (gradient methods' extra backward passes not counted)")
+        lines.append(line)
+        dearer = [f"{name} {cost:.2f}×" for name, cost in flops.step_cost.items() if cost != 1.0]
+        if dearer:
+            lines.append(f"FLOPs of a training step against a loss weighting's: {', '.join(dearer)}")
     elif flops is not None:
         lines.append(f"FLOPs: not counted ({flops})")
     return lines

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from taskbalance.method import StepPasses
 from taskbalance.validation import real_number
 from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
@@ -75,6 +77,12 @@ class FAMO(LossWeighting):
     @property
     def needs_losses_after_step(self) -> bool:
         return self.same_batch
+
+    @classmethod
+    def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
+        """A second forward pass (without gradient) measures the same batch after the step, unless
+        ``same_batch=False``."""
+        return StepPasses(forward=2 if options.get("same_batch", True) else 1)
 
     def after_step(self, losses: Tensor) -> None:
         self.update(losses)
