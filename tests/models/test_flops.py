@@ -159,3 +159,17 @@ def test_the_table_in_the_protocol_docs_is_what_the_code_counts() -> None:
     spec = PRESETS["nyuv2-segnet"].spec(methods=["pcgrad"], seeds=[0], lrs=[1e-3])
     pcgrad = plan_flops(plan(spec), spec, PRESETS["nyuv2-segnet"]).step_cost["pcgrad"]
     assert f"PCGrad on NYUv2's SegNet: {pcgrad:.2f}×" in " ".join(docs.split())
+
+
+def test_the_flops_table_in_the_models_docs_is_what_the_code_counts() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "models.md").read_text()
+    ny, cs, ce = PRESETS["nyuv2-segnet"], PRESETS["cityscapes-segnet"], PRESETS["celeba-resnet18"]
+    rows = [("segnet", ny, {}, ""), ("segnet", cs, {}, ""), ("mtan", ny, {}, ""), ("mtan", cs, {}, ""),
+            ("deeplabv3plus", ny, {}, ", os 8"), ("deeplabv3plus", cs, {}, ", os 8"),
+            ("deeplabv3plus", cs, {"output_stride": 16}, ", os 16"), ("resnet18", ce, {}, "")]
+    for model, preset, options, variant in rows:
+        f = forward_flops(model, preset.heads, preset.input_shape, **options)
+        row = (f"| {model}{variant} | {'×'.join(map(str, preset.input_shape))} ({{}}, {len(preset.heads)} heads) | "
+               f"{format_flops(f.total)} | {format_flops(f.shared)} | {format_flops(f.heads)} |")
+        dataset = {"nyuv2": "NYUv2", "cityscapes": "Cityscapes", "celeba": "CelebA"}[preset.run.dataset]
+        assert row.format(dataset) in docs, row.format(dataset)

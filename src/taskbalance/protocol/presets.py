@@ -324,7 +324,7 @@ def format_flops(flops: float) -> str:
         >>> format_flops(1.372e11), format_flops(5.2e19)
         ('137 GFLOP', '52 EFLOP')
     """
-    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if flops >= scale:
             return f"{flops / scale:.3g} {prefix}FLOP"
     return f"{flops:.3g} FLOP"
