@@ -11,7 +11,10 @@ hits every variant alike (median of the steps after warm-up, ``torch.cuda.synchr
 3. the default ``taskbalance bench`` on the GPU with ``--runs-per-device 4`` against its committed CPU wall time
    (9 min 52 s on the 2-core CI machine): target ≥ 10× faster.
 
-Other target: SegNet bf16 ≥ 1.5× faster than fp32. Prints a Markdown table and writes it to ``--out``.
+Other target: SegNet bf16 ≥ 1.5× faster than fp32. Each step's achieved TFLOP/s is its FLOPs (counted on the meta
+device by ``taskbalance.models.flops`` and the method's ``step_passes``: matrix products and convolutions only) over
+its time: what the GPU sustains on these models, the rate to read ``bench --dry-run``'s FLOPs at. Prints a Markdown
+table and writes it to ``--out``.
 
 ``--dry-run`` runs parts 1 and 2 on the CPU with tiny sizes (a check that the script works, not a measurement) and
 prints the bench command of part 3 without running it.
@@ -36,6 +39,8 @@ import torch
 from torch import Tensor
 
 from taskbalance import methods, models
+from taskbalance.method import StepPasses
+from taskbalance.models.flops import forward_flops
 from taskbalance.tasks import Classification, Depth, Regression, SemanticSegmentation, SurfaceNormals
 from taskbalance.tasks.base import Task
 from taskbalance.training.devices import autocast
@@ -142,7 +147,18 @@ def time_interleaved(steps: dict[str, Callable[[], None]], repeats: int, warmup:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def measure_steps(device: torch.device, repeats: int, warmup: int, dry_run: bool) -> list[tuple[str, str, str, float]]:
+def step_flops(problem: Problem, method_name: str | None, options: dict) -> float:
+    """FLOPs of one training step on the problem's batch; ``None``: a plain loop's one forward and one backward."""
+    heads = {n: t.head for n, t in problem.tasks.items()}
+    forward = forward_flops(problem.model, heads, tuple(problem.inputs.shape[1:]))
+    passes = StepPasses() if method_name is None else methods.method_class(method_name).step_passes(len(heads), options)
+    return passes.flops(shared=forward.shared, heads=forward.heads) * problem.inputs.shape[0]
+
+
+def measure_steps(
+    device: torch.device, repeats: int, warmup: int, dry_run: bool
+) -> list[tuple[str, str, str, float, float]]:
+    """Rows of (model, precision, step, ms per step, FLOPs per step)."""
     rows = []
     variants = {
         "ew": ("ew", {}),
@@ -159,8 +175,9 @@ def measure_steps(device: torch.device, repeats: int, warmup: int, dry_run: bool
                      variants.items()}
             steps["plain ew"] = plain_step(problem, "ew", precision, device)
             steps["plain uwso"] = plain_step(problem, "uwso", precision, device)
+            flops = {label: step_flops(problem, *variants.get(label, (None, {}))) for label in steps}
             for label, ms in time_interleaved(steps, repeats, warmup, device).items():
-                rows.append((problem.name, precision, label, ms))
+                rows.append((problem.name, precision, label, ms, flops[label]))
     return rows
 
 
@@ -187,10 +204,11 @@ def main(argv: list[str] | None = None) -> str:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run: not a measurement)"
     lines = [f"# GPU check on {name}", "", f"torch {torch.__version__}, CUDA {torch.version.cuda}", "",
-             "| model | precision | step | ms/step |", "|---|---|---|---:|"]
+             "| model | precision | step | ms/step | TFLOP/s |", "|---|---|---|---:|---:|"]
     rows = measure_steps(device, args.repeats, args.warmup, args.dry_run)
-    lines += [f"| {model} | {precision} | {label} | {ms:.2f} |" for model, precision, label, ms in rows]
-    by = {(m, p, label): ms for m, p, label, ms in rows}
+    lines += [f"| {model} | {precision} | {label} | {ms:.2f} | {flops / ms / 1e9:.3g} |"
+              for model, precision, label, ms, flops in rows]
+    by = {(m, p, label): ms for m, p, label, ms, _ in rows}
     lines += ["", "| check | measured | target |", "|---|---:|---:|"]
     for model in ("multilenet", "segnet"):
         for weighting in ("ew", "uwso"):

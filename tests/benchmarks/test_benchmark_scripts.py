@@ -86,7 +86,7 @@ def test_gpu_check_dry_run_measures_every_variant_on_the_cpu(tmp_path: Path) -> 
     assert out.read_text() == report
     assert "dry run: not a measurement" in report
     rows = table_rows(report)
-    steps = [row for row in rows if len(row) == 4 and row[0] in ("multilenet", "segnet")]
+    steps = [row for row in rows if len(row) == 5 and row[0] in ("multilenet", "segnet")]
     variants = {"ew", "uwso", "plain ew", "plain uwso"} | {
         f"nashmtl {mode} {strategy}" for mode in ("parameters", "representation") for strategy in ("loop", "batched")
     }
@@ -94,5 +94,12 @@ def test_gpu_check_dry_run_measures_every_variant_on_the_cpu(tmp_path: Path) -> 
         for precision in ("fp32", "bf16"):
             seen = {row[2] for row in steps if row[0] == model and row[1] == precision}
             assert seen == variants, (model, precision)
-    assert all(float(row[3]) > 0 for row in steps)
+    assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in steps)
+    # A parameters-mode Nash-MTL step backpropagates through the encoder once per task: more FLOPs than EW's in the
+    # same time would be a higher rate, so compare the counts the rates come from.
+    gpu_check = load("gpu_check")
+    problem = gpu_check.problems(torch.device("cpu"), dry_run=True)[1]
+    ew, nash = (gpu_check.step_flops(problem, name, {"mode": "parameters"} if name == "nashmtl" else {})
+                for name in ("ew", "nashmtl"))
+    assert nash > ew == gpu_check.step_flops(problem, None, {})
     assert any("default bench on the GPU | not run" in line for line in report.splitlines())
