@@ -234,6 +234,7 @@ def bench(
         spec = preset.spec(task_names, run_changes=run_changes, **spec_changes)
     except (ValueError, KeyError) as error:
         raise click.UsageError(str(error)) from None
+    _check_model(spec.run.model, spec.run.model_options)
     if dry_run:
         measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
         bench_plan = plan(spec)
@@ -247,7 +248,6 @@ def bench(
         for line in [template_line(spec.run), *plan_lines]:
             console.print(line)
         return
-    _check_model(spec.run.model)
     _check_methods_build(spec, tasks)
     placement, run_fn = _placement(spec.run.device, devices_csv, runs_per_device, nproc_per_run)
 
@@ -335,13 +335,24 @@ def _placement(device: str, devices_csv: str | None, runs_per_device: int, nproc
     return placement, run_fn
 
 
-def _check_model(model: str) -> None:
+def _check_model(model: str, options: dict[str, Any]) -> None:
+    """The model exists and takes these options (by name; values are checked when a run builds it)."""
+    import inspect
+
     from taskbalance.models import MODELS
 
     try:
-        MODELS.get(model)
+        builder = MODELS.get(model)
     except KeyError as error:
         raise click.UsageError(f"--model: {error.args[0]}") from None
+    parameters = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = [name for name in parameters if name not in ("heads", "in_channels")]
+    unknown = [name for name in options if name not in takes]
+    if unknown:
+        raise click.UsageError(f"--model-option {unknown[0]}: model {model!r} has no option {unknown[0]!r}; its "
+                               f"options: {', '.join(takes) or 'none'}")
 
 
 @contextmanager

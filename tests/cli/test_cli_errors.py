@@ -87,6 +87,14 @@ def test_bench_with_an_unknown_model_fails_before_any_run(tmp_path: Path) -> Non
     assert not (tmp_path / "b").exists()
 
 
+def test_bench_with_an_option_the_model_does_not_take_fails_before_any_run(tmp_path: Path) -> None:
+    for dry_run in ([], ["--dry-run"]):
+        usage_error(["bench", *TINY, *dry_run, "--model-option", "width=3", "--out", str(tmp_path / "b")],
+                    "--model-option width", "model 'multilenet' has no option 'width'", "channels_last")
+    assert not (tmp_path / "b").exists()
+
+
+
 @pytest.mark.parametrize(
     ("method", "options", "message"),
     [

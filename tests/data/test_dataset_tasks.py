@@ -83,3 +83,38 @@ def test_unknown_missing_and_bad_options_are_named(tmp_path: Path) -> None:
         dataset_tasks("multifashion", tasks=["left", "colour"])
     with pytest.raises(KeyError, match="unknown dataset 'mnist'"):
         check_options("mnist", {})
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_folder_without_mtan_s_layout_is_refused_before_any_file_is_read(tmp_path: Path, split: str) -> None:
+    write_nyuv2(tmp_path / "nyu", train=2, test=1)
+    (tmp_path / "nyu" / split / "image").rename(tmp_path / "nyu" / split / "images")
+    with pytest.raises(DatasetFormatError, match=f"no {split}/image/ folder.*sub-folders here: \\['train', 'val'\\]"):
+        dataset_tasks("nyuv2", root=tmp_path / "nyu")
+
+
+@pytest.mark.parametrize("missing", ["list_eval_partition.txt", "img_align_celeba"])
+def test_celeba_without_its_partition_file_or_images_is_refused_by_name(tmp_path: Path, missing: str) -> None:
+    write_celeba(tmp_path)
+    target = tmp_path / missing
+    if target.is_dir():
+        for image in target.iterdir():
+            image.unlink()
+        target.rmdir()
+    else:
+        target.unlink()
+    with pytest.raises(DatasetFormatError, match=f"{missing}: missing"):
+        dataset_tasks("celeba", root=tmp_path)
+
+
+def test_bench_on_a_folder_without_the_dataset_s_layout_fails_before_any_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from taskbalance.cli import main
+
+    (tmp_path / "nyu" / "images").mkdir(parents=True)  # e.g. a folder one level too high
+    result = CliRunner().invoke(main, ["bench", "--dataset", "nyuv2", "--data-root", str(tmp_path / "nyu"),
+                                       "--methods", "ew", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "no train/image/ folder" in result.output and "images" in result.output
+    assert not (tmp_path / "b").exists()

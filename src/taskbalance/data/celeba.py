@@ -17,7 +17,8 @@ from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.celeba_dataset import CelebADataset
-from taskbalance.data.celeba_files import IMAGE_FOLDER, read_annotations, read_attribute_names
+from taskbalance.data.celeba_files import IMAGE_FOLDER, PARTITION_FILE, read_annotations, read_attribute_names
+from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.mtan_layout import choose_tasks
 from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import BinaryAttribute
@@ -28,8 +29,15 @@ CELEBA_SIZE = 64
 
 @DATASET_TASKS.register("celeba")
 def celeba_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
-    """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only."""
-    return {name: BinaryAttribute(name) for name in choose_tasks("celeba", read_attribute_names(root), tasks)}
+    """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only, after
+    checking that the partition file and the image folder are there."""
+    names = read_attribute_names(root)
+    partition, images = Path(root) / PARTITION_FILE, Path(root) / IMAGE_FOLDER
+    if not partition.is_file():
+        raise DatasetFormatError(f"{partition}: missing; expected CelebA's partition file ('<image> 0|1|2' lines)")
+    if not images.is_dir():
+        raise DatasetFormatError(f"{images}: missing; expected CelebA's folder of aligned JPEGs")
+    return {name: BinaryAttribute(name) for name in choose_tasks("celeba", names, tasks)}
 
 
 @DATASETS.register("celeba")

@@ -47,10 +47,18 @@ def choose_tasks(dataset: str, available: Sequence[str], tasks: Sequence[str] | 
 def mtan_task_list(
     name: str, root: str | Path, specs: Mapping[str, DenseTaskSpec], tasks: Sequence[str] | None
 ) -> dict[str, Task]:
-    """The chosen tasks of a dataset in MTAN's layout, after checking that ``root`` is a folder (nothing is read)."""
+    """The chosen tasks of a dataset in MTAN's layout, after checking its folders: ``root/train/image`` and
+    ``root/val/image`` exist (no file is read, so a wrong ``root`` fails here, before any run starts)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: missing dataset folder; expected {name} in MTAN's layout with train/, val/")
+    for split in ("train", "val"):
+        if not (root / split / "image").is_dir():
+            found = sorted(p.name for p in root.iterdir() if p.is_dir())[:8]
+            raise DatasetFormatError(
+                f"{root}: no {split}/image/ folder; expected {name} in MTAN's layout (train/ and val/, each with "
+                f"image/ and a folder per modality); sub-folders here: {found or 'none'}"
+            )
     return {task: specs[task].task for task in choose_tasks(name, list(specs), tasks)}
 
 
