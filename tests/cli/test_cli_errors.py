@@ -185,3 +185,15 @@ def test_train_reports_a_failed_run_without_a_traceback(tmp_path: Path, monkeypa
     result = CliRunner().invoke(main, ["train", str(config)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "run.toml: the run failed: training diverged: epoch 2, step 17, task 'depth', loss inf" in result.output
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--seeds", "-1", "seeds must be integers ≥ 0"),
+    ("--lrs", "1e-3,0.001", "lrs must not repeat a value, got 0.001"),
+    ("--temperatures", "2,2.0", "temperatures must not repeat a value"),
+    ("--methods", "uwso,ew,uwso", "methods must not repeat a value, got uwso"),
+])
+def test_bench_refuses_a_negative_seed_and_repeated_grid_values(tmp_path: Path, flag: str, value: str,
+                                                                 expected: str) -> None:
+    usage_error(["bench", *TINY, "--methods", "ew,uwso", flag, value, "--out", str(tmp_path / "b")], expected)
+    assert not (tmp_path / "b").exists()

@@ -84,10 +84,17 @@ class BenchSpec:
             raise ValueError(f"search must be one of {SEARCH_MODES}, got {self.search!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if any(isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 for seed in self.seeds):
+            raise ValueError(f"seeds must be integers ≥ 0, got {self.seeds}")
         if not self.lrs:
             raise ValueError("lrs must list at least one learning rate")
         if not self.methods:
             raise ValueError("methods must list at least one method")
+        # A repeated value would be the same runs twice over: almost certainly a typo in a list.
+        for field_name, values in (("lrs", self.lrs), ("temperatures", self.temperatures), ("methods", self.methods)):
+            repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+            if repeated:
+                raise ValueError(f"{field_name} must not repeat a value, got {', '.join(repeated)} twice or more")
         for name in self.methods:
             method_registry.info(name)  # raises naming the unknown method
         for name in self.method_options:
