@@ -170,12 +170,14 @@ def measure_steps(
     }
     for problem in problems(device, dry_run):
         problem = _to(problem, device)
+        # Counted once per problem: the FLOPs of a step do not depend on its precision.
+        flops = {label: step_flops(problem, *variants.get(label, (None, {})))
+                 for label in [*variants, "plain ew", "plain uwso"]}
         for precision in ("fp32", "bf16"):
             steps = {label: library_step(problem, name, opts, precision, device) for label, (name, opts) in
                      variants.items()}
             steps["plain ew"] = plain_step(problem, "ew", precision, device)
             steps["plain uwso"] = plain_step(problem, "uwso", precision, device)
-            flops = {label: step_flops(problem, *variants.get(label, (None, {}))) for label in steps}
             for label, ms in time_interleaved(steps, repeats, warmup, device).items():
                 rows.append((problem.name, precision, label, ms, flops[label]))
     return rows
