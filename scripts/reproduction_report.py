@@ -8,6 +8,10 @@ its finished runs so far (its weight simplex and best point on the first seed), 
 Verdicts compare means over the seeds against the seed-to-seed noise: a difference counts when it exceeds the
 combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds), and "mixed"
 is the verdict when the direction of the claim holds but not by more than that noise.
+
+Every method table is followed by the selections that lie on an edge of their grid (a wider grid might select past
+them), and claim 3 says whether each method's selection on multilenet lies inside its smaller grid on the larger
+model, i.e. whether the two grids' difference can enter the comparison of spreads.
 """
 
 from __future__ import annotations
@@ -82,6 +86,73 @@ def selected_text(method: MethodSummary) -> str:
     title = method_title(method)
     options = title[len(method.label) + 2:-1] if title != method.label else ""
     return f"lr {method.selected.lr:g}" + (f", {options}" if options else "")
+
+
+def grid_edges(summary: BenchSummary) -> str:
+    """Which selected points lie on an edge of their method's grid, where a wider grid might select past them.
+
+    A learning rate or a numeric option (UW-SO's temperature) is on the edge when it is the least or the largest
+    of at least three values the grid holds; with two values every selection is an edge, and the sentence says so
+    once instead. A weight vector (Scalarization) is on the edge when one of its weights is the least the grid
+    gives any weight: the boundary of the searched simplex.
+    """
+    edges: list[str] = []
+    two_valued: list[str] = []
+    for method in finished(summary):
+        found: list[str] = []
+        dimensions = {"lr": ("learning rate", method.selected.lr, [g.lr for g in method.grid])}
+        for name, chosen in method.selected.options.items():
+            dimensions[name] = (name, chosen, [g.options.get(name) for g in method.grid])
+        for name, (title, chosen, values) in dimensions.items():
+            if isinstance(chosen, list | tuple):
+                least = min(min(v) for v in values if isinstance(v, list | tuple))
+                at_least = sum(1 for weight in chosen if weight == least)
+                if at_least and any(min(v) > least for v in values if isinstance(v, list | tuple)):
+                    found.append(f"{at_least} of its {name} at the grid's least, {least:g}")
+                continue
+            if isinstance(chosen, bool) or not isinstance(chosen, int | float):
+                continue
+            distinct = sorted({v for v in values if isinstance(v, int | float)})
+            if len(distinct) == 2 and title not in two_valued:
+                two_valued.append(title)
+            elif len(distinct) >= 3 and chosen in (distinct[0], distinct[-1]):
+                side = "least" if chosen == distinct[0] else "largest"
+                found.append(f"{name} {chosen:g}, the {side} of {len(distinct)}")
+        if found:
+            edges.append(f"{method.label} ({'; '.join(found)})")
+    text = (f"On an edge of its grid, where a wider grid might select past it: {'; '.join(edges)}." if edges else
+            "No selected point lies on an edge of its grid.")
+    if two_valued:
+        text += (f" With two values of the {' and the '.join(two_valued)} in the grid, every selected one is an "
+                 "edge of it.")
+    return text
+
+
+def grid_containment(small: BenchSummary, large: BenchSummary) -> str:
+    """Whether each method's point selected on one model is also a point of its grid on the other model.
+
+    Selection takes the least validation Δm over the grid, so a point selected from a larger grid that lies inside
+    a smaller one is also the smaller grid's selection: where every method's does, searching both models over the
+    same (smaller) grid would change nothing, and the grids' difference cannot explain a difference in spread.
+    """
+    outside, common = [], 0
+    for method in finished(small):
+        other = by_name(large, method.method)
+        if other is None:
+            continue
+        common += 1
+        points = {(g.lr, json.dumps(g.options, sort_keys=True)) for g in other.grid}
+        if (method.selected.lr, json.dumps(method.selected.options, sort_keys=True)) not in points:
+            outside.append(f"{method.label} ({selected_text(method)})")
+    if not common:
+        return ""
+    if not outside:
+        return (f"Every method's point selected on {small.model} is also a point of its grid on {large.model}, so "
+                f"searching {small.model} over {large.model}'s smaller grid would select the same points: the "
+                "grids' difference does not enter the comparison.")
+    return (f"Selected on {small.model} outside their grid on {large.model}: {', '.join(outside)}. Over "
+            f"{large.model}'s grid these methods would select other points on {small.model}, so part of the "
+            "difference in spread may come from the grids.")
 
 
 # ---------------------------------------------------------------------------------------------------------- claims
@@ -696,7 +767,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
 
     text += ["## Claim 1: UW-SO outperforms EW, UW, DWA, RLW, IMTL-L and GLS", ""]
     if paper is not None:
-        text += [*method_table(paper), "", *(f"* {note}" for note in paper.notes), ""]
+        text += [*method_table(paper), "", *(f"* {note}" for note in paper.notes), "", grid_edges(paper), ""]
         text += ["STL baselines (mean over seeds at each seed's selected epoch, per task its best learning rate):",
                  "", *baseline_table(paper), ""]
         text += ["Where each method's Δm comes from: each metric's term, the relative change (%) of its seed-mean "
@@ -710,7 +781,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
     text += ["## Claim 2: UW-SO comes close to the best brute-force Scalarization at a fraction of its cost", ""]
     scalarization = by_name(brute, "scalarization")
     if brute is not None:
-        text += [*method_table(brute), ""]
+        text += [*method_table(brute), "", grid_edges(brute), ""]
     if paper is not None:
         compute = [*finished(paper), *([scalarization] if scalarization else [])]
         plots["compute"] = plot_compute(compute, out_dir / "study_compute.png").name
@@ -733,14 +804,14 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
     text += ["## Claim 3: larger networks diminish the influence of the weighting method", ""]
     verdict3, spreads = claim_larger_network(paper, large)
     if large is not None:
-        text += [f"`{large.model}`:", "", *method_table(large), "", "Each metric's term of Δm (as in claim 1):", "",
-                 *metric_terms_table(large), ""]
+        text += [f"`{large.model}`:", "", *method_table(large), "", grid_edges(large), "",
+                 "Each metric's term of Δm (as in claim 1):", "", *metric_terms_table(large), ""]
     if spreads:
         text += ["| model | methods | max − min of mean Δm | std over methods | mean seed std |",
                  "|---|---:|---:|---:|---:|"]
         text += [f"| {s.model} | {s.methods} | {s.max_minus_min:.2f} | {s.std_over_methods:.2f} | "
                  f"{s.mean_seed_std:.2f} |" for s in spreads]
-        text += [""]
+        text += ["", grid_containment(paper, large), ""] if paper is not None and large is not None else [""]
     if paper is not None:
         shown = [s for s in (paper, large) if s is not None]
         plots["models"] = plot_models(shown, out_dir / "study_models.png").name

@@ -298,6 +298,57 @@ def test_claim3_compares_spreads_over_common_methods(report: ModuleType) -> None
     assert report.claim_larger_network(small, None)[0].label == "not run yet"
 
 
+def gridded(name: str, selected: tuple[float, dict[str, object]], points: list[tuple[float, dict[str, object]]]
+            ) -> MethodSummary:
+    """A method whose grid holds ``points`` (learning rate, options) and whose selection is ``selected``."""
+    grid = [GridPoint(dict(options), lr, 1.0, []) for lr, options in points]
+    chosen = next(g for g in grid if (g.lr, g.options) == (selected[0], selected[1]))
+    return MethodSummary(name, name.upper(), chosen, 1.0, 0.1, [1.0], {}, {}, 1, len(grid), 1.0, grid, [])
+
+
+def test_grid_edges_names_selections_at_the_end_of_a_grid_of_three_or_more(report: ModuleType) -> None:
+    lrs = [1e-4, 1e-3, 1e-2]
+    inside = gridded("ew", (1e-3, {}), [(lr, {}) for lr in lrs])
+    top = gridded("uw", (1e-2, {}), [(lr, {}) for lr in lrs])
+    cold = gridded("uwso", (1e-3, {"temperature": 1.0}),
+                   [(lr, {"temperature": t}) for lr in lrs for t in (1.0, 3.0, 5.0)])
+    assert report.grid_edges(summary("multilenet", inside)) == "No selected point lies on an edge of its grid."
+    text = report.grid_edges(summary("multilenet", inside, top, cold))
+    assert "UW (lr 0.01, the largest of 3); UWSO (temperature 1, the least of 3)" in text
+    assert "EW" not in text and "every selected one" not in text
+
+
+def test_grid_edges_says_once_that_two_learning_rates_make_every_selection_an_edge(report: ModuleType) -> None:
+    pair = summary("small_cnn", gridded("ew", (1e-2, {}), [(1e-3, {}), (1e-2, {})]),
+                   gridded("uw", (1e-3, {}), [(1e-3, {}), (1e-2, {})]))
+    text = report.grid_edges(pair)
+    assert text.startswith("No selected point lies on an edge")
+    assert text.count("With two values of the learning rate in the grid, every selected one is an edge") == 1
+
+
+def test_grid_edges_puts_a_weight_vector_on_the_simplex_boundary_by_its_least_weight(report: ModuleType) -> None:
+    vectors = [[0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.1, 0.45, 0.45]]
+    corner = gridded("scalarization", (1e-3, {"weights": vectors[0]}), [(1e-3, {"weights": v}) for v in vectors])
+    centre = gridded("scalarization", (1e-3, {"weights": vectors[1]}), [(1e-3, {"weights": v}) for v in vectors])
+    assert "SCALARIZATION (2 of its weights at the grid's least, 0.1)" in report.grid_edges(summary("m", corner))
+    assert report.grid_edges(summary("m", centre)).startswith("No selected point")
+
+
+def test_grid_containment_checks_each_selection_against_the_other_models_grid(report: ModuleType) -> None:
+    small_grid = [(lr, {"temperature": t}) for lr in (1e-3, 1e-2) for t in (1.0, 5.0)]
+    large = summary("small_cnn", gridded("uwso", (1e-3, {"temperature": 1.0}), small_grid),
+                    gridded("ew", (1e-3, {}), [(1e-3, {}), (1e-2, {})]))
+    wide = [(lr, {"temperature": t}) for lr in (1e-4, 1e-3, 1e-2) for t in (1.0, 3.0, 5.0)]
+    contained = summary("multilenet", gridded("uwso", (1e-2, {"temperature": 5.0}), wide),
+                        gridded("ew", (1e-3, {}), [(1e-4, {}), (1e-3, {}), (1e-2, {})]))
+    assert "would select the same points" in report.grid_containment(contained, large)
+    outside = summary("multilenet", gridded("uwso", (1e-3, {"temperature": 3.0}), wide),
+                      gridded("ew", (1e-4, {}), [(1e-4, {}), (1e-3, {}), (1e-2, {})]))
+    text = report.grid_containment(outside, large)
+    assert "UWSO (lr 0.001, temperature=3), EW (lr 0.0001)" in text and "may come from the grids" in text
+    assert report.grid_containment(outside, summary("small_cnn")) == ""
+
+
 def test_claim4_compares_ranges_over_lr_and_weight_decay(report: ModuleType) -> None:
     import numpy as np
 
