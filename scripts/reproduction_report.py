@@ -2,8 +2,11 @@
 
 Every number is read from the store: the parts' benchmark summaries (``taskbalance report`` renders the same tables)
 and, for the weight-decay grid, the runs themselves, scored against the multilenet part's single-task baselines.
-A part that has not finished gets no verdict and no number in its place; only Scalarization's grid search shows
-its finished runs so far (its weight simplex and best point on the first seed), marked as not a verdict.
+A part that has not finished gets no verdict and no number in its place, with two exceptions, each marked as not a
+verdict: Scalarization's grid search shows its finished runs so far (its weight simplex and best point on the first
+seed), and the larger model's part, once its STL baselines have finished, is scored by its own protocol from the
+runs stored so far, for the methods whose whole first-seed grid has finished (their seed-0 test Δm next to
+multilenet's).
 
 Verdicts compare means over the seeds against the seed-to-seed noise: a difference counts when it exceeds the
 combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds), and "mixed"
@@ -28,6 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from taskbalance import methods as method_registry
+from taskbalance.protocol.bench import run_bench, stl_configs
 from taskbalance.protocol.delta_m import delta_m
 from taskbalance.protocol.selection import score, selected_record, task_groups
 from taskbalance.protocol.summary import BenchSummary, MethodSummary
@@ -35,6 +39,7 @@ from taskbalance.report import read_summary
 from taskbalance.report.plots import BETTER, DPI, method_title
 from taskbalance.report.ranking import common_items, kendall_tau
 from taskbalance.store import RunStore
+from taskbalance.training.config import RunConfig
 from taskbalance.training.result import RunResult
 
 if TYPE_CHECKING:
@@ -327,6 +332,74 @@ def claim_larger_network(small: BenchSummary | None, large: BenchSummary | None)
         return Verdict(NOT_CONFIRMED, text + " The spread grows by more than the seed noise."), [a, b]
     direction = "shrinks" if b.max_minus_min < a.max_minus_min else "grows"
     return Verdict(MIXED, text + f" The spread {direction}, but by less than the seed noise."), [a, b]
+
+
+@dataclass(frozen=True)
+class PartSoFar:
+    """An unfinished part scored from its runs stored so far (phase-1 counts; ``summary`` None before its STL)."""
+
+    summary: BenchSummary | None
+    finished: int
+    total: int
+    stl_finished: int
+    stl_total: int
+
+
+def part_so_far(study: Study, store: RunStore, name: str) -> PartSoFar:
+    """Score an unfinished part with its own protocol from the runs the store holds, training nothing.
+
+    ``run_bench`` runs with a ``run_many`` that answers only with stored runs, so the runs not finished yet read as
+    failed. A method keeps its line only when every point of its searched-seed grid has finished: from a partial
+    grid the protocol would select among whichever points happen to be done. Until every STL baseline has finished
+    there is no Δm at all (``summary`` is None).
+    """
+    spec = study.bench_parts()[name].spec
+    done = {run_id for run_id, status in store.statuses().items() if status == "finished"}
+    phase1 = next(p for p in study.part_runs(None) if p.name == name).phase1_ids
+    stl = {c.run_id() for per_lr in stl_configs(spec).values() for configs in per_lr for c in configs}
+    counts = (len(phase1 & done), len(phase1), len(stl & done), len(stl))
+    if not stl <= done:
+        return PartSoFar(None, *counts)
+
+    def stored(configs: list[RunConfig]) -> dict[str, RunResult]:
+        results = {}
+        for config in configs:
+            result = store.get(config.run_id()) if config.run_id() in done else None
+            if result is not None:
+                results[config.run_id()] = result
+        return results
+
+    summary = run_bench(spec, stored)
+    summary.methods = [m for m in summary.methods
+                       if all(run_id in done for point in m.grid for run_id in point.run_ids)]
+    return PartSoFar(summary, *counts)
+
+
+def claim3_so_far(paper: BenchSummary, so_far: PartSoFar) -> list[str]:
+    """The larger model's unfinished part in numbers, on the one seed its grids are searched on: not a verdict."""
+    head = (f"**So far (not a verdict):** {so_far.finished} of the part's {so_far.total} grid-search runs (STL "
+            "baselines and every method's grid, seed 0) have finished")
+    summary = so_far.summary
+    if summary is None:
+        return [f"{head}; its STL baselines come first ({so_far.stl_finished} of {so_far.stl_total} finished), and "
+                "no Δm exists before all of them have."]
+    rows = [(m, by_name(paper, m.method)) for m in finished(summary)]
+    lines = [f"{head}, among them the whole grid of {len(rows)} of the {len(paper.methods)} methods. Their selected "
+             f"points, with test Δm on seed 0 only (seeds 1 and 2 of the selected points come after the grids):", "",
+             f"| method | selected on {summary.model} | validation Δm | test Δm, seed 0 | {paper.model} test Δm, "
+             "seed 0 |", "|---|---|---:|---:|---:|"]
+    for large, small in rows:
+        small_text = fmt(small.delta_m_per_seed[0]) if small is not None and small.delta_m_per_seed else "—"
+        lines.append(f"| {large.label} | {selected_text(large)} | {large.selected.val_delta_m:+.2f} | "
+                     f"{fmt(large.delta_m_per_seed[0])} | {small_text} |")
+    both = [(a.delta_m_per_seed[0], b.delta_m_per_seed[0]) for a, b in rows if b is not None and b.delta_m_per_seed]
+    if len(both) >= 2:
+        large_values, small_values = [a for a, _ in both], [b for _, b in both]
+        lines += ["", f"Over these {len(both)} methods, max − min of the seed-0 test Δm is "
+                      f"{max(small_values) - min(small_values):.2f} points on {paper.model} and "
+                      f"{max(large_values) - min(large_values):.2f} on {summary.model}."]
+    lines += ["", grid_edges(summary)]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -712,6 +785,7 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         paper = summaries.get("multilenet")
         brute = summaries.get("scalarization")
         large = summaries.get("small_cnn")
+        larger_so_far = part_so_far(study, store, "small_cnn") if large is None and paper is not None else None
         grids = decay_grids(study, store, paper) if paper is not None else []
         simplex, simplex_total = simplex_points(study, store, paper) if paper is not None else ([], 0)
         method_metrics = first_seed_test_metrics(store, paper) if paper is not None else {}
@@ -803,6 +877,8 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
 
     text += ["## Claim 3: larger networks diminish the influence of the weighting method", ""]
     verdict3, spreads = claim_larger_network(paper, large)
+    if large is None and larger_so_far is not None and paper is not None:
+        text += [*claim3_so_far(paper, larger_so_far), ""]
     if large is not None:
         text += [f"`{large.model}`:", "", *method_table(large), "", grid_edges(large), "",
                  "Each metric's term of Δm (as in claim 1):", "", *metric_terms_table(large), ""]

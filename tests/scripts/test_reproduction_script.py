@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from taskbalance.cli import main as cli
+from taskbalance.protocol.bench import stl_configs
 from taskbalance.protocol.delta_m import delta_m
 from taskbalance.protocol.selection import score
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
@@ -274,6 +275,46 @@ def test_simplex_points_score_every_finished_grid_run_like_the_part_summary(
     # The same validation Δm per grid point as the part's own summary (one searched seed), read from the runs.
     by_point = {(tuple(g.options["weights"]), g.lr): g.val_delta_m for g in scalarization.grid}
     assert {(p.weights, p.lr): p.val_delta_m for p in points} == pytest.approx(by_point)
+
+
+def test_part_so_far_scores_an_unfinished_part_with_its_own_protocol(
+    tiny_study: tuple[ModuleType, Path, list[str]], report: ModuleType, tmp_path: Path
+) -> None:
+    script, root, args = tiny_study
+    study = script.study_of(script.argument_parser().parse_args([*args, "plan"]))
+    partial = tmp_path / "results.sqlite"
+    partial.write_bytes((root / "committed" / "results.sqlite").read_bytes())
+    with RunStore(partial) as store:
+        saved = read_summary(store, script.LARGER_MODEL)
+        paper = read_summary(store, "multilenet")
+        assert saved is not None and paper is not None
+        uw = next(m for m in saved.methods if m.method == "uw")
+        # One of UW's grid runs and the seed-1 runs of every selected point are not finished yet.
+        unfinished = [uw.grid[-1].run_ids[0], *(rid for m in saved.methods for rid in m.seed_run_ids[1:])]
+        store.connection.executemany("UPDATE runs SET status = 'running' WHERE run_id = ?",
+                                     [(rid,) for rid in unfinished])
+        store.connection.commit()
+        so_far = report.part_so_far(study, store, script.LARGER_MODEL)
+        spec = study.bench_parts()[script.LARGER_MODEL].spec
+        stl_id = next(c.run_id() for per_lr in stl_configs(spec).values() for configs in per_lr for c in configs)
+        store.connection.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (stl_id,))
+        store.connection.commit()
+        before_stl = report.part_so_far(study, store, script.LARGER_MODEL)
+    assert so_far.summary is not None and so_far.stl_finished == so_far.stl_total
+    assert so_far.finished == so_far.total - 1
+    methods = {m.method: m for m in so_far.summary.methods}
+    assert "uw" not in methods  # its grid is not complete, so its selection would be a partial grid's
+    for name, method in methods.items():
+        if name == "uwso":
+            continue  # the saved part widened UW-SO's temperatures past the tiny grid's edges
+        saved_method = next(m for m in saved.methods if m.method == name)
+        assert method.selected.lr == saved_method.selected.lr
+        assert method.delta_m_per_seed == pytest.approx(saved_method.delta_m_per_seed[:1])
+    text = "\n".join(report.claim3_so_far(paper, so_far))
+    assert "**So far (not a verdict):**" in text and "Verdict:" not in text
+    assert f"the whole grid of {len(methods)} of the {len(paper.methods)} methods" in text
+    assert before_stl.summary is None and before_stl.stl_finished == before_stl.stl_total - 1
+    assert "no Δm exists before all of them have" in "\n".join(report.claim3_so_far(paper, before_stl))
 
 
 def test_scalarization_so_far_reports_the_best_point_without_a_verdict(report: ModuleType) -> None:
