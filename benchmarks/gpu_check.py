@@ -40,7 +40,7 @@ from torch import Tensor
 
 from taskbalance import methods, models
 from taskbalance.method import StepPasses
-from taskbalance.models.flops import forward_flops
+from taskbalance.models.flops import ForwardFlops, forward_flops
 from taskbalance.tasks import Classification, Depth, Regression, SemanticSegmentation, SurfaceNormals
 from taskbalance.tasks.base import Task
 from taskbalance.training.devices import autocast
@@ -147,10 +147,19 @@ def time_interleaved(steps: dict[str, Callable[[], None]], repeats: int, warmup:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def step_flops(problem: Problem, method_name: str | None, options: dict) -> float:
-    """FLOPs of one training step on the problem's batch; ``None``: a plain loop's one forward and one backward."""
+def problem_forward_flops(problem: Problem) -> ForwardFlops:
+    """One sample's forward FLOPs of the problem's model, split into encoder and heads (a meta-device trace)."""
     heads = {n: t.head for n, t in problem.tasks.items()}
-    forward = forward_flops(problem.model, heads, tuple(problem.inputs.shape[1:]))
+    return forward_flops(problem.model, heads, tuple(problem.inputs.shape[1:]))
+
+
+def step_flops(problem: Problem, method_name: str | None, options: dict, forward: ForwardFlops | None = None) -> float:
+    """FLOPs of one training step on the problem's batch; ``None``: a plain loop's one forward and one backward.
+
+    ``forward`` is the problem's :func:`problem_forward_flops`, traced here when not given.
+    """
+    heads = {n: t.head for n, t in problem.tasks.items()}
+    forward = forward if forward is not None else problem_forward_flops(problem)
     passes = StepPasses() if method_name is None else methods.method_class(method_name).step_passes(len(heads), options)
     return passes.flops(shared=forward.shared, heads=forward.heads) * problem.inputs.shape[0]
 
@@ -170,8 +179,10 @@ def measure_steps(
     }
     for problem in problems(device, dry_run):
         problem = _to(problem, device)
-        # Counted once per problem: the FLOPs of a step do not depend on its precision.
-        flops = {label: step_flops(problem, *variants.get(label, (None, {})))
+        # Traced and counted once per problem: the FLOPs of a step depend on neither its precision nor its method's
+        # options beyond the passes they run.
+        forward = problem_forward_flops(problem)
+        flops = {label: step_flops(problem, *variants.get(label, (None, {})), forward=forward)
                  for label in [*variants, "plain ew", "plain uwso"]}
         for precision in ("fp32", "bf16"):
             steps = {label: library_step(problem, name, opts, precision, device) for label, (name, opts) in

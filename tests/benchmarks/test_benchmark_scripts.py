@@ -102,4 +102,6 @@ def test_gpu_check_dry_run_measures_every_variant_on_the_cpu(tmp_path: Path) -> 
     ew, nash = (gpu_check.step_flops(problem, name, {"mode": "parameters"} if name == "nashmtl" else {})
                 for name in ("ew", "nashmtl"))
     assert nash > ew == gpu_check.step_flops(problem, None, {})
+    traced_once = gpu_check.problem_forward_flops(problem)
+    assert gpu_check.step_flops(problem, "nashmtl", {"mode": "parameters"}, forward=traced_once) == nash
     assert any("default bench on the GPU | not run" in line for line in report.splitlines())
