@@ -316,6 +316,28 @@ def spread(summary: BenchSummary, methods: Sequence[str]) -> Spread:
                   float(np.mean([m.delta_m_std for m in chosen])))
 
 
+def per_seed_spreads(small: BenchSummary, large: BenchSummary, methods: Sequence[str]) -> str:
+    """The spread on each seed by itself (max − min over the methods of that seed's test Δm), for both models.
+
+    Not part of the verdict's rule (which compares the spreads of the means), but a check of it: a shrinking spread
+    that holds on every seed does not rest on one seed's luck.
+    """
+    def per_seed(summary: BenchSummary) -> list[float] | None:
+        rows = [m.delta_m_per_seed for m in finished(summary) if m.method in methods]
+        if not rows or len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
+            return None
+        values = np.array(rows)
+        return [float(v) for v in values.max(axis=0) - values.min(axis=0)]
+
+    a, b = per_seed(small), per_seed(large)
+    if a is None or b is None or len(a) != len(b):
+        return ""
+    shrinks = sum(1 for x, y in zip(a, b, strict=True) if y < x)
+    return (f" Seed by seed, max − min is {', '.join(f'{x:.2f}' for x in a)} on {small.model} and "
+            f"{', '.join(f'{y:.2f}' for y in b)} on {large.model}: smaller on {large.model} on {shrinks} of "
+            f"{len(a)} seeds.")
+
+
 def claim_larger_network(small: BenchSummary | None, large: BenchSummary | None) -> tuple[Verdict, list[Spread]]:
     """Claim 3: the spread of Δm across methods shrinks for the larger network."""
     if small is None or large is None:
@@ -326,6 +348,7 @@ def claim_larger_network(small: BenchSummary | None, large: BenchSummary | None)
     text = (f"Over the {len(common)} methods both finished, max − min of the mean test Δm is "
             f"{a.max_minus_min:.2f} points on {a.model} and {b.max_minus_min:.2f} on {b.model} (a method's seed "
             f"standard deviation is {a.mean_seed_std:.2f} and {b.mean_seed_std:.2f} on average).")
+    text += per_seed_spreads(small, large, common)
     if b.max_minus_min < a.max_minus_min - noise_level:
         return Verdict(CONFIRMED, text + " The spread shrinks by more than the seed noise."), [a, b]
     if b.max_minus_min > a.max_minus_min + noise_level:

@@ -336,6 +336,12 @@ def test_claim3_compares_spreads_over_common_methods(report: ModuleType) -> None
     verdict, spreads = report.claim_larger_network(small, shrinks)
     assert verdict.label == "confirmed" and [s.max_minus_min for s in spreads] == [10.0, 2.0]
     assert report.claim_larger_network(small, grows)[0].label == "not confirmed"
+    # method() gives each method the seeds mean ∓ std: spreads per seed 10, 10 on multilenet; 2, 2 when shrinking.
+    assert "Seed by seed, max − min is 10.00, 10.00 on multilenet and 2.00, 2.00 on small_cnn: smaller on " \
+           "small_cnn on 2 of 2 seeds." in verdict.why
+    mixed_luck = summary("small_cnn", method("uwso", 0.0, 0.5), method("ew", 2.0, 0.5), method("gls", 1.0, 0.5))
+    mixed_luck.methods[1].delta_m_per_seed = [2.0, 12.0]
+    assert "smaller on small_cnn on 1 of 2 seeds" in report.claim_larger_network(small, mixed_luck)[0].why
     assert report.claim_larger_network(small, None)[0].label == "not run yet"
 
 
