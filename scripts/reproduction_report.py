@@ -9,8 +9,11 @@ runs stored so far, for the methods whose whole first-seed grid has finished (th
 multilenet's).
 
 Verdicts compare means over the seeds against the seed-to-seed noise: a difference counts when it exceeds the
-combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds), and "mixed"
-is the verdict when the direction of the claim holds but not by more than that noise.
+combined standard deviation ``√(σ_a² + σ_b²)`` of the two means being compared (ddof = 0, 3 seeds). "Confirmed"
+and "not confirmed" need the difference the claim is about to exceed that noise in the claim's direction or
+against it; "mixed" is every verdict in between, where the data cannot separate the two (a difference within the
+noise either way, or, for claim 4, two readings of the grid that disagree). A method with fewer than two finished
+seeds has no measured noise: no difference involving it counts as more than the noise.
 
 Every method table is followed by the selections that lie on an edge of their grid (a wider grid might select past
 them), and claim 3 says whether each method's selection on multilenet lies inside its smaller grid on the larger
@@ -58,8 +61,19 @@ class Verdict:
 
 
 def noise(*methods: MethodSummary) -> float:
-    """Combined seed standard deviation of the methods' mean Δm."""
+    """Combined seed standard deviation of the methods' mean Δm; infinite (unknown) when one of them has fewer than
+    two finished seeds, whose standard deviation of 0 would make any gap look larger than the noise."""
+    if any(len(m.delta_m_per_seed) < 2 for m in methods):
+        return math.inf
     return math.sqrt(sum(m.delta_m_std**2 for m in methods))
+
+
+def first_seed_delta_m(method: MethodSummary) -> float:
+    """Test Δm of the selected point's run on the first seed (the one grids are searched on); NaN when that run
+    failed: ``delta_m_per_seed`` skips failed seeds, so its first entry is the first seed only when that one ran."""
+    if method.selected.run_ids and method.seed_run_ids and method.seed_run_ids[0] == method.selected.run_ids[0]:
+        return method.delta_m_per_seed[0]
+    return math.nan
 
 
 def finished(summary: BenchSummary) -> list[MethodSummary]:
@@ -83,6 +97,8 @@ def fmt(value: float, digits: int = 2) -> str:
 
 
 def pm(method: MethodSummary) -> str:
+    if len(method.delta_m_per_seed) < 2:
+        return f"{method.delta_m_mean:+.2f} (one seed, no spread)"
     return f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
 
 
@@ -134,41 +150,62 @@ def grid_edges(summary: BenchSummary) -> str:
 
 
 def grid_containment(small: BenchSummary, large: BenchSummary) -> str:
-    """Whether each method's point selected on one model is also a point of its grid on the other model.
+    """Whether searching the first model over the second model's grid would select the same points.
 
-    Selection takes the least validation Δm over the grid, so a point selected from a larger grid that lies inside
-    a smaller one is also the smaller grid's selection: where every method's does, searching both models over the
-    same (smaller) grid would change nothing, and the grids' difference cannot explain a difference in spread.
+    Selection takes the least validation Δm over the grid, so a point selected from a grid that lies inside a
+    sub-grid is also the sub-grid's selection. Where, for every method, the second model's grid is a sub-grid of
+    the first's (no point the first never ran) and holds the first's selection, restricting the first model to the
+    second's grid changes nothing, and the grids' difference cannot explain a difference in spread. Either failing
+    is named: a selection outside the other grid, or points of the other grid (e.g. an extended temperature) the
+    first model never ran, where that argument cannot be made.
     """
-    outside, common = [], 0
+    def key(lr: float, options: Mapping[str, object]) -> tuple[float, str]:
+        return lr, json.dumps(options, sort_keys=True)
+
+    outside, unrun, common = [], [], 0
     for method in finished(small):
         other = by_name(large, method.method)
         if other is None:
             continue
         common += 1
-        points = {(g.lr, json.dumps(g.options, sort_keys=True)) for g in other.grid}
-        if (method.selected.lr, json.dumps(method.selected.options, sort_keys=True)) not in points:
+        mine = {key(g.lr, g.options) for g in method.grid}
+        theirs = {key(g.lr, g.options) for g in other.grid}
+        if key(method.selected.lr, method.selected.options) not in theirs:
             outside.append(f"{method.label} ({selected_text(method)})")
+        extra = len(theirs - mine)
+        if extra:
+            unrun.append(f"{method.label} ({extra} point{'s' if extra > 1 else ''})")
     if not common:
         return ""
-    if not outside:
-        return (f"Every method's point selected on {small.model} is also a point of its grid on {large.model}, so "
-                f"searching {small.model} over {large.model}'s smaller grid would select the same points: the "
-                "grids' difference does not enter the comparison.")
-    return (f"Selected on {small.model} outside their grid on {large.model}: {', '.join(outside)}. Over "
-            f"{large.model}'s grid these methods would select other points on {small.model}, so part of the "
-            "difference in spread may come from the grids.")
+    if not outside and not unrun:
+        return (f"Every method's point selected on {small.model} is also a point of its grid on {large.model}, and "
+                f"{large.model}'s grid is part of {small.model}'s, so searching {small.model} over {large.model}'s "
+                "grid would select the same points: the grids' difference does not enter the comparison.")
+    text = []
+    if outside:
+        text.append(f"Selected on {small.model} outside their grid on {large.model}: {', '.join(outside)}; over "
+                    f"{large.model}'s grid these methods would select other points on {small.model}, so part of the "
+                    "difference in spread may come from the grids.")
+    if unrun:
+        text.append(f"{large.model}'s grid holds points {small.model} never ran for {', '.join(unrun)}, so whether "
+                    f"{small.model} would select the same points over {large.model}'s grid is not known.")
+    return " ".join(text)
 
 
 # ---------------------------------------------------------------------------------------------------------- claims
 
 
+CLAIM1_RIVALS = ("ew", "uw", "dwa", "rlw", "imtll", "gls")
+"""The methods claim 1 names. UW-O, the paper's other analytical weighting (UW-SO without the softmax), is not one of
+them: it is compared with UW-SO on its own (:func:`softmax_effect`)."""
+
+
 def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
-    """Claim 1: UW-SO's test Δm is lower than every other loss weighting's."""
+    """Claim 1: UW-SO's test Δm is lower than that of each loss weighting the claim names (CLAIM1_RIVALS)."""
     uwso = by_name(summary, "uwso")
     if summary is None or uwso is None:
         return Verdict(NOT_RUN, "The multilenet part has not finished.")
-    others = [m for m in finished(summary) if m.method not in ("uwso", "scalarization")]
+    others = [m for m in finished(summary) if m.method in CLAIM1_RIVALS]
     clearly_better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean - noise(m, uwso)]
     better = [m for m in others if m.delta_m_mean < uwso.delta_m_mean]
     within = [m for m in others if abs(m.delta_m_mean - uwso.delta_m_mean) <= noise(m, uwso)]
@@ -179,10 +216,12 @@ def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
         return Verdict(NOT_CONFIRMED, f"UW-SO ({pm(uwso)}) is beaten by more than the seed noise by "
                                       f"{listed(clearly_better)}.{beaten_text}")
     if better:
-        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is not the best: {listed(better)} have a lower mean, within the "
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is not the best: {listed(better)} "
+                              f"{'have' if len(better) > 1 else 'has'} a lower mean, within the "
                               f"seed noise, so the data cannot separate them.{beaten_text}")
     if within:
-        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) has the lowest mean, but {listed(within)} are within the seed "
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) has the lowest mean, but {listed(within)} "
+                              f"{'are' if len(within) > 1 else 'is'} within the seed "
                               f"noise of it.{beaten_text}")
     return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) has the lowest test Δm, lower than every other loss weighting by "
                               "more than the seed noise.")
@@ -190,8 +229,9 @@ def claim_uwso_best(summary: BenchSummary | None) -> Verdict:
 
 def searched_seed_gap(summary: BenchSummary) -> str:
     """How the seed every grid was searched on compares with the others: the one-seed search's own caveat."""
+    # Only methods with every seed finished: positions in delta_m_per_seed are seeds only then.
     gaps = [m.delta_m_per_seed[0] - float(np.mean(m.delta_m_per_seed[1:]))
-            for m in finished(summary) if len(m.delta_m_per_seed) > 1]
+            for m in finished(summary) if len(m.delta_m_per_seed) == len(summary.seeds) > 1]
     if not gaps:
         return ""
     lower = sum(1 for gap in gaps if gap < 0)
@@ -230,6 +270,10 @@ def claim_close_to_scalarization(paper: BenchSummary | None, brute: BenchSummary
     if gap <= 0:
         return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) is at least as good as the best Scalarization "
                                   f"({pm(scalarization)}), which costs {runs}.")
+    if not math.isfinite(noise(uwso, scalarization)):
+        return Verdict(MIXED, f"UW-SO ({pm(uwso)}) is {gap:.2f} points behind the best Scalarization "
+                              f"({pm(scalarization)}), and with one of them on fewer than two finished seeds the "
+                              f"seed noise is unknown; Scalarization costs {runs}.")
     if gap <= noise(uwso, scalarization):
         return Verdict(CONFIRMED, f"UW-SO ({pm(uwso)}) is {gap:.2f} points behind the best Scalarization "
                                   f"({pm(scalarization)}), within the seed noise; Scalarization costs {runs}.")
@@ -293,9 +337,9 @@ def scalarization_so_far(points: Sequence[SimplexPoint], total: int, uwso: Metho
     text = (f"**So far (not a verdict):** {len(points)} of the {total} grid-search runs (seed 0) have finished. The "
             f"best of them by validation Δm is weights ({weights}) at lr {best.lr:g}: validation Δm "
             f"{best.val_delta_m:+.2f}, test Δm {best.test_delta_m:+.2f} (seed 0).")
-    if uwso is not None and uwso.delta_m_per_seed:
+    if uwso is not None and math.isfinite(first_seed_delta_m(uwso)):
         text += (f" UW-SO's selected point on the same seed: validation Δm {uwso.selected.val_delta_m:+.2f}, test Δm "
-                 f"{uwso.delta_m_per_seed[0]:+.2f}. Scalarization's best validation Δm can only fall as the rest "
+                 f"{fmt(first_seed_delta_m(uwso))}. Scalarization's best validation Δm can only fall as the rest "
                  "of the grid runs.")
     return text
 
@@ -312,8 +356,9 @@ class Spread:
 def spread(summary: BenchSummary, methods: Sequence[str]) -> Spread:
     chosen = [m for m in finished(summary) if m.method in methods]
     means = np.array([m.delta_m_mean for m in chosen])
-    return Spread(summary.model, len(chosen), float(means.max() - means.min()), float(means.std()),
-                  float(np.mean([m.delta_m_std for m in chosen])))
+    seed_std = (math.inf if any(len(m.delta_m_per_seed) < 2 for m in chosen)
+                else float(np.mean([m.delta_m_std for m in chosen])))
+    return Spread(summary.model, len(chosen), float(means.max() - means.min()), float(means.std()), seed_std)
 
 
 def per_seed_spreads(small: BenchSummary, large: BenchSummary, methods: Sequence[str]) -> str:
@@ -324,7 +369,8 @@ def per_seed_spreads(small: BenchSummary, large: BenchSummary, methods: Sequence
     """
     def per_seed(summary: BenchSummary) -> list[float] | None:
         rows = [m.delta_m_per_seed for m in finished(summary) if m.method in methods]
-        if not rows or len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
+        # Positions are seeds only when every seed of every method finished.
+        if not rows or any(len(r) != len(summary.seeds) for r in rows) or len(summary.seeds) < 2:
             return None
         values = np.array(rows)
         return [float(v) for v in values.max(axis=0) - values.min(axis=0)]
@@ -343,11 +389,16 @@ def claim_larger_network(small: BenchSummary | None, large: BenchSummary | None)
     if small is None or large is None:
         return Verdict(NOT_RUN, "The multilenet or the larger model's part has not finished."), []
     common = [m.method for m in finished(small) if by_name(large, m.method) is not None]
+    if len(common) < 2:
+        return Verdict(NOT_RUN, f"Fewer than two methods finished on both {small.model} and {large.model}: "
+                                "no spread to compare."), []
     a, b = spread(small, common), spread(large, common)
     noise_level = max(a.mean_seed_std, b.mean_seed_std)
+    seed_noise = (f"a method's seed standard deviation is {a.mean_seed_std:.2f} and {b.mean_seed_std:.2f} on "
+                  "average" if math.isfinite(noise_level) else
+                  "the seed noise is unknown: a method has fewer than two finished seeds")
     text = (f"Over the {len(common)} methods both finished, max − min of the mean test Δm is "
-            f"{a.max_minus_min:.2f} points on {a.model} and {b.max_minus_min:.2f} on {b.model} (a method's seed "
-            f"standard deviation is {a.mean_seed_std:.2f} and {b.mean_seed_std:.2f} on average).")
+            f"{a.max_minus_min:.2f} points on {a.model} and {b.max_minus_min:.2f} on {b.model} ({seed_noise}).")
     text += per_seed_spreads(small, large, common)
     if b.max_minus_min < a.max_minus_min - noise_level:
         return Verdict(CONFIRMED, text + " The spread shrinks by more than the seed noise."), [a, b]
@@ -412,10 +463,11 @@ def claim3_so_far(paper: BenchSummary, so_far: PartSoFar) -> list[str]:
              f"| method | selected on {summary.model} | validation Δm | test Δm, seed 0 | {paper.model} test Δm, "
              "seed 0 |", "|---|---|---:|---:|---:|"]
     for large, small in rows:
-        small_text = fmt(small.delta_m_per_seed[0]) if small is not None and small.delta_m_per_seed else "—"
+        small_text = fmt(first_seed_delta_m(small)) if small is not None else "—"
         lines.append(f"| {large.label} | {selected_text(large)} | {large.selected.val_delta_m:+.2f} | "
-                     f"{fmt(large.delta_m_per_seed[0])} | {small_text} |")
-    both = [(a.delta_m_per_seed[0], b.delta_m_per_seed[0]) for a, b in rows if b is not None and b.delta_m_per_seed]
+                     f"{fmt(first_seed_delta_m(large))} | {small_text} |")
+    both = [(first_seed_delta_m(a), first_seed_delta_m(b)) for a, b in rows if b is not None]
+    both = [(a, b) for a, b in both if math.isfinite(a) and math.isfinite(b)]
     if len(both) >= 2:
         large_values, small_values = [a for a, _ in both], [b for _, b in both]
         lines += ["", f"Over these {len(both)} methods, max − min of the seed-0 test Δm is "
@@ -436,6 +488,7 @@ class DecayGrid:
     test_delta_m: np.ndarray
     runs: int = 0
     cpu_seconds: float = 0.0
+    failed: int = 0  # cells whose run failed (diverged): NaN for good, unlike a cell not run yet
 
     def range_over_lr(self) -> np.ndarray:
         return np.nanmax(self.val_delta_m, axis=1) - np.nanmin(self.val_delta_m, axis=1)
@@ -456,17 +509,18 @@ def decay_grids(study: Study, store: RunStore, paper: BenchSummary) -> list[Deca
     for method in dict.fromkeys(c.method for c in configs):
         val = np.full((len(decays), len(lrs)), np.nan)
         test = np.full_like(val, np.nan)
-        runs, cpu_seconds = 0, 0.0
+        runs, cpu_seconds, failed = 0, 0.0, 0
         for config in (c for c in configs if c.method == method):
             result = store.get(config.run_id())
             if result is None:
+                failed += store.status(config.run_id()) == "failed"
                 continue
             runs, cpu_seconds = runs + 1, cpu_seconds + result.cpu_seconds
             record = selected_record(result, reference_val, paper.delta_m_variant)
             i, j = decays.index(config.weight_decay), lrs.index(config.lr)
             val[i, j] = score(record.val, reference_val, paper.higher_is_better, paper.delta_m_variant)
             test[i, j] = score(record.test, reference_test, paper.higher_is_better, paper.delta_m_variant)
-        grids.append(DecayGrid(method, lrs, decays, val, test, runs, cpu_seconds))
+        grids.append(DecayGrid(method, lrs, decays, val, test, runs, cpu_seconds, failed))
     return grids
 
 
@@ -486,7 +540,8 @@ def _decay_label(over_lr: float, over_decay: float, best_lr_decay: float) -> str
 
 
 def without_lowest_lr(grid: DecayGrid) -> DecayGrid:
-    return DecayGrid(grid.method, grid.lrs[1:], grid.weight_decays, grid.val_delta_m[:, 1:], grid.test_delta_m[:, 1:])
+    return DecayGrid(grid.method, grid.lrs[1:], grid.weight_decays, grid.val_delta_m[:, 1:], grid.test_delta_m[:, 1:],
+                     failed=grid.failed)
 
 
 def claim_weight_decay(grids: Sequence[DecayGrid]) -> Verdict:
@@ -496,15 +551,20 @@ def claim_weight_decay(grids: Sequence[DecayGrid]) -> Verdict:
     leave under-trained (the convergence measurement), so that an under-trained corner alone cannot make the
     learning rate look important. The verdict is "mixed" when the two disagree.
     """
-    if not grids or any(np.isnan(g.val_delta_m).any() for g in grids):
+    if not grids or any(int(np.isnan(g.val_delta_m).sum()) > g.failed for g in grids):
         return Verdict(NOT_RUN, "The weight-decay grid has not finished.")
+    failed = sum(g.failed for g in grids)
+    if any(np.isnan(g.val_delta_m).all(axis=0).any() or np.isnan(g.val_delta_m).all(axis=1).any() for g in grids):
+        return Verdict(NOT_RUN, f"{failed} run(s) of the weight-decay grid failed, leaving a whole learning rate or "
+                                "weight decay without a cell: no range to compare.")
     if any(len(g.lrs) < 2 or len(g.weight_decays) < 2 for g in grids):
         return Verdict(NOT_RUN, "The comparison needs at least two learning rates and two weight decays.")
     over_lr, over_decay, best_lr_decay = _decay_ranges(grids)
     label = _decay_label(over_lr, over_decay, best_lr_decay)
     text = (f"Validation Δm moves by {over_lr:.2f} points on average when the learning rate changes at a fixed "
             f"weight decay, and by {over_decay:.2f} when the weight decay changes at a fixed learning rate "
-            f"({best_lr_decay:.2f} at each method's best learning rate); one seed per cell.")
+            f"({best_lr_decay:.2f} at each method's best learning rate); one seed per cell"
+            + (f", {failed} failed cell(s) left out." if failed else "."))
     text += f' On the whole grid this reads "{label}"' + (
         ": the weight decay matters less, but not by a factor of two." if label == MIXED else ".")
     if all(len(g.lrs) >= 3 for g in grids):
@@ -868,8 +928,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         text += ["STL baselines (mean over seeds at each seed's selected epoch, per task its best learning rate):",
                  "", *baseline_table(paper), ""]
         text += ["Where each method's Δm comes from: each metric's term, the relative change (%) of its seed-mean "
-                 "test value against the STL baseline, signed so that negative is better (Δm is their mean):", "",
-                 *metric_terms_table(paper), ""]
+                 "test value against the STL baseline, signed so that negative is better (Δm is "
+                 + ("their mean):" if paper.delta_m_variant == "all_metrics" else
+                    "the mean over tasks of each task's mean term):"), "", *metric_terms_table(paper), ""]
     text += [claim_uwso_best(paper).line(), ""]
     seed_gap = searched_seed_gap(paper) if paper is not None else ""
     if seed_gap:

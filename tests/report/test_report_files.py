@@ -13,7 +13,7 @@ from rich.console import Console
 from synthetic_bench import build, make_run
 
 from taskbalance.report import markdown_table, render_table, write_report
-from taskbalance.report.plots import DPI, to_ternary
+from taskbalance.report.plots import DPI, to_ternary, weights_panel_title
 from taskbalance.report.writer import mean_weights
 from taskbalance.store import RunStore
 from taskbalance.training.config import RunConfig
@@ -157,3 +157,13 @@ def test_a_failed_method_and_a_left_out_metric_are_shown_and_every_file_is_writt
     console.print(render_table(summary))
     terminal = console.export_text()
     assert "failed (2 runs)" in terminal and "Δm leaves out dense/l1" in terminal
+
+
+def test_a_weights_panel_names_its_seed_only_when_the_first_seed_did_not_run(bench) -> None:
+    _, summary = bench
+    uwso = next(m for m in summary.methods if m.method == "uwso")
+    first, second = make_run("uwso", 0, dict(uwso.selected.options)), make_run("uwso", 1, dict(uwso.selected.options))
+    plain = weights_panel_title(uwso, first, first_seed=0)
+    assert "seed" not in plain
+    assert weights_panel_title(uwso, second, first_seed=0) == f"{plain}, seed 1"
+    assert weights_panel_title(uwso, None, first_seed=0) == plain

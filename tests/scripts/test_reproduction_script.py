@@ -4,11 +4,13 @@ carries each claim's verdict, computed from the summaries in the store; plus the
 from __future__ import annotations
 
 import importlib.util
+import math
 import platform
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -188,9 +190,9 @@ def test_temperature_grid_is_extended_only_past_an_edge_selection() -> None:
 
 
 def method(name: str, mean: float, std: float, cpu_seconds: float = 100.0, runs: int = 5) -> MethodSummary:
-    point = GridPoint({}, 1e-3, mean, [])
+    point = GridPoint({}, 1e-3, mean, [f"{name}-seed0"])  # seeds 0 and 1 of the selected point, both finished
     return MethodSummary(name, name.upper(), point, mean, std, [mean - std, mean + std], {}, {}, 0, runs,
-                         cpu_seconds, [point], [])
+                         cpu_seconds, [point], [f"{name}-seed0", f"{name}-seed1"])
 
 
 def summary(model: str, *methods: MethodSummary) -> BenchSummary:
@@ -218,7 +220,7 @@ def test_claim1_verdict_names_what_uwso_beats_and_what_it_cannot_separate(report
     verdict = report.claim_uwso_best(summary("multilenet", method("uwso", 1.0, 1.0), method("ew", 5.0, 1.0),
                                              method("gls", 1.5, 1.0)))
     assert verdict.label == "mixed"
-    assert "GLS (+1.50 ± 1.00) are within the seed noise" in verdict.why
+    assert "GLS (+1.50 ± 1.00) is within the seed noise" in verdict.why
     assert "It beats EW (+5.00 ± 1.00) by more than the seed noise." in verdict.why
     alone = report.claim_uwso_best(summary("multilenet", method("uwso", 1.0, 1.0), method("gls", 1.5, 1.0)))
     assert "It beats no other weighting" in alone.why
@@ -227,7 +229,9 @@ def test_claim1_verdict_names_what_uwso_beats_and_what_it_cannot_separate(report
 def test_searched_seed_gap_counts_methods_whose_first_seed_is_lower(report: ModuleType) -> None:
     lucky, unlucky = method("ew", 5.0, 1.0), method("uw", 5.0, 1.0)
     lucky.delta_m_per_seed, unlucky.delta_m_per_seed = [4.0, 5.0, 6.0], [7.0, 4.0, 4.0]
-    text = report.searched_seed_gap(summary("multilenet", lucky, unlucky))
+    three_seeds = summary("multilenet", lucky, unlucky)
+    three_seeds.seeds = [0, 1, 2]
+    text = report.searched_seed_gap(three_seeds)
     assert "lower test Δm than the mean of the other seeds for 1 of 2 methods (mean gap +0.75 points)" in text
     single = method("ew", 5.0, 0.0)
     single.delta_m_per_seed = [5.0]
@@ -396,8 +400,69 @@ def test_grid_containment_checks_each_selection_against_the_other_models_grid(re
     assert report.grid_containment(outside, summary("small_cnn")) == ""
 
 
+def test_a_method_on_one_seed_has_unknown_noise_so_no_gap_to_it_counts(report: ModuleType) -> None:
+    lone = method("uwso", 2.0, 0.0)
+    lone.delta_m_per_seed = [2.0]  # its other seeds failed
+    assert report.noise(lone, method("gls", 2.6, 0.5)) == math.inf
+    assert report.pm(lone) == "+2.00 (one seed, no spread)"
+    assert report.claim_uwso_best(summary("multilenet", lone, method("gls", 2.6, 0.5))).label == "mixed"
+    far = summary("multilenet", method("scalarization", 1.0, 0.5))
+    assert report.claim_close_to_scalarization(summary("multilenet", lone), far).label == "mixed"
+    small = summary("multilenet", method("uwso", 0.0, 0.5), method("ew", 10.0, 0.5))
+    large = summary("small_cnn", lone, method("ew", 2.1, 0.5))
+    verdict, _ = report.claim_larger_network(small, large)
+    assert verdict.label == "mixed" and "the seed noise is unknown" in verdict.why
+
+
+def test_claim1_is_judged_against_the_methods_it_names_not_uwo(report: ModuleType) -> None:
+    # UW-O is compared with UW-SO separately (softmax_effect); a clear UW-O win does not contradict claim 1.
+    verdict = report.claim_uwso_best(summary("multilenet", method("uwso", 2.0, 0.1), method("uwo", -5.0, 0.1),
+                                             method("ew", 9.0, 0.1)))
+    assert verdict.label == "confirmed" and "UWO" not in verdict.why
+
+
+def test_claim3_without_two_common_methods_has_no_spread(report: ModuleType) -> None:
+    small = summary("multilenet", method("uwso", 0.0, 0.5), method("ew", 10.0, 0.5))
+    assert report.claim_larger_network(small, summary("small_cnn", method("ew", 1.0, 0.5)))[0].label == "not run yet"
+    assert report.claim_larger_network(small, summary("small_cnn"))[0].label == "not run yet"
+
+
+def test_the_first_seed_is_read_from_run_ids_not_from_list_positions(report: ModuleType) -> None:
+    ran = method("ew", 5.0, 1.0)
+    ran.selected.run_ids, ran.seed_run_ids, ran.delta_m_per_seed = ["s0"], ["s0", "s1", "s2"], [4.0, 5.0, 6.0]
+    lost = method("uw", 5.0, 1.0)  # seed 0 failed: its first entry is seed 1's
+    lost.selected.run_ids, lost.seed_run_ids, lost.delta_m_per_seed = ["s0"], ["s1", "s2"], [4.0, 6.0]
+    assert report.first_seed_delta_m(ran) == 4.0 and math.isnan(report.first_seed_delta_m(lost))
+    three = BenchSummary("multifashion", "m", ["a"], [], {}, "all_metrics", {}, {}, [ran, lost], [0, 1, 2])
+    assert "for 1 of 1 methods" in report.searched_seed_gap(three)  # the method without seed 0 is left out
+
+
+def test_grid_containment_names_points_the_first_model_never_ran(report: ModuleType) -> None:
+    # The larger model's part widened UW-SO's temperatures to 30, which multilenet never ran.
+    wide = [(lr, {"temperature": t}) for lr in (1e-3, 1e-2) for t in (1.0, 5.0, 20.0)]
+    small = summary("multilenet", gridded("uwso", (1e-3, {"temperature": 5.0}), wide))
+    extended = summary("small_cnn", gridded("uwso", (1e-3, {"temperature": 20.0}),
+                                            [*wide, (1e-3, {"temperature": 30.0}), (1e-2, {"temperature": 30.0})]))
+    text = report.grid_containment(small, extended)
+    assert "holds points multilenet never ran for UWSO (2 points)" in text
+    assert "would select the same points:" not in text
+    same = summary("small_cnn", gridded("uwso", (1e-3, {"temperature": 20.0}), wide))
+    assert "would select the same points" in report.grid_containment(small, same)
+
+
+def test_claim4_leaves_out_failed_cells_and_waits_for_unfinished_ones(report: ModuleType) -> None:
+    lrs, decays = [1e-3, 1e-2], [0.0, 1e-4]
+    values = np.array([[2.0, 9.0], [np.nan, 9.1]])
+    failed = report.DecayGrid("ew", lrs, decays, values, np.zeros((2, 2)), failed=1)
+    verdict = report.claim_weight_decay([failed])
+    assert verdict.label != "not run yet" and "1 failed cell(s) left out" in verdict.why
+    assert report.claim_weight_decay([report.DecayGrid("ew", lrs, decays, values, np.zeros((2, 2)))]).label == \
+        "not run yet"
+    column = report.DecayGrid("ew", lrs, decays, np.array([[np.nan, 9.0], [np.nan, 9.1]]), np.zeros((2, 2)), failed=2)
+    assert "no range to compare" in report.claim_weight_decay([column]).why
+
+
 def test_claim4_compares_ranges_over_lr_and_weight_decay(report: ModuleType) -> None:
-    import numpy as np
 
     lr_matters = report.DecayGrid("ew", [1e-4, 1e-3], [0.0, 1e-5], np.array([[10.0, 2.0], [10.5, 2.2]]),
                                   np.zeros((2, 2)))
@@ -411,7 +476,6 @@ def test_claim4_compares_ranges_over_lr_and_weight_decay(report: ModuleType) -> 
 
 
 def test_claim4_is_mixed_when_only_the_under_trained_rate_makes_the_lr_matter(report: ModuleType) -> None:
-    import numpy as np
 
     lrs, decays = [1e-4, 1e-3, 1e-2], [0.0, 1e-3]
     # lr 1e-4 is far worse everywhere; between 1e-3 and 1e-2 the weight decay matters more than the rate.

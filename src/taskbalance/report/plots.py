@@ -55,8 +55,15 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return totals / counts
 
 
+def weights_panel_title(method: MethodSummary, run: RunResult | None, first_seed: int) -> str:
+    """The method and its selected options, and the run's seed when it is not the first seed (whose run failed)."""
+    title = method_title(method)
+    return title if run is None or run.config.seed == first_seed else f"{title}, seed {run.config.seed}"
+
+
 def plot_weights(summary: BenchSummary, runs: Mapping[str, RunResult], path: Path) -> Path:
-    """Task weights over training, one panel per method, from the first seed's run of the selected point.
+    """Task weights over training, one panel per method, from the first seed's run of the selected point (the first
+    finished seed's where that run failed; its panel then names the seed).
 
     Logged step weights are drawn raw (faint) and, when there are more than 50 points, as a moving average over
     1/25 of the run; a run without step logs falls back to its per-epoch mean weights.
@@ -71,10 +78,11 @@ def plot_weights(summary: BenchSummary, runs: Mapping[str, RunResult], path: Pat
                                bottom=0.75 / height, hspace=0.6, wspace=0.28)
     colours = {task: TASK_COLOURS[i % len(TASK_COLOURS)] for i, task in enumerate(summary.tasks)}
     dashes = {task: TASK_DASHES[i % len(TASK_DASHES)] for i, task in enumerate(summary.tasks)}
+    first_seed = summary.seeds[0] if summary.seeds else 0
     for index, method in enumerate(methods):
         axes = figure.add_subplot(grid[index // cols, index % cols])
-        axes.set_title(method_title(method), fontsize=9)
         run = runs.get(method.seed_run_ids[0]) if method.seed_run_ids else None
+        axes.set_title(weights_panel_title(method, run, first_seed), fontsize=9)
         if run is None:
             axes.text(0.5, 0.5, "run not in the store", ha="center", va="center", transform=axes.transAxes)
             axes.set_axis_off()
@@ -105,7 +113,6 @@ def plot_weights(summary: BenchSummary, runs: Mapping[str, RunResult], path: Pat
             axes.set_ylim(low - 0.5 * max(abs(low), 0.1), high + 0.5 * max(abs(high), 0.1))
     handles = [Line2D([], [], color=colours[t], linestyle=dashes[t], linewidth=2) for t in summary.tasks]
     figure.legend(handles, summary.tasks, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
-    first_seed = summary.seeds[0] if summary.seeds else 0
     figure.suptitle(f"Task weights over training (seed {first_seed}, selected configuration)", fontsize=11,
                     y=1 - 0.15 / height)
     figure.savefig(path, dpi=DPI)
