@@ -88,13 +88,17 @@ def _tiny_step(method_name: str, options: dict, loss_scale: float) -> tuple[dict
     method.step(losses, shared_parameters=encoder.parameters(), representation=rep, loss_scale=loss_scale)
     grads = {f"encoder.{n}": p.grad for n, p in encoder.named_parameters()}
     grads.update({f"heads.{n}": p.grad for n, p in heads.named_parameters()})
+    # The method's own parameters too (UW's log-variances, GradNorm's weights): the optimizer steps them as well, so
+    # GradScaler divides their .grad by the scale like every other.
+    grads.update({f"method.{n}": p.grad for n, p in method.named_parameters() if p.grad is not None})
     return grads, method.last_weights
 
 
 @pytest.mark.parametrize(
     ("method", "options"),
     [("nashmtl", {"max_norm": 0.0}), ("nashmtl", {}), ("cagrad", {}), ("dbmtl", {}), ("gradnorm", {}),
-     ("mgda", {"mode": "representation"}), ("uw", {}), ("famo", {"same_batch": False})],
+     ("mgda", {"mode": "representation"}), ("uw", {}), ("famo", {"same_batch": False}),
+     ("pcgrad", {"weighting": "uw"}), ("mgda", {"weighting": "imtll", "mode": "representation"})],
 )
 def test_a_scaled_step_is_the_unscaled_step_times_the_scale(method: str, options: dict) -> None:
     # Several methods are not scale-invariant: they must aggregate the unscaled gradients, and every .grad must hold
@@ -102,6 +106,7 @@ def test_a_scaled_step_is_the_unscaled_step_times_the_scale(method: str, options
     reference, weights = _tiny_step(method, options, 1.0)
     scaled, scaled_weights = _tiny_step(method, options, 1024.0)
     torch.testing.assert_close(scaled_weights, weights)
+    assert scaled.keys() == reference.keys()
     for name, grad in reference.items():
         torch.testing.assert_close(scaled[name] / 1024.0, grad, rtol=1e-5, atol=1e-7, msg=name)
 

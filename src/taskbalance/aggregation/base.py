@@ -113,6 +113,9 @@ class GradientAggregation(Method):
         self.weighting = weighting
         self.sync_across_ranks = bool(sync_across_ranks)
         self._reduce_gram = False  # set by step(): Gram of the global batch in distributed representation mode
+        # Set by step() for aggregate(): the factor the .grad of the method's own parameters carry (the loss scale of
+        # an fp16 step), as GradScaler divides every .grad the optimizer holds by it.
+        self._own_gradient_scale: float | Tensor = 1.0
 
     @classmethod
     def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
@@ -152,9 +155,9 @@ class GradientAggregation(Method):
         if distributed:
             # Every rank computes the scales from the global batch's losses (the mean of the ranks' losses).
             global_losses = all_reduce_mean(losses.detach())
-            scales = self.task_scales(global_losses, self._weighting_scales(global_losses))
+            scales = self.task_scales(global_losses, self._weighting_scales(global_losses, loss_scale))
         else:
-            scales = self.task_scales(losses, self._weighting_scales(losses))
+            scales = self.task_scales(losses, self._weighting_scales(losses, loss_scale))
 
         shared_ids = {id(p) for p in shared}
         if self.mode == "representation":
@@ -194,10 +197,12 @@ class GradientAggregation(Method):
         if distributed and self.mode == "parameters":
             average_tensors_(pieces)  # the global batch's per-task gradients: O(K·P), exact for every method
         self._reduce_gram = distributed and self.mode == "representation"
+        self._own_gradient_scale = loss_scale
         try:
             directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
         finally:
             self._reduce_gram = False
+            self._own_gradient_scale = 1.0
         self.last_weights = weights.detach()
 
         directions = [
@@ -285,11 +290,12 @@ class GradientAggregation(Method):
                     )
         return reps
 
-    def _weighting_scales(self, losses: Tensor) -> Tensor:
-        """``∂total/∂L_k`` of the composed weighting (ones without one); sets the weighting parameters' ``.grad``."""
+    def _weighting_scales(self, losses: Tensor, loss_scale: float | Tensor = 1.0) -> Tensor:
+        """``∂total/∂L_k`` of the composed weighting (ones without one); sets the weighting parameters' ``.grad``
+        (``loss_scale`` times their gradient, as a scaled step's every ``.grad``)."""
         if self.weighting is None:
             return torch.ones(self.num_tasks, dtype=losses.dtype, device=losses.device)
-        return self.weighting.loss_scales(losses)
+        return self.weighting.loss_scales(losses, loss_scale=loss_scale)
 
     def _check_heads_avoid_shared(self, reached: list[list[Tensor]], shared_ids: set[int]) -> None:
         # A shared parameter reached by a head without passing the representation would lose that gradient part.

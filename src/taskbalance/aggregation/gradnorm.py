@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.method import is_unscaled
 
 
 @AGGREGATIONS.register("gradnorm")
@@ -93,7 +94,9 @@ class GradNorm(GramAggregation):
             norms = weights * unit_norms
             target = norms.mean().detach() * self.relative_rates.pow(self.alpha)
             objective = (norms - target).abs().sum()
-            (self.task_weights.grad,) = torch.autograd.grad(objective, [weights])
+            (gradient,) = torch.autograd.grad(objective, [weights])
+        scale = self._own_gradient_scale
+        self.task_weights.grad = gradient if is_unscaled(scale) else gradient * scale
         return torch.ones_like(torch.diagonal(gram))
 
     def extra_repr(self) -> str:

@@ -121,7 +121,7 @@ class NashMTL(GramAggregation):
             for leaf in leaves:
                 if owners.setdefault(id(leaf), k) != k:
                     return False
-        scales = self.task_scales(stacked, self._weighting_scales(stacked))
+        scales = self.task_scales(stacked, self._weighting_scales(stacked, loss_scale))
         alpha = self.alpha.to(stacked.dtype)
         weights = alpha * scales
         head_leaves = [leaf for leaves in heads for leaf in leaves]

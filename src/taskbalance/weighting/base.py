@@ -85,7 +85,7 @@ class LossWeighting(Method):
         # The global batch's total is a function of the ranks' mean losses; its gradient is Σ_k s_k·∇L_k with
         # s = ∂total/∂L at those means, so each rank backpropagates Σ_k s_k·L_k of its own samples and the ranks
         # average: exact for every weighting, also those whose total is not linear in the losses (GLS, FAMO, STCH).
-        scales = self.loss_scales(mean_across_ranks(stacked.detach()))
+        scales = self.loss_scales(mean_across_ranks(stacked.detach()), loss_scale=loss_scale)
         surrogate = (scales * stacked).sum()
         if not is_unscaled(loss_scale):
             surrogate = surrogate * loss_scale
@@ -93,18 +93,20 @@ class LossWeighting(Method):
         surrogate.backward()
         average_gradients(reached)
 
-    def loss_scales(self, losses: Tensor) -> Tensor:
+    def loss_scales(self, losses: Tensor, loss_scale: float | Tensor = 1.0) -> Tensor:
         """``s_k = ∂total/∂L_k`` at ``losses`` (detached ``[K]``); sets the ``.grad`` of the method's own parameters.
 
         Records ``last_weights`` and advances the method's state like a call does. Gradient methods composed with
-        a weighting scale task k's gradient by ``s_k``.
+        a weighting scale task k's gradient by ``s_k``. The parameters' ``.grad`` are ``loss_scale`` times their
+        gradient, like every other gradient of a scaled step (``GradScaler.step`` divides them all by the scale);
+        the returned ``s_k`` are not scaled.
         """
         values = losses.detach().clone().requires_grad_(True)
         total = self(values)
         params = [p for p in self.parameters() if p.requires_grad]
         grads = torch.autograd.grad(total, [values, *params], allow_unused=True)
         for p, g in zip(params, grads[1:], strict=True):
-            p.grad = g
+            p.grad = g if g is None or is_unscaled(loss_scale) else g * loss_scale
         return torch.zeros_like(values.detach()) if grads[0] is None else grads[0]
 
     def combine(self, losses: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
