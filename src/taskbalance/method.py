@@ -232,4 +232,6 @@ class RandomState:
         return {"generator": self.generator.get_state()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        # A checkpoint loaded with map_location onto an accelerator carries the state there too; a CPU generator
+        # takes its state only as a CPU byte tensor.
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8))

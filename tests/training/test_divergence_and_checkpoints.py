@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_problem import Synthetic, config, synthetic_data
 
+from taskbalance import methods
 from taskbalance.data.base import MultiTaskData
 from taskbalance.training import TrainingDivergedError, train
 from taskbalance.training.checkpoint import CheckpointError, save_atomically
@@ -101,3 +102,27 @@ def test_a_checkpoint_is_loaded_through_the_device_mapping(tmp_path: Path, monke
 
 def _raise(record: object) -> None:
     raise RuntimeError("killed")
+
+
+class _StateOnAnotherDevice:
+    """An RNG state as a checkpoint loaded with ``map_location`` onto an accelerator gives it (not a CPU tensor)."""
+
+    def __init__(self, state: torch.Tensor) -> None:
+        self.state, self.moved_to = state, None
+
+    def to(self, device: str, dtype: torch.dtype) -> torch.Tensor:
+        self.moved_to = (device, dtype)
+        return self.state.to(device, dtype)
+
+
+@pytest.mark.parametrize("method", ["rlw", "pcgrad"])
+def test_a_generator_state_mapped_to_another_device_is_brought_back_to_the_cpu(method: str) -> None:
+    saved = methods.create(method, 2, seed=3)
+    state = saved.state_dict()
+    extra = next(key for key in state if key.endswith("_extra_state"))
+    mapped = _StateOnAnotherDevice(state[extra]["generator"])
+    state[extra] = {**state[extra], "generator": mapped}
+    resumed = methods.create(method, 2, seed=4)
+    resumed.load_state_dict(state)
+    assert mapped.moved_to == ("cpu", torch.uint8)
+    assert torch.equal(torch.rand(3, generator=resumed.generator), torch.rand(3, generator=saved.generator))
