@@ -424,7 +424,10 @@ def train(config_file: Path, out: Path | None, threads: int, device: str | None)
     from taskbalance import distributed
 
     # Under torchrun every rank trains; rank 0 alone prints and writes the store.
-    distributed.init_from_environment()
+    try:
+        distributed.init_from_environment(config.device)
+    except ValueError as error:
+        raise click.UsageError(f"--device: {error}") from None
     with distributed.leaving_together():
         console = _console()
         if distributed.rank() != 0:

@@ -105,16 +105,51 @@ def broadcast_object(value: T) -> T:
     return holder[0]
 
 
-def init_from_environment() -> bool:
+def backend_and_device(requested: str, local_rank: int, processes: int, cuda_devices: int) -> tuple[str, str]:
+    """The process group backend and the device of one rank of a data-parallel run on one machine.
+
+    The run's own device decides: ``cpu`` trains every rank on the CPU over gloo, also on a machine with GPUs;
+    ``cuda`` (or ``auto`` where CUDA is available) gives local rank r the GPU ``cuda:r`` over NCCL, which needs one
+    GPU per process. ``auto`` without CUDA is the CPU (MPS has no process group backend). A single process keeps an
+    explicit ``cuda:N``.
+
+    Example:
+        >>> backend_and_device("cpu", 1, 2, cuda_devices=4), backend_and_device("auto", 1, 2, cuda_devices=4)
+        (('gloo', 'cpu'), ('nccl', 'cuda:1'))
+
+    Raises:
+        ValueError: CUDA asked for (or ``auto`` found it) with fewer visible GPUs than processes, or a device a
+            process group cannot train on (``mps``).
+    """
+    kind = requested.split(":")[0]
+    if kind == "auto":
+        kind = "cuda" if cuda_devices else "cpu"
+    if kind == "cpu":
+        return "gloo", "cpu"
+    if kind != "cuda":
+        raise ValueError(f"a data-parallel run trains on cpu or cuda, not {requested!r}")
+    if cuda_devices < processes:
+        raise ValueError(f"a data-parallel run on CUDA needs one GPU per process: {processes} processes, "
+                         f"{cuda_devices} GPU(s) visible (train on device 'cpu', or use fewer processes)")
+    if processes == 1 and ":" in requested:
+        return "nccl", requested
+    return "nccl", f"cuda:{local_rank}"
+
+
+def init_from_environment(device: str = "auto") -> bool:
     """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1).
 
-    NCCL when CUDA is available, gloo otherwise. Returns True when a group was joined (False for a single process).
+    The backend follows the run's ``device`` (:func:`backend_and_device`: NCCL with one GPU per local rank for
+    CUDA, gloo for the CPU). Returns True when a group was joined (False for a single process).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
         return is_distributed()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend, rank_device = backend_and_device(device, local_rank, processes, cuda_devices)
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(torch.device(rank_device))
     dist.init_process_group(backend)
     return True
 

@@ -1,7 +1,8 @@
 """One run on several local processes: the same as ``torchrun --nproc-per-node=N -m taskbalance train``, from Python.
 
-Used by ``taskbalance bench --nproc-per-run N``: each run of a sweep trains data-parallel on N processes (gloo on
-CPU, NCCL with one GPU per process on CUDA), which rendezvous through a file, not the network.
+Used by ``taskbalance bench --nproc-per-run N``: each run of a sweep trains data-parallel on N processes, which
+rendezvous through a file, not the network. The run's device picks the backend: gloo on the CPU (also on a machine
+with GPUs, for ``device = "cpu"``), NCCL with one GPU per process on CUDA.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ def _rank_main(
     rank: int, processes: int, init_file: str, result_file: str, config: RunConfig, checkpoint_dir: Path | None
 ) -> None:
     torch.set_num_threads(1)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend, device = distributed.backend_and_device(config.device, rank, processes, cuda_devices)
     if backend == "nccl":
-        torch.cuda.set_device(rank % torch.cuda.device_count())
+        torch.cuda.set_device(torch.device(device))
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=processes)
     with distributed.leaving_together():
-        device = f"cuda:{torch.cuda.current_device()}" if backend == "nccl" else "cpu"
         result = train(config, checkpoint_dir=checkpoint_dir, device=device)
         if rank == 0:
             torch.save(result.to_dict(), result_file)
@@ -50,6 +51,9 @@ def train_data_parallel(
     """
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be an integer ≥ 1, got {processes!r}")
+    # Checked here, before any process starts, so that a run that cannot be placed fails with this message.
+    distributed.backend_and_device(config.device, 0, processes,
+                                   torch.cuda.device_count() if torch.cuda.is_available() else 0)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # all ranks on this machine: loopback only
     with tempfile.TemporaryDirectory(prefix="taskbalance-ddp-") as folder:
         init_file, result_file = str(Path(folder) / "init"), str(Path(folder) / "result.pt")
