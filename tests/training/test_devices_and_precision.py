@@ -14,7 +14,7 @@ from torch import nn
 
 from taskbalance import methods
 from taskbalance.training import ConfigError, RunConfig, train
-from taskbalance.training.devices import DeviceError, available_devices, resolve_device
+from taskbalance.training.devices import DeviceError, available_devices, determinism, resolve_device
 
 
 def test_auto_resolves_to_the_cpu_here_and_missing_devices_are_named() -> None:
@@ -174,3 +174,22 @@ def test_loader_workers_enter_the_identity_only_when_used() -> None:
     assert RunConfig(loader_workers=2).run_id() != RunConfig().run_id()
     with pytest.raises(ConfigError, match="loader_workers"):
         RunConfig(loader_workers=-1)
+
+
+def test_deterministic_kernels_last_only_as_long_as_the_run_that_asked_for_them() -> None:
+    cuda = torch.device("cuda")  # the settings are process-wide flags: checkable without a GPU
+    assert not torch.are_deterministic_algorithms_enabled()
+    with determinism(cuda, True):
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled()  # the next run in this worker is not held to them
+    torch.use_deterministic_algorithms(True)  # set by the user's own program: left as it was
+    try:
+        with determinism(cuda, False):
+            assert torch.are_deterministic_algorithms_enabled()
+        with determinism(cuda, True):
+            pass
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    with determinism(torch.device("cpu"), True):
+        assert not torch.are_deterministic_algorithms_enabled()  # bit-identical on CPU without them

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
@@ -59,13 +60,31 @@ def device_record(device: torch.device) -> dict[str, Any]:
     }
 
 
-def configure_determinism(device: torch.device, deterministic: bool) -> None:
-    """On CUDA with ``deterministic``: deterministic algorithms only (and the cuBLAS workspace they need)."""
+@contextmanager
+def determinism(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """On CUDA with ``deterministic``: deterministic algorithms only (and the cuBLAS workspace they need) while the
+    block runs, then the process's previous settings again, so that a later run in the same worker (a sweep's pool
+    process) without ``deterministic`` is not held to deterministic kernels. Anywhere else: nothing changes.
+
+    Example:
+        >>> with determinism(torch.device("cuda"), True):
+        ...     torch.are_deterministic_algorithms_enabled()
+        True
+        >>> torch.are_deterministic_algorithms_enabled()
+        False
+    """
     if device.type != "cuda" or not deterministic:
+        yield
         return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -37,7 +37,7 @@ from taskbalance.training.build import build
 from taskbalance.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_atomically
 from taskbalance.training.config import ConfigError, RunConfig
 from taskbalance.training.device_data import DeviceSplit
-from taskbalance.training.devices import autocast, configure_determinism, device_record, resolve_device
+from taskbalance.training.devices import autocast, determinism, device_record, resolve_device
 from taskbalance.training.result import EpochRecord, RunResult
 from taskbalance.training.state import TrainingState
 
@@ -261,7 +261,20 @@ def train(
         ['depth/mae', 'depth/rmse', 'left/accuracy', 'right/accuracy']
     """
     device = resolve_device(config.device if device is None else device)
-    configure_determinism(device, config.deterministic)
+    with determinism(device, config.deterministic):
+        return _train_on(device, config, checkpoint_dir, on_epoch, data)
+
+
+def _train_on(
+    device: torch.device,
+    config: RunConfig,
+    checkpoint_dir: Path | None,
+    on_epoch: EpochCallback | None,
+    data: MultiTaskData | None,
+) -> RunResult:
+    if device.type == "cuda":
+        # The run's own peak: a pool worker trains many runs one after another on the same GPU.
+        torch.cuda.reset_peak_memory_stats(device)
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(config.seed)
     ranks = distributed.world_size()
