@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,6 +191,21 @@ def bench(
         raise click.UsageError(f"--full is --preset full; it cannot be combined with --preset {preset_name}")
     preset = PRESETS[preset_name or ("full" if full else "fast")]
     console = _console()
+    if address is not None and executor != "ray":
+        raise click.UsageError("--address is the Ray cluster to run on: it needs --executor ray")
+    if executor == "ray" and address is None and nproc_per_run > workers:
+        # Each run asks Ray for one CPU per process; the local instance has --workers CPUs: it would wait forever.
+        raise click.UsageError(f"--nproc-per-run {nproc_per_run} needs {nproc_per_run} CPUs per run, but the local "
+                               f"Ray instance gets --workers {workers}: use --workers {nproc_per_run} or more")
+    if mlflow_uri is not None:
+        from taskbalance.store.mlflow_mirror import check_tracking_uri
+
+        try:
+            check_tracking_uri(mlflow_uri)  # before the sweep: the mirror runs only after it
+        except MlflowUnavailableError as error:
+            raise click.UsageError(str(error)) from None
+        except ValueError as error:
+            raise click.UsageError(f"--mlflow-uri: {error}") from None
     if executor == "ray":
         from taskbalance.execution import RayUnavailableError
         from taskbalance.execution.ray_tasks import import_ray
@@ -210,8 +225,8 @@ def bench(
             "(see docs/datasets.md), or add --dry-run to see the plan without the data"
         )
     tasks = None
-    if dry_run and own_dataset:  # the preset knows its dataset's tasks: no files are read
-        task_names = list(dataset_options.get("tasks") or preset.task_names)
+    if dry_run and own_dataset and preset.needs_data_root and "root" not in dataset_options:
+        task_names = _preset_tasks(preset.name, dataset, preset.task_names, dataset_options)  # no files to read
     else:
         tasks = _dataset_tasks(dataset, dataset_options)  # the dataset tells its tasks without loading
         task_names = list(tasks)
@@ -277,6 +292,11 @@ def bench(
                 mirrored = mirror_to_mlflow(store.results(dataset=dataset), mlflow_uri, f"taskbalance-{dataset}")
             except MlflowUnavailableError as error:
                 raise click.ClickException(str(error)) from None
+            except Exception as error:  # the server or database MLflow reaches; its exception types vary by store
+                raise click.ClickException(
+                    f"--mlflow-uri {mlflow_uri}: mirroring failed ({type(error).__name__}: {error}); every run is "
+                    f"kept in {out / 'results.sqlite'}, and running the same command again mirrors the rest"
+                ) from None
             console.print(f"MLflow: {len(mirrored)} runs in experiment taskbalance-{dataset} at {mlflow_uri}")
     console.print(f"Report: {report}   (wall time {summary.wall_seconds / 60:.1f} min)")
     if failures:
@@ -284,6 +304,21 @@ def bench(
         raise click.ClickException(
             f"{lines}\nThe table above leaves the failed runs out; finished runs are kept in {out / 'results.sqlite'}."
         )
+
+
+def _preset_tasks(preset: str, dataset: str, known: Sequence[str], options: dict[str, Any]) -> list[str]:
+    """The tasks a preset's dry run plans for, without the dataset's files: the preset's, or ``tasks`` among them."""
+    chosen = options.get("tasks")
+    if chosen is None:
+        return list(known)
+    if not isinstance(chosen, list) or not chosen or not all(isinstance(t, str) for t in chosen):
+        raise click.UsageError(f"--dataset-option tasks: a non-empty list of task names, e.g. "
+                               f"tasks='[\"{known[0]}\"]', got {chosen!r}")
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise click.UsageError(f"--dataset-option tasks: {dataset} (--preset {preset}) has no task {unknown}; its "
+                               f"tasks are {list(known)}")
+    return list(chosen)
 
 
 def _dataset_tasks(dataset: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +442,9 @@ def train(config_file: Path, out: Path | None, threads: int, device: str | None)
         import tomli as tomllib
 
     try:
-        values = tomllib.loads(config_file.read_text())
+        values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.UsageError(f"{config_file}: cannot be read as UTF-8 text: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise click.UsageError(f"{config_file}: not valid TOML: {error}") from None
     try:

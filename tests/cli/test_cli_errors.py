@@ -197,3 +197,40 @@ def test_bench_refuses_a_negative_seed_and_repeated_grid_values(tmp_path: Path, 
                                                                  expected: str) -> None:
     usage_error(["bench", *TINY, "--methods", "ew,uwso", flag, value, "--out", str(tmp_path / "b")], expected)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("command", ["report", "merge"])
+def test_a_store_path_that_is_a_folder_is_a_usage_error_naming_it(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "b"
+    (out / "results.sqlite").mkdir(parents=True)
+    source = tmp_path / "source"
+    RunStore(source / "results.sqlite").close()
+    args = ["report", str(out)] if command == "report" else ["merge", str(out), str(source)]
+    usage_error(args, "results.sqlite is a folder")
+
+
+def test_train_names_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_bytes(b"# caf\xe9\nmethod = \"ew\"\n")
+    usage_error(["train", str(config)], "run.toml", "cannot be read as UTF-8")
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--address", "127.0.0.1:1"], "--address is the Ray cluster to run on: it needs --executor ray"),
+    (["--executor", "ray", "--nproc-per-run", "4", "--workers", "2"], "use --workers 4 or more"),
+    (["--mlflow-uri", "foo://bar"], "--mlflow-uri: MLflow cannot use 'foo://bar'"),
+])
+def test_bench_refuses_flags_that_cannot_work_before_any_run(tmp_path: Path, flags: list[str], message: str) -> None:
+    out = tmp_path / "b"
+    usage_error(["bench", *TINY, "--out", str(out), *flags], message)
+    assert not (out / "results.sqlite").exists()  # refused before the store is opened
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--dataset-option", "tasks=left"], "tasks must be a sequence of task names"),
+    (["--dataset-option", "num_train=-5"], "num_train must be an integer"),
+    (["--preset", "nyuv2-segnet", "--dataset-option", "tasks=left"], "--dataset-option tasks: a non-empty list"),
+    (["--preset", "nyuv2-segnet", "--dataset-option", 'tasks=["depth","nope"]'], "has no task ['nope']"),
+])
+def test_a_dry_run_checks_the_dataset_options_it_can_without_files(flags: list[str], message: str) -> None:
+    usage_error(["bench", "--dry-run", *flags], message)

@@ -11,7 +11,7 @@ from dataset_fixtures import write_celeba
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from taskbalance.data import DatasetFormatError, create
+from taskbalance.data import DatasetFormatError, create, dataset_tasks
 from taskbalance.data.celeba import celeba
 from taskbalance.data.celeba_files import CELEBA_ATTRIBUTES
 from taskbalance.tasks import BinaryAttribute
@@ -121,3 +121,14 @@ def test_missing_and_unreadable_images_are_named(tmp_path: Path) -> None:
     data = celeba(tmp_path)
     with pytest.raises(DatasetFormatError, match=r"img_align_celeba/000004\.jpg: not a readable image"):
         data.val[0]
+
+
+@pytest.mark.parametrize(("option", "value"), [("image_size", 16.0), ("image_size", 0), ("image_size", True),
+                                               ("center_crop", "yes")])
+def test_image_options_of_the_wrong_type_are_refused_by_name_before_any_image_is_read(
+    tmp_path: Path, option: str, value: object
+) -> None:
+    write_celeba(tmp_path)
+    for build in (celeba, lambda root, **kw: dataset_tasks("celeba", root=root, **kw)):
+        with pytest.raises(ValueError, match=f"dataset 'celeba': {option} must be"):
+            build(tmp_path, **{option: value})

@@ -60,3 +60,33 @@ def test_missing_mlflow_and_missing_uri_are_clear_errors(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(MlflowUnavailableError, match=r"pip install 'taskbalance\[mlflow\]'"):
         mirror_to_mlflow([], "sqlite:///x.db", "bench")
+
+
+def test_a_mirror_cut_off_midway_is_completed_by_the_next_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow", reason="the optional extra taskbalance[mlflow] is not installed")
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = make_result("uwso", seed=0)
+    calls = {"n": 0}
+    original = MlflowClient.log_batch
+
+    def cut_off(self: MlflowClient, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the params are logged, the metrics are not
+            raise KeyboardInterrupt
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        mirror_to_mlflow([result], uri, "bench")
+    monkeypatch.setattr(MlflowClient, "log_batch", original)
+    ids = mirror_to_mlflow([result], uri, "bench")
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("bench").experiment_id])
+    assert [run.info.run_id for run in runs] == [ids[result.run_id]]  # the partial run is gone, one full copy left
+    run = client.get_run(ids[result.run_id])
+    assert run.info.status == "FINISHED" and "test/dense/l1" in run.data.metrics

@@ -300,3 +300,29 @@ def test_merge_refuses_itself_and_a_run_whose_config_gives_another_id(tmp_path: 
         with pytest.raises(StoreError, match=f"{result.run_id}.*run identity differs"):
             target.merge_from(source)
         assert target.statuses() == {}
+
+
+def test_a_store_path_that_cannot_be_opened_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "folder.sqlite").mkdir()
+    with pytest.raises(StoreError, match=r"folder\.sqlite is a folder"):
+        RunStore(tmp_path / "folder.sqlite")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"cannot open the results store .*file/under/r\.sqlite.*Not a directory"):
+        RunStore(tmp_path / "file" / "under" / "r.sqlite")
+    path = tmp_path / "r.sqlite"
+    RunStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 'two' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version two"):
+        RunStore(path)
+
+
+def test_a_run_stored_by_another_version_with_an_unknown_config_field_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    result = make_result()
+    with RunStore(path) as store:
+        store.save(result)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET config = json_set(config, '$.grad_clip', 1.0)")
+    with RunStore(path) as store, pytest.raises(StoreError, match=f"stored config of run {result.run_id}.*grad_clip"):
+        store.get(result.run_id)

@@ -27,10 +27,22 @@ from taskbalance.tasks.base import Task
 CELEBA_SIZE = 64
 
 
+def check_image_options(image_size: object, center_crop: object) -> None:
+    """``image_size`` an integer ≥ 1 and ``center_crop`` a boolean, or a ``ValueError`` naming the option (a float
+    size from a TOML file would otherwise fail only inside Pillow, at the first batch)."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"dataset 'celeba': image_size must be an integer ≥ 1, got {image_size!r}")
+    if not isinstance(center_crop, bool):
+        raise ValueError(f"dataset 'celeba': center_crop must be true or false, got {center_crop!r}")
+
+
 @DATASET_TASKS.register("celeba")
-def celeba_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
+def celeba_task_list(
+    *, root: str | Path, tasks: Sequence[str] | None, image_size: int = CELEBA_SIZE, center_crop: bool = False
+) -> dict[str, Task]:
     """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only, after
-    checking that the partition file and the image folder are there."""
+    checking the image options and that the partition file and the image folder are there."""
+    check_image_options(image_size, center_crop)
     names = read_attribute_names(root)
     partition, images = Path(root) / PARTITION_FILE, Path(root) / IMAGE_FOLDER
     if not partition.is_file():
@@ -59,6 +71,7 @@ def celeba(
     Raises:
         DatasetFormatError: a file is missing or malformed (the message names the path, and the line where it
             applies).
+        ValueError: ``image_size`` is not an integer ≥ 1 or ``center_crop`` not a boolean.
 
     Example (needs the files on disk, so it is not run as a doctest)::
 
@@ -66,6 +79,7 @@ def celeba(
         len(data.train), len(data.val), len(data.test), len(data.tasks), data.input_shape
         # → (162770, 19867, 19962, 40, (3, 64, 64))
     """
+    check_image_options(image_size, center_crop)
     annotations = read_annotations(root)
     chosen = choose_tasks("celeba", annotations.attribute_names, tasks)
     columns = [annotations.attribute_names.index(name) for name in chosen]

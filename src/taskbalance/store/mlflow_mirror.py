@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from taskbalance.training.result import RunResult
 
 RUN_ID_TAG = "taskbalance.run_id"
+MIRRORED_TAG = "taskbalance.mirrored"
+"""Written last: a run without it was cut off while being mirrored, and is mirrored again."""
 _MAX_ENTITIES = 1000  # MLflow's limit of metrics + params + tags per log_batch call
 _MAX_PARAMS = 100  # ... and of params per call
 
@@ -97,18 +99,50 @@ def run_metrics(result: RunResult, timestamp_ms: int) -> list[tuple[str, float, 
 
 
 def _mirrored(client: Any, experiment_id: str) -> dict[str, str]:
-    """taskbalance run_id → MLflow run id of the runs already in the experiment."""
+    """taskbalance run_id → MLflow run id of the runs already mirrored completely into the experiment.
+
+    A run whose mirror was interrupted (it has the run-id tag but not the completion tag written last) is deleted,
+    so that this mirror logs it again in full rather than skipping it forever.
+    """
     found: dict[str, str] = {}
+    partial: list[str] = []
     token = None
     while True:
         page = client.search_runs([experiment_id], max_results=1000, page_token=token)
         for run in page:
             run_id = run.data.tags.get(RUN_ID_TAG)
-            if run_id is not None:
+            if run_id is None:
+                continue
+            if run.data.tags.get(MIRRORED_TAG) == "true":
                 found[run_id] = run.info.run_id
+            else:
+                partial.append(run.info.run_id)
         token = page.token
         if not token:
-            return found
+            break
+    for mlflow_id in partial:
+        client.delete_run(mlflow_id)
+    return found
+
+
+def check_tracking_uri(tracking_uri: str) -> None:
+    """Refuse a tracking URI MLflow cannot use (an unknown scheme), before a sweep rather than after it.
+
+    Builds the client only: no request is sent, so an unreachable server is found when the mirror runs.
+
+    Raises:
+        MlflowUnavailableError: MLflow is not installed.
+        ValueError: the URI is empty or MLflow refuses it (the message is MLflow's).
+    """
+    if not isinstance(tracking_uri, str) or not tracking_uri:
+        raise ValueError(f"an explicit MLflow tracking URI is needed, got {tracking_uri!r}")
+    _import_mlflow()
+    from mlflow import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=tracking_uri)
+    except Exception as error:  # MLflow raises its own exception types for unsupported stores
+        raise ValueError(f"MLflow cannot use {tracking_uri!r}: {error}") from None
 
 
 def mirror_to_mlflow(results: Iterable[RunResult], tracking_uri: str, experiment: str) -> dict[str, str]:
@@ -149,7 +183,7 @@ def mirror_to_mlflow(results: Iterable[RunResult], tracking_uri: str, experiment
                    run_metrics(result, int(time.time() * 1000))]
         for metric_chunk in _chunks(metrics, _MAX_ENTITIES):
             client.log_batch(mlflow_id, metrics=list(metric_chunk))
-        client.log_batch(mlflow_id, tags=[RunTag("taskbalance.mirrored", "true")])
+        client.log_batch(mlflow_id, tags=[RunTag(MIRRORED_TAG, "true")])
         client.set_terminated(mlflow_id, "FINISHED")
         mirrored[result.run_id] = mlflow_id
     return mirrored

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from taskbalance.training.config import RunConfig
+from taskbalance.training.config import ConfigError, RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
 
 SCHEMA_VERSION = 1
@@ -141,13 +141,20 @@ class RunStore:
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; every write opens its own explicit one below.
-        self._connection: sqlite3.Connection | None = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None
-        )
+        self._connection: sqlite3.Connection | None = None
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a results store file")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions; every write opens its own explicit one below.
+            self._connection = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._open(timeout)
+        except (OSError, sqlite3.OperationalError) as error:
+            # The file could not be created, opened or written (a parent that is a file, no permission, a read-only
+            # file system): nothing is wrong with the store itself, so nothing should be moved or deleted.
+            self.close()
+            raise StoreError(f"cannot open the results store {self.path} for writing: {error} (check the path and "
+                             "its permissions)") from None
         except sqlite3.DatabaseError as error:  # not a database, truncated, or damaged
             self.close()
             raise StoreError(
@@ -174,7 +181,7 @@ class RunStore:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif str(row[0]) != str(SCHEMA_VERSION):
                 raise StoreError(f"{self.path}: schema version {row[0]}, this taskbalance reads {SCHEMA_VERSION}")
             columns = {info[1] for info in db.execute("PRAGMA table_info(runs)").fetchall()}
             if "environment" not in columns:  # stores written before results recorded their device
@@ -414,8 +421,15 @@ class RunStore:
             losses[position][column[task]] = _float(loss)
             has_weights |= weight is not None
             has_losses |= loss is not None
+        try:
+            run_config = RunConfig.from_dict(json.loads(config))
+        except ConfigError as error:
+            raise StoreError(
+                f"{self.path}: the stored config of run {run_id} is not one this taskbalance reads ({error}); the "
+                "store was probably written by another version of taskbalance"
+            ) from None
         return RunResult(
-            config=RunConfig.from_dict(json.loads(config)),
+            config=run_config,
             tasks=task_names,
             higher_is_better=json.loads(higher),
             epochs=[EpochRecord(**record) for record in records.values()],
