@@ -91,3 +91,11 @@ def visible_gpus_seen(config: RunConfig, *, checkpoint_dir: Path | None = None, 
     result = fake_result(config)
     result.environment = {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
     return result
+
+
+def crashing_run(config: RunConfig, *, checkpoint_dir: Path | None = None, on_epoch=None) -> RunResult:
+    """Kill the worker process outright (as the kernel's OOM killer would) for seed 1; others sleep, then finish."""
+    if config.seed == 1:
+        os._exit(9)
+    time.sleep(config.dataset_options.get("sleep", 0.0))
+    return fake_result(config)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_runs import fake_result, invocations, sleepy_run, threads_seen
+from fake_runs import crashing_run, fake_result, invocations, sleepy_run, threads_seen
 from rich.console import Console
 from sweep_driver import sweep_configs
 
@@ -258,3 +258,15 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path: Path, re
     # 6 runs × 4 epochs; 8 logged steps × 2 tasks each.
     assert counts == [6, 24, 96]
     assert not list((tmp_path / "checkpoints").glob("*.pt"))
+
+
+def test_a_worker_that_dies_fails_only_its_own_run(tmp_path: Path) -> None:
+    # Seed 1's worker dies (os._exit, as an out-of-memory kill would); seed 0 trains beside it at the time.
+    runs = configs(tmp_path, range(3), sleep=0.5)
+    with RunStore(tmp_path / "r.sqlite") as store:
+        with pytest.raises(RunsFailedError) as caught:
+            run_configs(runs, store=store, workers=2, run_fn=crashing_run)
+        assert list(caught.value.failures) == [runs[1].run_id()]
+        assert "the worker process died while training this run alone" in caught.value.failures[runs[1].run_id()]
+        assert [store.status(c.run_id()) for c in runs] == ["finished", "failed", "finished"]
+        assert store.get(runs[0].run_id()) == fake_result(runs[0])

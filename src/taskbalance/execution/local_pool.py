@@ -69,7 +69,41 @@ def run_in_pool(
 
     With ``gpu_slots`` (``CUDA_VISIBLE_DEVICES`` values, see :class:`~taskbalance.execution.placement.GpuPlacement`)
     there is one worker per slot, pinned to it for its lifetime.
+
+    A worker that dies (killed, out of memory, a crash in native code) breaks the whole pool, and the pool cannot
+    say which run it was training. So no run is failed for it at once: the unfinished runs go to a fresh pool (they
+    resume from their checkpoints), and a run that was unfinished in two such crashes is trained once more alone,
+    in a pool of its own. Only a run whose own worker dies then is failed, with that reason; the runs that merely
+    shared a pool with it finish.
     """
+    remaining = list(configs)
+    crashes: dict[str, int] = {}
+    while remaining:
+        shared = [c for c in remaining if crashes.get(c.run_id(), 0) < 2]
+        alone = [c for c in remaining if crashes.get(c.run_id(), 0) >= 2]
+        remaining = []
+        batches = ([(shared, workers)] if shared else []) + [([config], 1) for config in alone]
+        for batch, size in batches:
+            lost: list[RunConfig] = []
+            yield from _one_pool(batch, run_fn, checkpoint_dir, size, gpu_slots, lost)
+            for config in lost:
+                crashes[config.run_id()] = crashes.get(config.run_id(), 0) + 1
+                if len(batch) == 1 and crashes[config.run_id()] > 2:
+                    yield RunOutcome(config, None, "the worker process died while training this run alone (killed "
+                                     "by a signal, or out of memory?), as in the two attempts before", 0.0, -1)
+                else:
+                    remaining.append(config)
+
+
+def _one_pool(
+    configs: Sequence[RunConfig],
+    run_fn: RunFunction | None,
+    checkpoint_dir: Path | None,
+    workers: int,
+    gpu_slots: Sequence[str] | None,
+    lost: list[RunConfig],
+) -> Iterator[RunOutcome]:
+    """One pool over ``configs``: yields the outcomes; the runs a dead worker took down are appended to ``lost``."""
     context = get_context("spawn")
     slots = None
     if gpu_slots:
@@ -95,9 +129,8 @@ def run_in_pool(
                 config = futures[future]
                 try:
                     yield future.result()
-                except BrokenProcessPool as error:
-                    # A worker died (killed, out of memory): every run still in the pool is lost with it.
-                    yield RunOutcome(config, None, f"worker process died: {error!r}", 0.0, -1)
+                except BrokenProcessPool:
+                    lost.append(config)  # a worker died: this run may be its victim or its cause
                 except Exception as error:  # e.g. the run function could not be pickled
                     yield RunOutcome(config, None, f"could not run in the pool: {error!r}", 0.0, -1)
         finished = True
