@@ -326,3 +326,18 @@ def test_a_run_stored_by_another_version_with_an_unknown_config_field_is_a_store
         db.execute("UPDATE runs SET config = json_set(config, '$.grad_clip', 1.0)")
     with RunStore(path) as store, pytest.raises(StoreError, match=f"stored config of run {result.run_id}.*grad_clip"):
         store.get(result.run_id)
+
+
+def test_merge_keeps_a_run_the_target_finished_while_the_merge_went_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = make_result("ew"), make_result("ew")
+    theirs.wall_seconds = 99.0  # the same experiment, another copy of it
+    with RunStore(tmp_path / "target.sqlite") as target, RunStore(tmp_path / "source.sqlite") as source:
+        source.save(theirs)
+        target.save(ours)
+        # The merge listed the target's runs before the target's own sweep stored this one.
+        monkeypatch.setattr(target, "statuses", lambda: {})
+        assert target.merge_from(source) == []
+        kept = target.get(ours.run_id)
+    assert kept is not None and kept.wall_seconds == ours.wall_seconds

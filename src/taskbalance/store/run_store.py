@@ -314,12 +314,16 @@ class RunStore:
                     "written by a taskbalance whose run identity differs from this one's, so its runs cannot be "
                     f"merged (copied so far: {len(copied)})"
                 )
-            self._save(result, times=(row[-2], row[-1]))
-            copied.append(run_id)
+            if self._save(result, times=(row[-2], row[-1]), keep_finished=True):
+                copied.append(run_id)
         return copied
 
-    def _save(self, result: RunResult, *, times: tuple[float | None, float | None] | None) -> None:
-        """``save``, with the run's (started, finished) times given (a merged run) or taken from now."""
+    def _save(
+        self, result: RunResult, *, times: tuple[float | None, float | None] | None, keep_finished: bool = False
+    ) -> bool:
+        """``save``, with the run's (started, finished) times given (a merged run) or taken from now; False (nothing
+        written) with ``keep_finished`` when the run is finished here already, checked inside the write's own
+        transaction, so a run this store's sweep finished while a merge went on keeps its own result."""
         _check_lengths(result)
         run_id = result.run_id
         config = result.config
@@ -345,6 +349,10 @@ class RunStore:
             for t, task in enumerate(result.tasks)
         ]
         with self._transaction() as db:
+            if keep_finished and db.execute(
+                "SELECT 1 FROM runs WHERE run_id = ? AND status = 'finished'", (run_id,)
+            ).fetchone():
+                return False
             now = time.time()
             if times is None:  # the run's own start, as mark_running recorded it
                 row = db.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -369,6 +377,7 @@ class RunStore:
             db.executemany("INSERT INTO epoch_values VALUES (?, ?, ?, ?, ?, ?)", value_rows)
             db.executemany("INSERT INTO step_values VALUES (?, ?, ?, ?, ?, ?)", step_rows)
         self._checkpoint()
+        return True
 
     def get(self, run_id: str) -> RunResult | None:
         """The finished run, or None when the run is unknown, running or failed."""
