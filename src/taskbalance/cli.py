@@ -225,8 +225,9 @@ def bench(
             "(see docs/datasets.md), or add --dry-run to see the plan without the data"
         )
     tasks = None
-    if dry_run and own_dataset and preset.needs_data_root and "root" not in dataset_options:
-        task_names = _preset_tasks(preset.name, dataset, preset.task_names, dataset_options)  # no files to read
+    if dry_run and own_dataset and preset.needs_data_root:
+        # A plan needs no files (it may be made away from the data): only what the preset knows is checked.
+        task_names = _preset_tasks(preset.name, dataset, preset.task_names, dataset_options)
     else:
         tasks = _dataset_tasks(dataset, dataset_options)  # the dataset tells its tasks without loading
         task_names = list(tasks)
