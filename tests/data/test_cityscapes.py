@@ -35,7 +35,7 @@ def test_mtan_label_7_folder_is_found(tmp_path: Path) -> None:
     data = cityscapes(tmp_path)
     assert data.test.folder.folders["label"] == tmp_path / "val" / "label_7"
     assert torch.equal(data.test[0][1]["segmentation"], torch.from_numpy(test_arrays.label[0]).long())
-    with pytest.raises(DatasetFormatError, match=r"train/label_19: missing folder"):
+    with pytest.raises(DatasetFormatError, match=r"no train/label_19/ folder, which holds the targets of the task"):
         cityscapes(tmp_path, label_folder="label_19")
 
 

@@ -118,3 +118,13 @@ def test_bench_on_a_folder_without_the_dataset_s_layout_fails_before_any_run(tmp
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "no train/image/ folder" in result.output and "images" in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_a_partial_copy_missing_a_chosen_task_s_folder_is_refused_before_any_run(tmp_path: Path) -> None:
+    write_nyuv2(tmp_path / "nyu", train=2, test=1)
+    (tmp_path / "nyu" / "val" / "depth").rename(tmp_path / "nyu" / "val" / "depth_old")
+    with pytest.raises(DatasetFormatError, match="no val/depth/ folder, which holds the targets of the task 'depth'"):
+        dataset_tasks("nyuv2", root=tmp_path / "nyu")
+    # A task that does not need the folder is fine without it.
+    assert list(dataset_tasks("nyuv2", root=tmp_path / "nyu", tasks=["segmentation", "normals"])) == [
+        "segmentation", "normals"]

@@ -48,9 +48,12 @@ def _label_folder(root: Path, label_folder: str | None) -> str:
 
 
 @DATASET_TASKS.register("cityscapes")
-def cityscapes_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
-    """The tasks :func:`cityscapes` gives for ``root`` and ``tasks``, checking only that ``root`` is a folder."""
-    return mtan_task_list("cityscapes", root, cityscapes_tasks(), tasks)
+def cityscapes_task_list(
+    *, root: str | Path, tasks: Sequence[str] | None, label_folder: str | None = None
+) -> dict[str, Task]:
+    """The tasks :func:`cityscapes` gives for ``root`` and ``tasks``, after checking the folders they need."""
+    return mtan_task_list("cityscapes", root, cityscapes_tasks(), tasks,
+                          folder_names={"label": _label_folder(Path(root), label_folder)})
 
 
 @DATASETS.register("cityscapes")

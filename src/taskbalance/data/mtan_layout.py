@@ -45,10 +45,15 @@ def choose_tasks(dataset: str, available: Sequence[str], tasks: Sequence[str] | 
 
 
 def mtan_task_list(
-    name: str, root: str | Path, specs: Mapping[str, DenseTaskSpec], tasks: Sequence[str] | None
+    name: str,
+    root: str | Path,
+    specs: Mapping[str, DenseTaskSpec],
+    tasks: Sequence[str] | None,
+    folder_names: Mapping[str, str] | None = None,
 ) -> dict[str, Task]:
-    """The chosen tasks of a dataset in MTAN's layout, after checking its folders: ``root/train/image`` and
-    ``root/val/image`` exist (no file is read, so a wrong ``root`` fails here, before any run starts)."""
+    """The chosen tasks of a dataset in MTAN's layout, after checking its folders: ``root/train`` and ``root/val``
+    each hold ``image/`` and the modality folder of every chosen task (``folder_names``: modality → folder where
+    they differ). No file is read, so a wrong ``root`` or a partial copy fails here, before any run starts."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: missing dataset folder; expected {name} in MTAN's layout with train/, val/")
@@ -59,7 +64,18 @@ def mtan_task_list(
                 f"{root}: no {split}/image/ folder; expected {name} in MTAN's layout (train/ and val/, each with "
                 f"image/ and a folder per modality); sub-folders here: {found or 'none'}"
             )
-    return {task: specs[task].task for task in choose_tasks(name, list(specs), tasks)}
+    chosen = choose_tasks(name, list(specs), tasks)
+    names = dict(folder_names or {})
+    for split in ("train", "val"):
+        for task in chosen:
+            folder = names.get(specs[task].modality, specs[task].modality)
+            if not (root / split / folder).is_dir():
+                found = sorted(p.name for p in (root / split).iterdir() if p.is_dir())[:8]
+                raise DatasetFormatError(
+                    f"{root}: no {split}/{folder}/ folder, which holds the targets of the task {task!r}; "
+                    f"sub-folders of {split}/: {found}"
+                )
+    return {task: specs[task].task for task in chosen}
 
 
 def build_mtan_data(
@@ -88,7 +104,7 @@ def build_mtan_data(
         folder_names: modality → folder name where it differs from the modality's name.
     """
     root = Path(root)
-    chosen = mtan_task_list(name, root, specs, tasks)
+    chosen = mtan_task_list(name, root, specs, tasks, folder_names)
     task_modalities = {task: specs[task].modality for task in chosen}
     modalities = list(dict.fromkeys(task_modalities.values()))
     names = dict(folder_names or {})

@@ -40,7 +40,7 @@ def nyuv2_tasks() -> dict[str, DenseTaskSpec]:
 
 @DATASET_TASKS.register("nyuv2")
 def nyuv2_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
-    """The tasks :func:`nyuv2` gives for ``root`` and ``tasks``, checking only that ``root`` is a folder."""
+    """The tasks :func:`nyuv2` gives for ``root`` and ``tasks``, after checking the folders they need."""
     return mtan_task_list("nyuv2", root, nyuv2_tasks(), tasks)
 
 
