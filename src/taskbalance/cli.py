@@ -227,7 +227,7 @@ def bench(
     tasks = None
     if dry_run and own_dataset and preset.needs_data_root:
         # A plan needs no files (it may be made away from the data): only what the preset knows is checked.
-        task_names = _preset_tasks(preset.name, dataset, preset.task_names, dataset_options)
+        task_names = _preset_tasks(dataset, preset.task_names, dataset_options)
     else:
         tasks = _dataset_tasks(dataset, dataset_options)  # the dataset tells its tasks without loading
         task_names = list(tasks)
@@ -307,19 +307,15 @@ def bench(
         )
 
 
-def _preset_tasks(preset: str, dataset: str, known: Sequence[str], options: dict[str, Any]) -> list[str]:
-    """The tasks a preset's dry run plans for, without the dataset's files: the preset's, or ``tasks`` among them."""
-    chosen = options.get("tasks")
-    if chosen is None:
-        return list(known)
-    if not isinstance(chosen, list) or not chosen or not all(isinstance(t, str) for t in chosen):
-        raise click.UsageError(f"--dataset-option tasks: a non-empty list of task names, e.g. "
-                               f"tasks='[\"{known[0]}\"]', got {chosen!r}")
-    unknown = [t for t in chosen if t not in known]
-    if unknown:
-        raise click.UsageError(f"--dataset-option tasks: {dataset} (--preset {preset}) has no task {unknown}; its "
-                               f"tasks are {list(known)}")
-    return list(chosen)
+def _preset_tasks(dataset: str, known: Sequence[str], options: dict[str, Any]) -> list[str]:
+    """The tasks a preset's dry run plans for, without the dataset's files: the preset's, or ``tasks`` among them,
+    checked as the dataset itself checks them."""
+    from taskbalance.data.mtan_layout import choose_tasks
+
+    try:
+        return choose_tasks(dataset, known, options.get("tasks"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise click.UsageError(f"--dataset-option tasks: {error.args[0] if error.args else error}") from None
 
 
 def _dataset_tasks(dataset: str, options: dict[str, Any]) -> dict[str, Any]:

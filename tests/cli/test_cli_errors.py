@@ -229,8 +229,10 @@ def test_bench_refuses_flags_that_cannot_work_before_any_run(tmp_path: Path, fla
 @pytest.mark.parametrize(("flags", "message"), [
     (["--dataset-option", "tasks=left"], "tasks must be a sequence of task names"),
     (["--dataset-option", "num_train=-5"], "num_train must be an integer"),
-    (["--preset", "nyuv2-segnet", "--dataset-option", "tasks=left"], "--dataset-option tasks: a non-empty list"),
-    (["--preset", "nyuv2-segnet", "--dataset-option", 'tasks=["depth","nope"]'], "has no task ['nope']"),
+    (["--preset", "nyuv2-segnet", "--dataset-option", "tasks=left"],
+     "--dataset-option tasks: dataset 'nyuv2': tasks must be a sequence of task names, got the string 'left'"),
+    (["--preset", "nyuv2-segnet", "--dataset-option", 'tasks=["depth","nope"]'],
+     "--dataset-option tasks: dataset 'nyuv2' has no task(s) ['nope']"),
 ])
 def test_a_dry_run_checks_the_dataset_options_it_can_without_files(flags: list[str], message: str) -> None:
     usage_error(["bench", "--dry-run", *flags], message)

@@ -88,7 +88,7 @@ def run_in_pool(
             yield from _one_pool(batch, run_fn, checkpoint_dir, size, gpu_slots, lost)
             for config in lost:
                 crashes[config.run_id()] = crashes.get(config.run_id(), 0) + 1
-                if len(batch) == 1 and crashes[config.run_id()] > 2:
+                if crashes[config.run_id()] > 2:  # only a run trained alone gets here
                     yield RunOutcome(config, None, "the worker process died while training this run alone (killed "
                                      "by a signal, or out of memory?), as in the two attempts before", 0.0, -1)
                 else:

@@ -125,6 +125,12 @@ def _mirrored(client: Any, experiment_id: str) -> dict[str, str]:
     return found
 
 
+def _require_explicit_uri(tracking_uri: object) -> None:
+    # Without one MLflow falls back to ./mlflow.db: a benchmark never writes where it was not told to.
+    if not isinstance(tracking_uri, str) or not tracking_uri:
+        raise ValueError(f"tracking_uri must be an explicit MLflow tracking URI, got {tracking_uri!r}")
+
+
 def check_tracking_uri(tracking_uri: str) -> None:
     """Refuse a tracking URI MLflow cannot use (an unknown scheme), before a sweep rather than after it.
 
@@ -134,8 +140,7 @@ def check_tracking_uri(tracking_uri: str) -> None:
         MlflowUnavailableError: MLflow is not installed.
         ValueError: the URI is empty or MLflow refuses it (the message is MLflow's).
     """
-    if not isinstance(tracking_uri, str) or not tracking_uri:
-        raise ValueError(f"an explicit MLflow tracking URI is needed, got {tracking_uri!r}")
+    _require_explicit_uri(tracking_uri)
     _import_mlflow()
     from mlflow import MlflowClient
 
@@ -154,8 +159,7 @@ def mirror_to_mlflow(results: Iterable[RunResult], tracking_uri: str, experiment
             ``"sqlite:///runs/bench/mlflow.db"`` or an MLflow server's ``http://127.0.0.1:5000``.
         experiment: the experiment name (created when missing).
     """
-    if not isinstance(tracking_uri, str) or not tracking_uri:
-        raise ValueError(f"tracking_uri must be an explicit MLflow tracking URI, got {tracking_uri!r}")
+    _require_explicit_uri(tracking_uri)
     _import_mlflow()
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
