@@ -60,10 +60,15 @@ class Verdict:
         return f"**Verdict: {self.label}.** {self.why}"
 
 
+def has_seed_noise(method: MethodSummary) -> bool:
+    """Whether the method's seed-to-seed noise was measured: two or more seeds finished (one gives a std of 0)."""
+    return len(method.delta_m_per_seed) >= 2
+
+
 def noise(*methods: MethodSummary) -> float:
     """Combined seed standard deviation of the methods' mean Δm; infinite (unknown) when one of them has fewer than
     two finished seeds, whose standard deviation of 0 would make any gap look larger than the noise."""
-    if any(len(m.delta_m_per_seed) < 2 for m in methods):
+    if not all(has_seed_noise(m) for m in methods):
         return math.inf
     return math.sqrt(sum(m.delta_m_std**2 for m in methods))
 
@@ -97,7 +102,7 @@ def fmt(value: float, digits: int = 2) -> str:
 
 
 def pm(method: MethodSummary) -> str:
-    if len(method.delta_m_per_seed) < 2:
+    if not has_seed_noise(method):
         return f"{method.delta_m_mean:+.2f} (one seed, no spread)"
     return f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
 
@@ -356,7 +361,7 @@ class Spread:
 def spread(summary: BenchSummary, methods: Sequence[str]) -> Spread:
     chosen = [m for m in finished(summary) if m.method in methods]
     means = np.array([m.delta_m_mean for m in chosen])
-    seed_std = (math.inf if any(len(m.delta_m_per_seed) < 2 for m in chosen)
+    seed_std = (math.inf if not all(has_seed_noise(m) for m in chosen)
                 else float(np.mean([m.delta_m_std for m in chosen])))
     return Spread(summary.model, len(chosen), float(means.max() - means.min()), float(means.std()), seed_std)
 
