@@ -6,7 +6,7 @@ A training loop drives any method the same way, per step and per epoch::
     method.step(losses, shared_parameters=model.shared_parameters(), representation=rep)  # fills every .grad
     optimizer.step()
     if method.needs_losses_after_step:          # FAMO: the same batch's losses after the step
-        method.after_step(torch.stack(losses_after))
+        method.after_step(torch.stack(losses_after), applied=step_was_applied)  # False: fp16 skipped it
     ...
     method.end_epoch(mean_training_losses)      # once per epoch (DWA, STCH's warm-up)
 
@@ -139,9 +139,16 @@ class Method(nn.Module):
         """True when the method must see the same batch's losses after the optimizer step (FAMO)."""
         return False
 
-    def after_step(self, losses: Tensor) -> None:
+    def after_step(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
         """Called after the optimizer step with the same batch's detached losses, when
-        :attr:`needs_losses_after_step`; a no-op here."""
+        :attr:`needs_losses_after_step`; a no-op here.
+
+        Args:
+            losses: ``[K]``, the batch's task losses after the step.
+            applied: whether the optimizer applied the step: ``False`` when mixed precision's ``GradScaler`` skipped
+                it for an overflow (the parameters did not move, so nothing the method measures after it is the
+                step's effect). A 0-dim bool tensor under fp16, so that the loop needs no host sync to pass it.
+        """
 
     @classmethod
     def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:

@@ -121,6 +121,60 @@ def test_an_overflowing_scaled_step_never_reaches_the_solver(monkeypatch: pytest
     assert all(torch.isinf(grads[name]).all() for name in ("encoder.weight", "encoder.bias"))
 
 
+def test_an_overflow_in_a_head_alone_skips_the_step_without_advancing_the_method() -> None:
+    # Huge head inputs and tiny head weights: the head's weight gradient overflows at this scale, the shared one not.
+    torch.manual_seed(0)
+    encoder, heads = nn.Linear(4, 5), nn.ModuleList([nn.Linear(5, 1), nn.Linear(5, 1)])
+    with torch.no_grad():
+        encoder.weight.fill_(1e3)
+        for head in heads:
+            head.weight.fill_(1e-3)
+    method = methods.create("dbmtl", 2)
+    rep = encoder(torch.ones(6, 4))
+    losses = [(heads[0](rep) - 1).pow(2).mean(), heads[1](rep).abs().mean()]
+    method.step(losses, shared_parameters=encoder.parameters(), loss_scale=1e37)
+    assert not torch.isfinite(heads[0].weight.grad).all()
+    assert method.steps == 0 and method.ema_gradients == []  # its running average did not see the skipped step
+    assert torch.isinf(encoder.weight.grad).all()  # so that the GradScaler skips the step
+
+
+def test_famo_learns_nothing_from_a_step_the_scaler_skipped() -> None:
+    famo = methods.create("famo", 2)
+    famo(torch.tensor([1.0, 2.0]))
+    before = {name: value.clone() for name, value in famo.state_dict().items() if isinstance(value, torch.Tensor)}
+    famo.after_step(torch.tensor([0.5, 2.0]), applied=torch.tensor(False))
+    for name, value in before.items():
+        assert torch.equal(famo.state_dict()[name], value), name
+    famo(torch.tensor([1.0, 2.0]))  # the skipped step's measurement is consumed: the next step may follow
+    famo.after_step(torch.tensor([0.5, 2.0]), applied=torch.tensor(True))
+    assert famo.updates.item() == 1 and famo.logits[1] > famo.logits[0]
+
+
+def test_the_loop_tells_famo_which_fp16_steps_were_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = methods.method_class("famo")
+    step, after_step = cls.step, cls.after_step
+    calls: list[bool] = []
+    seen: list[nn.Module] = []
+
+    def overflow_first_step(self: nn.Module, losses: object, **kwargs: object) -> None:
+        step(self, losses, **kwargs)
+        if not calls:
+            shared = list(kwargs["shared_parameters"])  # type: ignore[call-overload]
+            shared[0].grad.fill_(math.inf)
+
+    def spy(self: nn.Module, losses: torch.Tensor, *, applied: bool | torch.Tensor = True) -> None:
+        calls.append(bool(applied))
+        seen.append(self)
+        after_step(self, losses, applied=applied)
+
+    monkeypatch.setattr(cls, "step", overflow_first_step)
+    monkeypatch.setattr(cls, "after_step", spy)
+    result = train(config(method="famo", precision="fp16", epochs=1), data=synthetic_data())
+    assert calls[0] is False and all(calls[1:]) and len(calls) == 6
+    assert seen[-1].updates.item() == len(calls) - 1  # type: ignore[operator]
+    assert all(math.isfinite(w) for row in result.step_weights for w in row)
+
+
 def test_an_fp16_run_resumes_with_its_loss_scale(tmp_path: Path) -> None:
     run = config(method="pcgrad", precision="fp16", epochs=3)
     uninterrupted = train(run, data=synthetic_data())

@@ -185,7 +185,10 @@ class GradientAggregation(Method):
         pieces = [p.float() if p.dtype in (torch.float16, torch.bfloat16) else p for p in pieces]
         if scaled:
             pieces = [p / loss_scale for p in pieces]
-            overflow = torch.stack([(~torch.isfinite(p)).any() for p in pieces]).any().float()
+            # The heads' gradients count too: an overflow there alone makes the GradScaler skip the step as well, and
+            # a method with running state (GradVac, DB-MTL, MoCo) must not advance it on a step that is not taken.
+            checked = [*pieces, *(grad for grads in by_extra for grad in grads if grad is not None)]
+            overflow = torch.stack([(~torch.isfinite(p)).any() for p in checked]).any().float()
             if distributed:  # one rank's overflow skips the step on every rank (they must run the same collectives)
                 overflow = all_reduce_sum(overflow)
             if bool(overflow > 0):
@@ -249,10 +252,10 @@ class GradientAggregation(Method):
         """Whether the composed weighting needs the batch's losses after the optimizer step (FAMO)."""
         return self.weighting is not None and self.weighting.needs_losses_after_step
 
-    def after_step(self, losses: Tensor) -> None:
+    def after_step(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
         """After-step hook, forwarded to the composed weighting."""
         if self.weighting is not None:
-            self.weighting.after_step(losses)
+            self.weighting.after_step(losses, applied=applied)
 
     # ----------------------------------------------------------------------------------------------- helpers
     def trainable_shared(self, shared_parameters: Iterable[nn.Parameter] | None) -> list[nn.Parameter]:

@@ -137,12 +137,13 @@ def train_epoch(
         detached = distributed.all_reduce_mean(torch.stack(task_losses).detach())
         _raise_if_not_finite(detached, task_names, "the loss", f"in epoch {epoch}, step {state.global_step}")
         scaler = state.scaler
+        # fp16: the scaler's current scale as a tensor on the device (no host sync); 1.0 otherwise.
+        loss_scale = scaler.scale(torch.ones((), device=inputs.device)) if scaler.is_enabled() else 1.0
         method.step(
             task_losses,  # the list, not the stack: a task's gradient then never flows back through the other heads
             shared_parameters=model.shared_parameters(),
             representation=representation,
-            # fp16: the scaler's current scale as a tensor on the device (no host sync); 1.0 otherwise.
-            loss_scale=scaler.scale(torch.ones((), device=inputs.device)) if scaler.is_enabled() else 1.0,
+            loss_scale=loss_scale,
         )
         scaler.step(state.optimizer)  # the plain optimizer step unless fp16 (then unscaled; skipped on overflow)
         scaler.update()
@@ -151,7 +152,7 @@ def train_epoch(
             # mode like the step itself.
             with torch.no_grad():
                 _, after = _step_losses(model, tasks, inputs, targets, config.precision)
-            method.after_step(torch.stack(after))
+            method.after_step(torch.stack(after), applied=_step_applied(scaler, loss_scale))
         state.step_times.append(time.perf_counter() - step_start)
         weights = method.last_weights.detach()
         loss_sum += detached
@@ -169,6 +170,16 @@ def train_epoch(
         state.step_weights.append(weights.tolist())
         state.step_losses.append(losses.tolist())
     return (loss_sum / steps_in_epoch).to(torch.float32), weight_sum / steps_in_epoch
+
+
+def _step_applied(scaler: torch.amp.GradScaler, scale_before: float | Tensor) -> bool | Tensor:
+    """Whether the optimizer step just taken was applied: always without fp16; under fp16 a 0-dim bool tensor, false
+    when the scaler skipped the step for an overflow (``update`` then lowered the scale; it only ever lowers it
+    then). A tensor comparison, so no host sync."""
+    if not scaler.is_enabled():
+        return True
+    assert isinstance(scale_before, Tensor)  # the loop passes the scale tensor whenever the scaler is enabled
+    return scaler.scale(torch.ones((), device=scale_before.device)) >= scale_before
 
 
 def _training_batches(

@@ -29,6 +29,10 @@ class FAMO(LossWeighting):
     ``same_batch=False`` needs no extra forward: δ compares consecutive batches — a noisier estimate of the same
     decrease.
 
+    Under fp16 loss scaling a step the ``GradScaler`` skipped (an overflow) leaves ξ and its Adam state unchanged
+    (the loop passes ``applied`` to :meth:`after_step`); with ``same_batch=False`` the next δ then compares two
+    batches at the same parameters, a decrease of about zero.
+
     ξ and its Adam state are buffers (saved in ``state_dict``), not parameters: the model's optimizer must not touch
     them. A loss weighting (one backward, O(1) in K), so it lives here with the gradient methods only as their cheap
     counterpart. ``last_weights`` is ``∂total/∂L_k = z_k / (c·L_k)``. Losses must be > 0.
@@ -84,14 +88,16 @@ class FAMO(LossWeighting):
         ``same_batch=False``."""
         return StepPasses(forward=2 if options.get("same_batch", True) else 1)
 
-    def after_step(self, losses: Tensor) -> None:
-        self.update(losses)
+    def after_step(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
+        self.update(losses, applied=applied)
 
     @torch.no_grad()
-    def update(self, losses: Tensor) -> None:
+    def update(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
         """Move ξ with the decrease from the last call's losses to ``losses``, the same batch after the step.
 
         Only with ``same_batch=True``; call it after ``optimizer.step()`` with the batch's new task losses.
+        ``applied=False`` (or a false 0-dim tensor) says the optimizer skipped the step (an fp16 overflow): there was
+        no decrease to learn from, so ξ, its Adam moments and its step count stay as they were.
         """
         if not self.same_batch:
             raise RuntimeError("FAMO(same_batch=False) compares consecutive batches; update() is not used")
@@ -101,7 +107,8 @@ class FAMO(LossWeighting):
         values = losses.detach().to(self.logits.dtype)
         if self.sync_across_ranks:
             values = self.shared_values(values)
-        self._adam_step(self.previous_log_losses - values.log())
+        active = applied.to(self.logits.dtype) if isinstance(applied, Tensor) else float(bool(applied))
+        self._adam_step(self.previous_log_losses - values.log(), active)
         self._awaiting_update = False
 
     @torch.no_grad()
