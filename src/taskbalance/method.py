@@ -90,6 +90,10 @@ class Method(nn.Module):
     formula: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     hyperparameters: ClassVar[dict[str, str]] = {}
+    # Raised by one whenever the method's behaviour under the same options changes (a corrected formula, a new
+    # default): a revision above 0 enters the identity of every run of the method (``RunConfig.run_id``), so a store
+    # never passes a run trained by the old behaviour off as one of the new.
+    revision: ClassVar[int] = 0
     # Methods that divide by or take the log of a loss need every loss > 0, not just finite.
     requires_positive_losses: bool = False
     # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).

@@ -138,7 +138,7 @@ def test_famo_same_batch_refuses_a_step_without_update_and_an_update_without_ste
 
 def test_stch_value_and_weights_by_hand() -> None:
     losses = torch.tensor([1.0, math.e], requires_grad=True)
-    method = STCH(2, mu=0.5)
+    method = STCH(2, mu=0.5, warmup_epochs=0)  # z = 1
     total = method(losses)
     # u = log L = (0, 1); total = ½·log(e⁰ + e²) ; weights = softmax(u/μ)_k / L_k.
     torch.testing.assert_close(total, torch.tensor(0.5 * math.log(1 + math.e**2)))
@@ -150,7 +150,7 @@ def test_stch_value_and_weights_by_hand() -> None:
 
 
 def test_stch_small_mu_approaches_the_max() -> None:
-    total = STCH(3, mu=1e-3, log_losses=False)(torch.tensor([0.2, 0.7, 0.5]))
+    total = STCH(3, mu=1e-3, log_losses=False, warmup_epochs=0)(torch.tensor([0.2, 0.7, 0.5]))
     assert abs(float(total) - 0.7) < 1e-3
 
 
@@ -176,7 +176,7 @@ def test_stch_warm_up_sums_log_losses_then_divides_by_the_last_warm_up_epoch() -
 
 def test_stch_nadir_changes_the_weights_even_with_log_losses() -> None:
     losses = torch.tensor([1.0, 1.0])
-    plain = STCH(2)
+    plain = STCH(2, warmup_epochs=0)
     plain(losses)
     warmed = STCH(2, warmup_epochs=1)
     warmed.end_epoch(torch.tensor([1.0, 4.0]))
@@ -193,6 +193,28 @@ def test_stch_warm_up_state_survives_a_checkpoint() -> None:
     resumed(torch.tensor([2.0, 3.0]))
     torch.testing.assert_close(resumed.last_weights, torch.tensor([0.25, 1 / 6]))  # softmax(0, 0)/L: past warm-up
     assert resumed.extra_repr().endswith("warmup_epochs=1")
+
+
+def test_stch_defaults_to_the_authors_five_warm_up_epochs_and_balances_after_them() -> None:
+    # Without a warm-up (z = 1, μ = 1, logs) every task's weight is 1/Σ_j L_j: equal weighting in disguise.
+    no_warm_up = STCH(3, warmup_epochs=0)
+    no_warm_up(torch.tensor([1.5, 0.6, 0.2]))
+    torch.testing.assert_close(no_warm_up.last_weights, torch.full((3,), 1 / 2.3))
+    method = STCH(3)
+    for _ in range(4):
+        method.end_epoch(torch.tensor([9.0, 9.0, 9.0]))
+        method(torch.tensor([1.5, 0.6, 0.2]))
+        torch.testing.assert_close(method.last_weights, 1 / torch.tensor([1.5, 0.6, 0.2]))  # still Σ_k log L_k
+    method.end_epoch(torch.tensor([1.5, 0.6, 0.2]))  # the fifth epoch's means are the nadir
+    torch.testing.assert_close(method.nadir, torch.tensor([1.5, 0.6, 0.2]))
+    # A task's losses scaled by 100 from the start: its nadir scales too, so the weights × losses do not change.
+    scaled = STCH(3)
+    for _ in range(5):
+        scaled.end_epoch(torch.tensor([150.0, 0.6, 0.2]))
+    method(torch.tensor([1.0, 0.6, 0.3]))
+    scaled(torch.tensor([100.0, 0.6, 0.3]))
+    torch.testing.assert_close(scaled.last_weights * torch.tensor([100.0, 0.6, 0.3]),
+                               method.last_weights * torch.tensor([1.0, 0.6, 0.3]))
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True])

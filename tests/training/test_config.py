@@ -37,3 +37,26 @@ def test_unknown_fields_are_named() -> None:
 def test_round_trip_through_dict() -> None:
     config = RunConfig(method="uwso", method_options={"temperature": 3.0}, tasks=["left", "right"], seed=4)
     assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_method_revision_changes_the_run_id_of_its_runs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import json
+
+    from taskbalance import methods
+
+    def plain_id(config: RunConfig) -> str:  # the identity before revisions existed
+        values = {k: v for k, v in config.to_dict().items() if k not in ("device", "deterministic", "data_on_device")}
+        values = {k: v for k, v in values.items() if (k, v) not in (("precision", "fp32"), ("loader_workers", 0))}
+        return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+    uwso = RunConfig(method="uwso")
+    assert uwso.run_id() == plain_id(uwso)  # revision 0: stored runs keep their ids
+    stch = RunConfig(method="stch")
+    assert stch.identity()["method_revisions"] == {"stch": 1} and stch.run_id() != plain_id(stch)
+    composed = RunConfig(method="pcgrad", method_options={"weighting": "stch"})
+    assert composed.identity()["method_revisions"] == {"stch": 1}
+    before = uwso.run_id()
+    monkeypatch.setattr(methods.method_class("uwso"), "revision", 2)
+    assert RunConfig(method="uwso").run_id() != before
+    assert RunConfig(method="a_plugin_not_installed").identity().get("method_revisions") is None

@@ -162,11 +162,40 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine the run's result: all but ``device``, ``deterministic`` and
-        ``data_on_device``; ``precision`` and ``loader_workers`` only when they are not their defaults."""
+        ``data_on_device``; ``precision`` and ``loader_workers`` only when they are not their defaults; and
+        ``method_revisions``, the :attr:`~taskbalance.method.Method.revision` of the method and of the weighting it
+        composes with, when one is above 0."""
         values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
-        return {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+        identity = {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+        revisions = method_revisions(self.method, self.method_options)
+        if revisions:
+            identity["method_revisions"] = revisions
+        return identity
 
     def run_id(self) -> str:
         """Stable identifier: the first 16 hex digits of the SHA-256 of the canonical JSON of :meth:`identity`."""
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def method_revisions(method: str, options: dict[str, Any]) -> dict[str, int]:
+    """``{name: revision}`` of the method and of the weighting named in its ``weighting`` option, those above 0.
+
+    A name no registry knows (a plugin that is not installed here) counts as revision 0.
+    """
+    # Imported here: the method registries load every method module (and plugins), which a config needs only to
+    # compute an identity.
+    from taskbalance.methods import UnknownMethodError, method_class
+
+    names = [method]
+    if isinstance(options.get("weighting"), str):
+        names.append(options["weighting"])
+    revisions: dict[str, int] = {}
+    for name in names:
+        try:
+            revision = method_class(name).revision
+        except UnknownMethodError:
+            continue
+        if revision:
+            revisions[name] = revision
+    return revisions

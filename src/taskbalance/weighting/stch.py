@@ -19,15 +19,21 @@ class STCH(LossWeighting):
     """STCH: ``total = μ·log Σ_k exp(λ_k·u_k / μ)``, ``u_k = log(L_k / z_k)`` (``L_k / z_k`` with ``log_losses=False``).
 
     Lin et al. 2024, "Smooth Tchebycheff Scalarization for Multi-Objective Optimization" (ICML), Eq. 8; μ → 0
-    recovers the Tchebycheff max, μ → ∞ the λ-weighted mean. Preferences λ default to 1. The log transform (the
-    authors' MTL setting) makes the method invariant to the loss scales.
+    recovers the Tchebycheff max, μ → ∞ the λ-weighted mean. Preferences λ default to 1.
 
     ``z`` is the nadir point of the authors' MTL code: the mean training losses of the last of ``warmup_epochs``
     warm-up epochs, during which the total is the plain ``Σ_k u_k`` (with logs, ``Σ_k log L_k``). Dividing by ``z``
     is not a no-op even with logs: it shifts each task's score by its own ``λ_k·log z_k / μ`` and so changes the
-    softmax weights. With ``warmup_epochs = 0`` (the default) ``z = 1``. The training loop drives the warm-up
-    through :meth:`end_epoch`; ``z`` and the epoch count are buffers, saved in ``state_dict``. The authors' code also
-    multiplies the total by K (a constant, absorbed by the learning rate); left out.
+    softmax weights. With the nadir from a warm-up and logs (the authors' MTL setting) the method is invariant to the
+    loss scales: a task's loss scaled by c has its nadir scaled by c, so ``u_k`` does not change.
+
+    The default ``warmup_epochs = 5`` is the authors' (``STCH_warmup_epoch = 4`` in their code counts epochs from
+    0: four epochs of ``Σ_k log L_k``, then a fifth of the same whose mean losses are the nadir). A run of at most 5
+    epochs never leaves the warm-up: STCH is then SI (``Σ_k log L_k``) throughout. ``warmup_epochs = 0`` keeps
+    ``z = 1``; with μ = 1 and logs that is ``log Σ_k L_k``, whose weights ``1/Σ_j L_j`` are equal for every task —
+    no balancing at all. The training loop drives the warm-up through :meth:`end_epoch`; ``z`` and the epoch count
+    are buffers, saved in ``state_dict``. The authors' code also multiplies the total by K (a constant, absorbed by
+    the learning rate); left out.
 
     A loss weighting (one backward): ``last_weights`` is ``∂total/∂L_k`` — ``softmax(λu/μ)_k·λ_k·(1/L_k if log)``
     after the warm-up, ``1/L_k`` (or 1) during it. Computed stably with ``logsumexp``.
@@ -41,7 +47,7 @@ class STCH(LossWeighting):
 
     Example:
         >>> import torch
-        >>> method = STCH(2, mu=1.0)
+        >>> method = STCH(2, mu=1.0, warmup_epochs=0)  # z = 1
         >>> method(torch.tensor([1.0, 1.0]))
         tensor(0.6931)
         >>> warm = STCH(2, warmup_epochs=1)
@@ -58,9 +64,11 @@ class STCH(LossWeighting):
         "mu": "smoothing μ > 0 (default 1.0)",
         "preference": "λ, K positive numbers (default all 1)",
         "log_losses": "scalarise log(L_k/z_k) instead of L_k/z_k (default True)",
-        "warmup_epochs": "epochs of Σ_k u_k whose last one sets the nadir z (default 0: z = 1)",
+        "warmup_epochs": "epochs of Σ_k u_k whose last one sets the nadir z (default 5, the authors'; 0: z = 1)",
     }
 
+    # 1: the default warm-up became the authors' 5 epochs (it was 0, which made STCH equal weighting over Σ_j L_j).
+    revision = 1
     requires_positive_losses = True  # with the default log_losses=True; set per instance from log_losses
 
     preference: Tensor
@@ -74,7 +82,7 @@ class STCH(LossWeighting):
         mu: float = 1.0,
         preference: Sequence[float] | None = None,
         log_losses: bool = True,
-        warmup_epochs: int = 0,
+        warmup_epochs: int = 5,
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
