@@ -117,3 +117,21 @@ def test_create_reports_unknown_kinds_and_options() -> None:
 def test_a_task_needs_a_name() -> None:
     with pytest.raises(ValueError, match="non-empty string"):
         Depth("")
+
+
+@pytest.mark.parametrize(
+    ("task", "good", "bad", "message"),
+    [
+        (BinaryAttribute("smiling"), torch.tensor([0, 1, 1]), torch.tensor([-1, 1, 1]),
+         r"task 'smiling': target must hold 0/1 labels, got -1"),
+        (Classification("digit", 3), torch.tensor([0, 2]), torch.tensor([1, 3]),
+         r"task 'digit': target label 3 is outside \[0, 3\)"),
+        (SemanticSegmentation("seg", 3), torch.tensor([[[0, 2], [-1, 1]]]), torch.tensor([[[0, 3], [-1, 1]]]),
+         r"task 'seg': target label 3 is outside \[0, 3\) and is not the ignore label -1"),
+    ],
+)
+def test_check_targets_names_the_task_and_the_bad_label(task: Task, good: torch.Tensor, bad: torch.Tensor,
+                                                         message: str) -> None:
+    task.check_targets(good)
+    with pytest.raises(ValueError, match=message):
+        task.check_targets(bad)

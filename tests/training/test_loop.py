@@ -126,3 +126,18 @@ def test_the_loop_drives_stch_warm_up_and_sets_the_nadir_from_the_last_warm_up_e
     nadir = torch.tensor([result.epochs[0].train_losses[name] for name in ("cls", "reg")])
     expected = torch.softmax((losses[after] / nadir).log(), dim=1) / losses[after]  # μ = 1, λ = 1
     torch.testing.assert_close(weights[after], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_labels_the_loss_cannot_learn_from_fail_before_the_first_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskbalance.weighting import EW
+
+    full = synthetic_data()
+    counted_from_one = Synthetic(96, 0)
+    counted_from_one.cls = counted_from_one.cls + 1  # labels 1..3 for classes 0..2
+    counted_from_one.cls[::2] = 3  # so that the first batch surely holds an out-of-range label
+    data = MultiTaskData("synthetic", counted_from_one, full.val, full.test, full.tasks, full.input_shape)
+    steps: list[int] = []
+    monkeypatch.setattr(EW, "step", lambda self, *args, **kwargs: steps.append(1))
+    with pytest.raises(ValueError, match=r"task 'cls': target label 3 is outside \[0, 3\)"):
+        train(config(epochs=1), data=data)
+    assert steps == []

@@ -62,5 +62,15 @@ class Task(ABC):
     def meter(self) -> MetricMeter:
         """A fresh accumulator for this task's metrics."""
 
+    def check_targets(self, target: Tensor) -> None:
+        """Raise a ``ValueError`` naming the task unless one batch's ``target`` (as the dataset yields it) holds
+        values the loss can learn from: class labels in range, 0/1 attributes; a no-op here.
+
+        The training loop calls it on the first training batch of every epoch, so that a wrongly encoded dataset
+        (CelebA's −1/1 attributes, labels counted from 1) fails before the first step, not after an epoch trained on
+        it (the meters check every evaluated batch). One host sync per task and epoch.
+        """
+        return None  # a task whose loss takes any value (depth, normals, regression)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

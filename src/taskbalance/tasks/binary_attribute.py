@@ -29,17 +29,21 @@ def _as_vectors(task: str, prediction: Tensor, target: Tensor) -> tuple[Tensor, 
     return logits, labels
 
 
+def _check_binary(task: str, labels: Tensor) -> None:
+    not_binary = (labels != 0) & (labels != 1)
+    if bool(not_binary.any()):
+        raise ValueError(
+            f"task {task!r}: target must hold 0/1 labels, got {labels[not_binary][0].item()} "
+            "(CelebA's −1/1 attributes must be mapped to 0/1)"
+        )
+
+
 class BinaryAttributeMeter(AccuracyMeter):
     """Accuracy of the decision ``logit > 0`` (probability > ½) against 0/1 labels."""
 
     def correct(self, prediction: Tensor, target: Tensor) -> Tensor:
         logits, labels = _as_vectors(self.task, prediction, target)
-        not_binary = (labels != 0) & (labels != 1)
-        if bool(not_binary.any()):
-            raise ValueError(
-                f"task {self.task!r}: target must hold 0/1 labels, got {labels[not_binary][0].item()} "
-                "(CelebA's −1/1 attributes must be mapped to 0/1)"
-            )
+        _check_binary(self.task, labels)
         return (logits > 0) == (labels == 1)
 
 
@@ -78,3 +82,7 @@ class BinaryAttribute(Task):
 
     def meter(self) -> BinaryAttributeMeter:
         return BinaryAttributeMeter(self.name)
+
+    def check_targets(self, target: Tensor) -> None:
+        """0/1 labels only (binary cross-entropy takes any number, and goes negative for a −1/1 encoding)."""
+        _check_binary(self.name, target)

@@ -25,6 +25,12 @@ def _check_pair(task: str, num_classes: int, prediction: Tensor, target: Tensor)
         raise shape_mismatch(task, prediction, target, f"logits [B, {num_classes}] and labels [B]")
 
 
+def _check_labels(task: str, num_classes: int, target: Tensor) -> None:
+    outside = (target < 0) | (target >= num_classes)
+    if bool(outside.any()):
+        raise ValueError(f"task {task!r}: target label {target[outside][0].item()} is outside [0, {num_classes})")
+
+
 class ClassificationMeter(AccuracyMeter):
     """Top-1 accuracy: a sample is correct when the arg-max of its logits is its label."""
 
@@ -34,11 +40,7 @@ class ClassificationMeter(AccuracyMeter):
 
     def correct(self, prediction: Tensor, target: Tensor) -> Tensor:
         _check_pair(self.task, self.num_classes, prediction, target)
-        outside = (target < 0) | (target >= self.num_classes)
-        if bool(outside.any()):
-            raise ValueError(
-                f"task {self.task!r}: target label {target[outside][0].item()} is outside [0, {self.num_classes})"
-            )
+        _check_labels(self.task, self.num_classes, target)
         return prediction.argmax(dim=1) == target
 
 
@@ -81,6 +83,11 @@ class Classification(Task):
 
     def meter(self) -> ClassificationMeter:
         return ClassificationMeter(self.name, self.num_classes)
+
+    def check_targets(self, target: Tensor) -> None:
+        """Labels in ``[0, num_classes)`` (cross-entropy on the CPU fails without the task's name, on CUDA with a
+        device-side assert)."""
+        _check_labels(self.name, self.num_classes, target)
 
     def __repr__(self) -> str:
         return f"Classification(name={self.name!r}, num_classes={self.num_classes})"

@@ -26,6 +26,16 @@ def _check_pair(task: str, num_classes: int, prediction: Tensor, target: Tensor)
         raise shape_mismatch(task, prediction, target, expected)
 
 
+def _check_labels(task: str, num_classes: int, ignore_index: int, labels: Tensor) -> None:
+    """``labels``: the non-ignored pixels' labels."""
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
+        raise ValueError(
+            f"task {task!r}: target label {bad} is outside [0, {num_classes}) and is not the ignore label "
+            f"{ignore_index}"
+        )
+
+
 class SegmentationMeter(MetricMeter):
     """One confusion matrix over a whole split; mIoU and pixel accuracy are read from it at the end.
 
@@ -51,12 +61,7 @@ class SegmentationMeter(MetricMeter):
         predicted = prediction.detach().argmax(dim=1)
         valid = target != self.ignore_index
         labels, predicted = target[valid].long(), predicted[valid]
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            bad = labels[(labels < 0) | (labels >= self.num_classes)][0].item()
-            raise ValueError(
-                f"task {self.task!r}: target label {bad} is outside [0, {self.num_classes}) and is not the "
-                f"ignore label {self.ignore_index}"
-            )
+        _check_labels(self.task, self.num_classes, self.ignore_index, labels)
         counts = torch.bincount(labels * self.num_classes + predicted, minlength=self.num_classes**2)
         counts = counts.reshape(self.num_classes, self.num_classes)
         self._confusion = counts if self._confusion is None else self._confusion + counts
@@ -139,6 +144,10 @@ class SemanticSegmentation(Task):
 
     def meter(self) -> SegmentationMeter:
         return SegmentationMeter(self.name, self.num_classes, self.ignore_index)
+
+    def check_targets(self, target: Tensor) -> None:
+        """Every pixel's label in ``[0, num_classes)`` or the ignore label."""
+        _check_labels(self.name, self.num_classes, self.ignore_index, target[target != self.ignore_index])
 
     def __repr__(self) -> str:
         return (

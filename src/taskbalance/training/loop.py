@@ -129,6 +129,9 @@ def train_epoch(
             break
         inputs = inputs.to(device, non_blocking=True)
         targets = {name: targets[name].to(device, non_blocking=True) for name in task_names}
+        if steps_in_epoch == 0:  # a wrongly encoded dataset fails before its first step, naming the task
+            for name, task in tasks.items():
+                task.check_targets(targets[name])
         step_start = time.perf_counter()
         state.optimizer.zero_grad(set_to_none=True)
         representation, task_losses = _step_losses(model, tasks, inputs, targets, config.precision)
