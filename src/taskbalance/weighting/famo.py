@@ -20,7 +20,10 @@ class FAMO(LossWeighting):
 
     Liu et al. 2023, "FAMO: Fast Adaptive Multitask Optimization" (NeurIPS), Algorithm 1. The logits ξ move with
     the tasks' log-loss decrease over a step, ``δ_k = log L_k(θ_t) − log L_k(θ_{t+1})``:
-    ``ξ ← Adam step on J_softmax(ξ)ᵀδ + γξ`` (lr 0.025, γ = 1e-3: the authors' defaults).
+    ``ξ ← Adam step on J_softmax(ξ)ᵀδ + γξ`` (lr 0.025, the authors'; γ = 1e-3, LibMTL's default and the authors'
+    QM9 script's — their code's default is 0.01 (``experiments/utils.py``), and their run scripts set 0.001 or 0.01
+    by dataset: pass ``weight_decay=0.01`` for theirs). The authors' trainers also clip the shared gradient to norm
+    1 (their ``max_norm``); a loss weighting here leaves the gradient as it is.
 
     ``same_batch=True`` (default, the paper): δ compares the batch's losses before the step with the *same* batch's
     losses after it, which the caller passes to :meth:`update` after ``optimizer.step()`` (the training loop does
@@ -51,7 +54,7 @@ class FAMO(LossWeighting):
     paper = "Liu et al., NeurIPS 2023"
     hyperparameters: ClassVar[dict[str, str]] = {
         "lr": "Adam step size of the logits ξ (default 0.025)",
-        "weight_decay": "γ, L2 pull of ξ towards 0 (default 1e-3)",
+        "weight_decay": "γ, L2 pull of ξ towards 0 (default 1e-3, LibMTL's; the authors' code defaults to 0.01)",
         "same_batch": "δ from the same batch after the step (True, the paper) or from consecutive batches (False)",
     }
     requires_positive_losses = True
