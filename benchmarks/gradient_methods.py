@@ -115,7 +115,8 @@ class Runner:
 
 
 def gradient_methods() -> list[str]:
-    """The methods the benchmark compares in both modes (ExcessMTL, parameters mode only, is left out)."""
+    """The methods the benchmark compares in both modes (ExcessMTL, DB-MTL and MoCo, parameters mode only, are left
+    out)."""
     both = {"parameters", "representation"}
     return [n for n in AGGREGATIONS.names() if set(AGGREGATIONS.get(n).supported_modes) == both]
 

@@ -26,10 +26,13 @@ class DBMTL(GradientAggregation):
     the relative sizes of the ĝ_k matter, so the warm-up scales the step, not its direction.
 
     The EMA gradients (one tensor per shared tensor, ``K×`` its size) and the step count are saved in ``state_dict``
-    (as extra state), so a run resumed from a checkpoint continues the same averages. They restart from 0 when the
-    shapes change (e.g. a smaller last batch in representation mode), with the step count kept. Losses must be
+    (as extra state), so a run resumed from a checkpoint continues the same averages (restored tensors move to the
+    gradients' device on use). They restart from 0 when the shapes change, with the step count kept. Losses must be
     > 0; ``validate`` checks it with one host sync per call, and that every task's EMA gradient is finite (a
     ``ValueError`` naming the task).
+    Parameters mode only (``mode="representation"`` raises): the EMA averages each coordinate over steps, and a
+    representation's coordinates are per sample, of a different batch at every step (and of each rank's own batch
+    under ``sync_across_ranks``, which would make the norms per rank).
     ``last_weights`` is ``max_j|ĝ_j| / (|ĝ_k|·L_k)``.
 
     Example:
@@ -51,6 +54,8 @@ class DBMTL(GradientAggregation):
     }
 
     requires_positive_losses = True
+    # The EMA is per coordinate over steps; a representation's coordinates are per sample of each step's batch.
+    supported_modes: ClassVar[tuple[str, ...]] = ("parameters",)
 
     def __init__(self, num_tasks: int, *, beta: float = 0.9, beta_sigma: float = 0.5, **common: Any) -> None:
         super().__init__(num_tasks, **common)
@@ -71,6 +76,8 @@ class DBMTL(GradientAggregation):
         previous = self.ema_gradients
         if [b.shape for b in previous] != [p.shape for p in scaled]:
             previous = [torch.zeros_like(p) for p in scaled]
+        else:  # EMA gradients restored from a checkpoint on the CPU join the gradients' device
+            previous = [b.to(p.device) for b, p in zip(previous, scaled, strict=True)]
         averages = [p + factor * (b - p) for b, p in zip(previous, scaled, strict=True)]
         squared = torch.as_tensor(sum(b.reshape(b.shape[0], -1).pow(2).sum(dim=1) for b in averages))
         check_task_gradients(self, squared)  # before the state changes, so a caught error leaves it intact

@@ -34,7 +34,8 @@ class ExcessMTL(GradientAggregation):
 
     State (in ``state_dict``, as extra state): the accumulated squared gradients (one tensor per shared parameter,
     ``K×`` its size), ``E⁰`` (or its running sum during the warm-up), α and the step count. Parameters mode only: the
-    squared sums are per parameter coordinate, which the per-sample coordinates of a representation are not.
+    squared sums are per parameter coordinate, which the per-sample coordinates of a representation are not. A call
+    that raises (e.g. a zero ``E⁰``) leaves the state as it was.
     Extra cost per step: the K per-task backward passes of every gradient method, plus one ``K×P`` accumulation.
 
     Example:
@@ -70,41 +71,46 @@ class ExcessMTL(GradientAggregation):
         self.weights = torch.full((num_tasks,), 1.0 / num_tasks, dtype=torch.float64)
 
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
-        check_piece_gradients(self, pieces, scales)  # before the accumulated state changes
+        check_piece_gradients(self, pieces, scales)
         scaled = [piece * scales.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1))) for piece in pieces]
-        self._accumulate(scaled)
-        excess = self.excess_risks(scaled)
+        # The new state is built in locals and committed only after every check passed, so a caught error leaves
+        # the method as it was (a half-updated baseline would make every later call return NaN weights).
+        squared_sums = self._accumulated(scaled)
+        excess = self.excess_risks(scaled, squared_sums)
         # The small state follows the gradients' device, so no step copies it to the host.
-        self.baseline, self.weights = self.baseline.to(excess.device), self.weights.to(excess.device)
-        self.steps += 1
-        if self.steps <= max(self.warmup_steps, 1):
-            self.baseline = self.baseline + excess
-            if self.steps == max(self.warmup_steps, 1):
-                self.baseline = self.baseline / self.steps
-                self._check_baseline()
+        baseline, weights = self.baseline.to(excess.device), self.weights.to(excess.device)
+        steps = self.steps + 1
+        if steps <= max(self.warmup_steps, 1):
+            baseline = baseline + excess
+            if steps == max(self.warmup_steps, 1):
+                baseline = baseline / steps
+                self._check_baseline(baseline)
         else:
-            ratio = excess / self.baseline
-            self.weights = torch.softmax(torch.log(self.weights) + self.step_size * ratio, dim=0)
-        weights = self.weights.to(device=scales.device, dtype=scales.dtype)
-        return combine(pieces, weights * scales), weights * scales
+            ratio = excess / baseline
+            weights = torch.softmax(torch.log(weights) + self.step_size * ratio, dim=0)
+        self.steps, self.squared_sums, self.baseline, self.weights = steps, squared_sums, baseline, weights
+        applied = weights.to(device=scales.device, dtype=scales.dtype)
+        return combine(pieces, applied * scales), applied * scales
 
-    def excess_risks(self, gradients: list[Tensor]) -> Tensor:
-        """``E_k = ½ Σ_j g_kj² / √S_kj`` over every coordinate, with ``S`` the accumulated squared gradients.
+    def excess_risks(self, gradients: list[Tensor], squared_sums: list[Tensor] | None = None) -> Tensor:
+        """``E_k = ½ Σ_j g_kj² / √S_kj`` over every coordinate, with ``S`` the accumulated squared gradients
+        (``squared_sums``, by default the method's own).
 
         A coordinate with ``S_kj = 0`` has ``g_kj = 0`` and contributes 0 (no epsilon in the denominator).
         """
+        sums = self.squared_sums if squared_sums is None else squared_sums
         total = torch.zeros(self.num_tasks, dtype=torch.float64, device=gradients[0].device)
-        for gradient, squared_sum in zip(gradients, self.squared_sums, strict=True):
+        for gradient, squared_sum in zip(gradients, sums, strict=True):
             root = squared_sum.sqrt()
             ratio = torch.where(root > 0, gradient.pow(2) / torch.where(root > 0, root, torch.ones_like(root)), 0.0)
             total = total + ratio.reshape(self.num_tasks, -1).sum(dim=1).to(torch.float64)
         return 0.5 * total
 
-    def _accumulate(self, gradients: list[Tensor]) -> None:
+    def _accumulated(self, gradients: list[Tensor]) -> list[Tensor]:
+        """The squared-gradient sums with this step's gradients added (the method's own are left unchanged)."""
         squares = [g.detach().pow(2) for g in gradients]
         if not self.squared_sums:
-            self.squared_sums = squares
-            return
+            return squares
         if [s.shape for s in self.squared_sums] != [s.shape for s in squares]:
             raise ValueError(
                 f"ExcessMTL: the shared gradients changed shape from {[tuple(s.shape) for s in self.squared_sums]} to "
@@ -112,12 +118,10 @@ class ExcessMTL(GradientAggregation):
                 "parameters at every step"
             )
         # .to(): sums restored from a checkpoint on the CPU join the gradients' device.
-        self.squared_sums = [
-            total.to(square.device) + square for total, square in zip(self.squared_sums, squares, strict=True)
-        ]
+        return [total.to(square.device) + square for total, square in zip(self.squared_sums, squares, strict=True)]
 
-    def _check_baseline(self) -> None:
-        for k, value in enumerate(self.baseline.tolist()):
+    def _check_baseline(self, baseline: Tensor) -> None:
+        for k, value in enumerate(baseline.tolist()):
             if not value > 0 or value == float("inf"):
                 raise ValueError(
                     f"ExcessMTL: the baseline excess-risk estimate E⁰ of {self.task_label(k)} is {value}; its "

@@ -35,7 +35,8 @@ class GradVac(RandomState, GramAggregation):
     Degenerate inputs raise a ``ValueError`` naming the method, with ``validate=True`` (one host sync): a zero or
     non-finite task gradient (no cosine), and a correction that cannot reach its target (a target of 1, which needs
     an infinite amount). A ``g_i'`` cancelled to zero by an exactly opposite ``g_j`` stays zero (the added amount is
-    proportional to ``|g_i'|``) and its targets with the later partners are left unchanged (no cosine to average).
+    proportional to ``|g_i'|``) and its targets with the later partners are left unchanged (no cosine to average);
+    likewise, with ``validate=False``, a pair whose partner ``g_j`` is zero gets no correction and keeps its target.
 
     Example:
         >>> import torch
@@ -85,10 +86,12 @@ class GradVac(RandomState, GramAggregation):
             products = mix @ matrix
             own_norms = (products * mix).sum(dim=1).clamp_min(0.0).sqrt()  # |g_i'|
             # g_i' cancelled to 0 by an exactly opposite g_j has no cosine; the added amount (∝ |g_i'|) is then 0.
-            cancelled = own_norms == 0
-            safe_norms = torch.where(cancelled, torch.ones_like(own_norms), own_norms)
+            # Nor has a pair with a zero partner g_j (only without validate): 0/0 would make its target NaN for good.
+            cancelled = (own_norms == 0) | (norms[partner] == 0)
+            denominators = own_norms * norms[partner]
+            denominators = torch.where(cancelled, torch.ones_like(denominators), denominators)
             # Rounding can push a cosine of (anti)parallel gradients just past ±1.
-            cosines = (products[rows, partner] / (safe_norms * norms[partner])).clamp(-1.0, 1.0)
+            cosines = (products[rows, partner] / denominators).clamp(-1.0, 1.0)
             target = targets[rows, partner]
             below = (cosines < target) & ~cancelled
             room = (1 - target.square()).clamp_min(0.0).sqrt()

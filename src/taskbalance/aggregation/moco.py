@@ -53,9 +53,13 @@ class MoCo(GradientAggregation):
     paper's projection of ``y_k`` onto a bounded set is not applied (as in the code).
 
     State in ``state_dict``: λ (buffer ``weights``), the step count and the tracked gradients ``y`` (extra state,
-    ``K×`` the size of every shared tensor); the tracking restarts when the shapes change (e.g. a smaller last batch
-    in representation mode, where y tracks per-sample representation gradients). ``last_weights`` is λ (times the
-    task scales), the weights of the tracked gradients. The direction is a convex combination (mean-like scale).
+    ``K×`` the size of every shared tensor, moved to the gradients' device on use); the tracking restarts when the
+    shapes change. A call that raises leaves the state as it was. ``last_weights`` is λ (times the task scales), the
+    weights of the tracked gradients. The direction is a convex combination (mean-like scale).
+
+    Parameters mode only (``mode="representation"`` raises): y averages each coordinate over steps, and a
+    representation's coordinates are per sample, of a different batch at every step (and of each rank's own batch
+    under ``sync_across_ranks``), so their average would mean nothing.
 
     Example:
         >>> import torch
@@ -77,6 +81,9 @@ class MoCo(GradientAggregation):
     }
 
     weights: Tensor
+
+    # The tracked gradients are averaged per coordinate over steps; a representation's coordinates are per sample.
+    supported_modes: ClassVar[tuple[str, ...]] = ("parameters",)
 
     def __init__(
         self,
@@ -117,22 +124,26 @@ class MoCo(GradientAggregation):
     def aggregate(self, pieces: list[Tensor], scales: Tensor) -> tuple[list[Tensor], Tensor]:
         if not self.normalize_gradients:  # (normalising checks them itself)
             check_piece_gradients(self, pieces, scales)
-        self.steps += 1
         factors = scales
         if self.normalize_gradients:
             factors = scales * self._normalizing_factors(pieces, scales)
+        # The state changes only below, after every check: a caught error leaves the step count as it was.
+        steps = self.steps + 1
         gradients = [piece * factors.to(piece.dtype).view(-1, *([1] * (piece.dim() - 1))) for piece in pieces]
-        rate = self.beta / self.steps**self.beta_sigma
+        rate = self.beta / steps**self.beta_sigma
         if [y.shape for y in self.tracked] != [g.shape for g in gradients]:
-            self.tracked = [g.clone() for g in gradients]
+            tracked = [g.clone() for g in gradients]
         else:
-            self.tracked = [y - rate * (y - g) for y, g in zip(self.tracked, gradients, strict=True)]
-        gram = gram_matrix(self.tracked)
+            # .to(): tracked gradients restored from a checkpoint on the CPU join the gradients' device.
+            previous = [y.to(g.device) for y, g in zip(self.tracked, gradients, strict=True)]
+            tracked = [y - rate * (y - g) for y, g in zip(previous, gradients, strict=True)]
+        gram = gram_matrix(tracked)
         weights = self.weights.to(device=gram.device, dtype=gram.dtype)
-        step_size = self.gamma / self.steps**self.gamma_sigma
+        step_size = self.gamma / steps**self.gamma_sigma
         weights = project_onto_simplex(weights - step_size * (gram @ weights + self.rho * weights))
+        self.steps, self.tracked = steps, tracked
         self.weights = weights.detach().to(self.weights.dtype)
-        return combine(self.tracked, weights), weights * factors
+        return combine(tracked, weights), weights * factors
 
     def _normalizing_factors(self, pieces: list[Tensor], scales: Tensor) -> Tensor:
         """``L_k/|s_k g_k|``: the factors that give each scaled task gradient the length of its loss."""

@@ -16,6 +16,9 @@ from taskbalance.aggregation.solvers import check_task_gradients, nash_bargainin
 from taskbalance.distributed import is_distributed
 from taskbalance.method import Representation, SharedParameters, TaskLosses, is_unscaled
 
+# The largest relative residual |Gα − 1/α| / max(1/α) that validate accepts (FairGrad's threshold).
+_RESIDUAL_TOLERANCE = 1e-6
+
 
 @AGGREGATIONS.register("nashmtl")
 class NashMTL(GramAggregation):
@@ -29,19 +32,26 @@ class NashMTL(GramAggregation):
     ``½αᵀGα − Σ log α``, solved by damped Newton in torch (see
     :func:`~taskbalance.aggregation.solvers.nash_bargaining`) instead of the authors' sequence of cvxpy problems.
 
-    The bargaining solution exists only when the task gradients are linearly independent; a task whose gradient is
-    exactly zero (or not finite) raises a ``ValueError`` naming it (with ``validate``, one host read of K numbers).
+    The bargaining solution exists only when the task gradients are linearly independent. With ``validate`` (two
+    host reads per solve), a task whose gradient is exactly zero (or not finite) raises a ``ValueError`` naming it,
+    and so does a solve that does not reach the equations, relative residual ``|Gα − 1/α| / max(1/α)`` above 1e-6
+    after ``iterations`` Newton steps (linearly dependent gradients: e.g. (1, 0), (0, 1), (−1, −1), where α grows
+    without bound, or two exactly opposite ones, where the Newton system is singular). Without ``validate`` such a
+    solve returns the huge or non-finite α as it stands.
 
     ``max_norm=1.0`` (the authors' default): after the step, the shared parameters' gradients are clipped to total
     norm ``max_norm`` (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode
-    the clip acts on the shared parameters' gradients after the encoder backward, as in parameters mode.
+    the clip acts on the shared parameters' gradients after the encoder backward, as in parameters mode. Since
+    ``|d|² = K``, the clip acts on every step for K ≥ 2 at the default; ``last_weights`` is ``α·s`` times the clip
+    factor ``min(1, max_norm / |d|)``, so ``d = Σ_k last_weights_k ∇L_k`` holds for the applied direction.
 
     ``update_weights_every = n`` is the authors' speed option: α is solved on every n-th step (the first included)
     and reused in between, where the step is a single backward of ``Σ_k α_k·s_k·L_k`` — the same shared direction
     ``Σ_k α_k·s_k·g_k`` as the full step with that α, at the cost of one backward instead of K. Each task's own head
     then gets ``s_k·∇L_k`` as in a full step (its gradient from the single backward divided by ``α_k``); a parameter
     outside the shared ones that several tasks use makes the step a full one. α and the step count are saved in
-    ``state_dict``.
+    ``state_dict``. Only a step whose α was solved (or reused) counts: a solve step that the GradScaler skips (its
+    scaled gradients overflowed, so the solver never ran) or whose solve raised is tried again on the next step.
 
     Example:
         >>> import torch
@@ -80,27 +90,60 @@ class NashMTL(GramAggregation):
         self.max_norm = float(max_norm)
         self.update_weights_every = every
         self.steps = 0
+        self._solved = False  # set by coefficients(): whether step() reached the solver
         self.register_buffer("alpha", torch.ones(num_tasks))
 
     def coefficients(self, gram: Tensor) -> Tensor:
         check_task_gradients(self, torch.diagonal(gram), "Gα = 1/α needs every gradient non-zero")
-        alpha = nash_bargaining(gram, self.iterations)
+        matrix = gram.to(torch.float64)
+        alpha = nash_bargaining(matrix, self.iterations)  # float64: checked before rounding
+        if self.validate:
+            self._check_solution(matrix, alpha)
+        alpha = alpha.to(gram.dtype)
         self.alpha = alpha.detach().to(self.alpha.dtype)
+        self._solved = True
         return alpha
+
+    def _check_solution(self, matrix: Tensor, alpha: Tensor) -> None:
+        """Raise unless ``Gα = 1/α`` holds to a relative residual of 1e-6 (one host read)."""
+        target = alpha.reciprocal()
+        error = float(((matrix @ alpha - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
+        if error <= _RESIDUAL_TOLERANCE:
+            return
+        singular = "" if bool(torch.isfinite(alpha).all()) else "; the Newton system was singular"
+        raise ValueError(
+            f"NashMTL: no positive solution of Gα = 1/α found in {self.iterations} Newton iterations (relative "
+            f"residual {error:.3g}{singular}); the task gradients are linearly dependent (e.g. two opposite "
+            "gradients, or three that sum to zero), so no bargaining solution exists, or nearly so"
+        )
 
     def step(
         self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
         loss_scale: float | Tensor = 1.0,
     ) -> None:
         reuse = self.steps % self.update_weights_every != 0
-        self.steps += 1
         shared = self.trainable_shared(shared_parameters)
-        if not (reuse and self._backward_with_last_alpha(losses, shared, loss_scale)):
+        weights_before = self.last_weights
+        self._solved = False
+        if reuse and self._backward_with_last_alpha(losses, shared, loss_scale):
+            self.steps += 1
+        else:
             super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
+            # A step whose scaled gradients overflowed returned before the solver (the GradScaler skips it): not
+            # counting it makes the next step solve instead of reusing a stale α for update_weights_every − 1 steps.
+            if self._solved:
+                self.steps += 1
         if self.max_norm > 0:
             # The gradients hold loss_scale × the update: clip the update's norm at max_norm.
             scale = 1.0 if is_unscaled(loss_scale) else float(loss_scale)
-            torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], self.max_norm * scale)
+            limit = self.max_norm * scale
+            total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)
+            if self.last_weights is not weights_before:  # (a skipped step leaves the previous step's weights)
+                # clip_grad_norm_'s own factor, so that d = Σ_k last_weights_k ∇L_k holds for the clipped d; a
+                # non-finite norm (an overflow of the reused-α path, skipped by the GradScaler) leaves α·s.
+                factor = (limit / (total + 1e-6)).clamp(max=1.0)
+                factor = torch.where(torch.isfinite(total), factor, torch.ones_like(factor))
+                self.last_weights = self.last_weights * factor.to(self.last_weights)
 
     def _backward_with_last_alpha(
         self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter], loss_scale: float | Tensor

@@ -158,7 +158,9 @@ def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:
     damped Newton step ``α ← α − Δ/(1 + λ)`` (λ = Newton decrement) stays inside ``α > 0`` and converges
     quadratically near the optimum. A fixed number of iterations keeps it free of host syncs. Computed in float64
     on ``G / mean(diag G)`` (then rescaled: α scales as ``1/√scale``). Needs G positive definite (independent task
-    gradients); otherwise no bargaining solution exists and α grows along the null space.
+    gradients); otherwise no bargaining solution exists: α grows along the null space, or (exactly opposite
+    gradients) the Newton system is singular and α is not finite. Nothing here raises on that; the caller checks
+    the residual ``|Gα − 1/α| / max(1/α)`` (``NashMTL`` does with ``validate``).
     """
     matrix = gram.detach().to(torch.float64)
     scale = torch.diagonal(matrix).mean()
@@ -170,7 +172,9 @@ def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:
     for _ in range(iterations):
         gradient = matrix @ alpha - alpha.reciprocal()
         hessian = matrix + torch.diag(alpha.pow(-2))
-        step = torch.linalg.solve(hessian, gradient)
+        # solve_ex does not raise (nor sync) on a singular Hessian: the step is then not finite, and so is α, which
+        # the caller's residual check reports.
+        step = torch.linalg.solve_ex(hessian, gradient).result
         decrement = torch.sqrt((gradient * step).sum().clamp_min(0.0))
         alpha = alpha - step / (1 + decrement)
     return (alpha / scale.sqrt()).to(gram.dtype)
