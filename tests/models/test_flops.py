@@ -166,7 +166,8 @@ def test_the_flops_table_in_the_models_docs_is_what_the_code_counts() -> None:
     ny, cs, ce = PRESETS["nyuv2-segnet"], PRESETS["cityscapes-segnet"], PRESETS["celeba-resnet18"]
     rows = [("segnet", ny, {}, ""), ("segnet", cs, {}, ""), ("mtan", ny, {}, ""), ("mtan", cs, {}, ""),
             ("deeplabv3plus", ny, {}, ", os 8"), ("deeplabv3plus", cs, {}, ", os 8"),
-            ("deeplabv3plus", cs, {"output_stride": 16}, ", os 16"), ("resnet18", ce, {}, "")]
+            ("deeplabv3plus", cs, {"output_stride": 16}, ", os 16"), ("resnet18", ce, {}, ""),
+            ("resnet18", ce, {"stem": "cifar"}, ", stem cifar")]
     for model, preset, options, variant in rows:
         f = forward_flops(model, preset.heads, preset.input_shape, **options)
         row = (f"| {model}{variant} | {'×'.join(map(str, preset.input_shape))} ({{}}, {len(preset.heads)} heads) | "

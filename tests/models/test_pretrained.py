@@ -119,3 +119,32 @@ def test_files_that_are_not_weight_only_state_dicts_are_refused(tmp_path: Path) 
     torch.save({"conv1.weight": 3}, mixed)
     with pytest.raises(ValueError, match=r"not tensors: conv1\.weight"):
         load_resnet_weights(resnet18(), mixed)
+
+
+# Bytes that the weights-only unpickler rejects with a bare KeyError ("hello world") or IndexError (the others)
+# rather than an UnpicklingError (measured with torch 2.13); each must still become the documented ValueError.
+@pytest.mark.parametrize("content", [b"hello world", b"(abc", b")abc", b".abc", b"Nabc"])
+def test_arbitrary_bytes_raise_the_documented_value_error_naming_file_and_cause(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "junk.pth"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(f"cannot read pretrained weights from {path}")) as error:
+        MODELS.create("resnet18", heads=CELEBA_HEADS, pretrained=path)
+    cause = error.value.__cause__
+    assert cause is not None
+    assert f"{type(cause).__name__}: " in str(error.value)  # the underlying error type is kept in the message
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_interrupting_the_load_is_not_turned_into_a_value_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interruption: type[BaseException]
+) -> None:
+    path = save(randomised_weights(resnet18(), seed=8), tmp_path / "resnet18.pth")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise interruption
+
+    monkeypatch.setattr(torch, "load", interrupted)
+    with pytest.raises(interruption):
+        load_resnet_weights(resnet18(), path)

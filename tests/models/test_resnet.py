@@ -1,11 +1,16 @@
 """ResNet trunks and the CelebA model ``resnet18``: sizes worked out by hand, block maths, forward/backward."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
 from torch import nn
 
+from taskbalance.cli import main
 from taskbalance.models import MODELS
-from taskbalance.models.resnet import BasicBlock, Bottleneck, resnet18, resnet50
+from taskbalance.models.resnet import BasicBlock, Bottleneck, build_resnet18, resnet18, resnet50
 from taskbalance.types import HeadSpec
 
 
@@ -128,3 +133,79 @@ def test_in_channels_changes_only_the_stem() -> None:
     model = MODELS.create("resnet18", heads={"a": HeadSpec(3, dense=False)}, in_channels=1)
     assert tuple(model.encoder.trunk.conv1.weight.shape) == (64, 1, 7, 7)
     assert tuple(model(torch.zeros(2, 1, 32, 32))["a"].shape) == (2, 3)
+
+
+CELEBA_40 = {f"attribute_{i}": HeadSpec(1, dense=False) for i in range(40)}
+
+
+def test_the_cifar_stem_resnet18_has_sener_and_koltun_s_sizes_counted_by_hand() -> None:
+    # Only the stem conv differs from the ImageNet ResNet-18: 3×3 instead of 7×7 kernels.
+    shared = 11_176_512 - conv(3, 64, 7) + conv(3, 64, 3)
+    assert shared == 11_168_832
+    assert count(resnet18(stem="cifar")) == shared
+    model = MODELS.create("resnet18", heads=CELEBA_40, stem="cifar")
+    # One Linear(2048, 1) per attribute: 512 channels × a 2×2 grid, as MGDA's Linear(2048, ·) heads.
+    assert count(model) == shared + 40 * (2048 + 1) == 11_250_792
+    trunk = model.encoder.trunk
+    assert (trunk.conv1.kernel_size, trunk.conv1.stride, trunk.conv1.padding) == ((3, 3), (1, 1), (1, 1))
+    assert isinstance(trunk.maxpool, nn.Identity)
+
+
+def test_the_cifar_stem_feature_is_mgda_s_avg_pool2d_4_of_the_8x8_layer4_map() -> None:
+    torch.manual_seed(0)
+    model = build_resnet18({"smiling": HeadSpec(1, dense=False), "young": HeadSpec(3, dense=False)}, stem="cifar")
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        stages = model.encoder.trunk(x)
+        representation = model.shared(x)
+        out = model(x)
+    assert [tuple(f.shape[1:]) for f in stages] == [(64, 64, 64), (128, 32, 32), (256, 16, 16), (512, 8, 8)]
+    # Sener & Koltun 2018's encoder: F.avg_pool2d(layer4, 4) and view(B, -1) (channel-major flattening).
+    expected = F.avg_pool2d(stages[-1], 4).view(2, -1)
+    assert tuple(representation.shape) == (2, 2048)
+    torch.testing.assert_close(representation, expected, rtol=1e-6, atol=1e-6)
+    assert {name: tuple(v.shape) for name, v in out.items()} == {"smiling": (2, 1), "young": (2, 3)}
+    # Any other size still gives a 2048-d feature for the same heads.
+    with torch.no_grad():
+        assert tuple(model.shared(torch.zeros(2, 3, 48, 80)).shape) == (2, 2048)
+
+
+def test_the_cifar_stem_model_trains_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = MODELS.create("resnet18", heads=CELEBA_40, stem="cifar")
+    out = model(torch.randn(2, 3, 64, 64))
+    weights = torch.randn(40)
+    sum(w * v.mean() for w, v in zip(weights, out.values(), strict=True)).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_the_default_stem_is_the_unchanged_imagenet_network() -> None:
+    torch.manual_seed(3)
+    default = MODELS.create("resnet18", heads=CELEBA_40)
+    torch.manual_seed(3)
+    explicit = MODELS.create("resnet18", heads=CELEBA_40, stem="imagenet")
+    assert tuple(default.encoder.trunk.conv1.weight.shape) == (64, 3, 7, 7)
+    assert isinstance(default.encoder.trunk.maxpool, nn.MaxPool2d)
+    assert default.heads["attribute_0"].in_features == 512
+    for (key, a), (other, b) in zip(default.state_dict().items(), explicit.state_dict().items(), strict=True):
+        assert key == other and torch.equal(a, b), key
+
+
+def test_an_unknown_stem_and_imagenet_weights_for_the_cifar_stem_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="stem must be one of 'imagenet', 'cifar', got 'mgda'"):
+        MODELS.create("resnet18", heads=CELEBA_40, stem="mgda")
+    with pytest.raises(ValueError, match="stem must be one of"):
+        resnet18(stem="tiny")
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18().state_dict(), path)
+    with pytest.raises(ValueError, match="pretrained ImageNet weights need stem='imagenet', got stem='cifar'"):
+        MODELS.create("resnet18", heads=CELEBA_40, stem="cifar", pretrained=path)
+
+
+def test_the_stem_is_a_model_option_of_the_celeba_preset_s_dry_run() -> None:
+    args = ["bench", "--preset", "celeba-resnet18", "--dry-run", "--model-option", "stem=cifar"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "FLOPs: 4.44 GFLOP per sample forward" in result.output

@@ -4,10 +4,18 @@ Sources: Chen et al. 2017, "Rethinking Atrous Convolution for Semantic Image Seg
 image pooling; atrous rates (6, 12, 18) at output stride 16, doubled to (12, 24, 36) at output stride 8), and
 Chen et al. 2018, "Encoder-Decoder with Atrous Separable Convolution" (DeepLabV3+: the decoder reduces stride-4
 low-level features to 48 channels, concatenates them with the 4×-upsampled ASPP output, refines with two 3×3 convs
-of 256 channels, and upsamples the prediction 4× to the input size). Kirchdorfer et al. 2024 follow LibMTL's
-NYUv2/Cityscapes setup, a ResNet-50 dilated to **output stride 8** (layer3 dilation 2, layer4 dilation 4) shared
-by all tasks with an ASPP head per task; that is the default here, and ``output_stride=16`` (layer4 dilated only,
-about 4× cheaper in layer4 and the heads) is offered for CPU budgets.
+of 256 channels, and upsamples the prediction 4× to the input size).
+
+What follows LibMTL's NYUv2/Cityscapes examples (Lin & Zhang 2022, ``resnet_dilated('resnet50')`` with a
+``DeepLabHead`` per task): the shared ResNet-50 (stride on the 3×3 conv) dilated to **output stride 8** (strides of
+layer3 and layer4 removed; layer3's 3×3 convs dilation 1 in its first block, 2 after; layer4's 2, then 4), the
+default here, and each head's ASPP on layer4 with LibMTL's rates (12, 24, 36): 1×1, three atrous 3×3 and
+image-pooling branches of 256 channels with BN-ReLU, projected 1280→256. What does not: LibMTL's head is a DeepLabV3
+head (after ASPP one 3×3 conv-BN-ReLU and a 1×1 conv, the stride-8 prediction upsampled bilinearly to the input;
+dropout 0.5 after the projection), with no layer1 skip; the V3+ decoder here (layer1 skip, two 3×3 convs, 4×
+upsampling) is Chen et al. 2018's. Elich et al. 2024 (whose setup the paper presets follow) name their model
+DeepLabV3+ (citing Chen et al. 2018) and base their code on LibMTL. ``output_stride=16`` (layer4 dilated only, about
+4× cheaper in layer4 and the heads) is offered for CPU budgets.
 
 Differences from the papers, chosen for simplicity: plain (not depthwise-separable) 3×3 convs in ASPP and decoder,
 and no dropout. The image-pooling branch ends in BatchNorm over a 1×1 map, so training needs a batch of ≥ 2.
@@ -140,7 +148,7 @@ def build_deeplabv3plus(
         heads: task name → ``HeadSpec(out_channels, dense=True[, size])``; vector heads are refused.
         in_channels: input channels (ImageNet weights need 3).
         pretrained: local file with ImageNet ResNet-50 weights in torchvision naming (``fc.*`` ignored).
-        output_stride: 8 (default, LibMTL/paper setup) or 16.
+        output_stride: 8 (default; LibMTL's dilated ResNet-50) or 16.
         aspp_rates: atrous rates; default (12, 24, 36) at output stride 8, (6, 12, 18) at 16.
     """
     check_heads(heads, "deeplabv3plus", dense=True)

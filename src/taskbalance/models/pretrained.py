@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -53,8 +52,13 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise FileNotFoundError(f"pretrained weights file not found: {path}")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"cannot read pretrained weights from {path} as a torch state dict: {error}") from error
+    except Exception as error:
+        # The weights-only unpickler lets arbitrary bytes escape as KeyError, IndexError, ... (e.g. b"hello world"
+        # or a file starting with "."), not only UnpicklingError; any of them means "not a weights file", and the
+        # user needs the path. KeyboardInterrupt and SystemExit are not Exceptions and still propagate.
+        raise ValueError(
+            f"cannot read pretrained weights from {path} as a torch state dict: {type(error).__name__}: {error}"
+        ) from error
     if not isinstance(loaded, Mapping):
         raise ValueError(f"pretrained weights file {path} holds a {type(loaded).__name__}, expected a state dict")
     not_tensors = [str(key) for key, value in loaded.items() if not isinstance(key, str) or not torch.is_tensor(value)]

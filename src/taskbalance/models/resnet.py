@@ -9,6 +9,13 @@ weights saved in that layout load directly (:mod:`taskbalance.models.pretrained`
 Parameter counts (measured, checked by hand in the tests): ResNet-18 without ``fc`` 11,176,512 (11,689,512 with a
 1000-class fc); ResNet-50 without ``fc`` 23,508,032 (25,557,032 with it).
 
+Two stems (``stem=``): ``"imagenet"`` (default) is He et al.'s 7×7/2 conv + 3×3/2 max pool, so layer4 sits at 1/32
+of the input and the CelebA encoder averages it globally to 512 values. ``"cifar"`` is the small-image stem of Sener &
+Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization" (NeurIPS; MGDA), whose CelebA ResNet-18 has a
+3×3/1 conv without max pool (layer4 at 1/8, 8×8 at 64×64) and average-pools layer4 in 4×4 windows to a 2×2 grid,
+i.e. a 2048-d feature (``512·2·2``) read by one ``Linear(2048, ·)`` per attribute. Here that pooling is an adaptive
+average pool to 2×2, identical to theirs at 64×64 and still 2048-d at other sizes.
+
 Example:
     >>> import torch
     >>> from taskbalance.types import HeadSpec
@@ -16,6 +23,9 @@ Example:
     >>> out = model(torch.zeros(2, 3, 64, 64))
     >>> {name: tuple(value.shape) for name, value in out.items()}
     {'smiling': (2, 1), 'young': (2, 1)}
+    >>> mgda = build_resnet18({"smiling": HeadSpec(1, dense=False)}, stem="cifar")
+    >>> tuple(mgda.shared(torch.zeros(2, 3, 64, 64)).shape), mgda.heads["smiling"].in_features
+    ((2, 2048), 2048)
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from taskbalance.models.base import MultiTaskModel
@@ -30,6 +41,11 @@ from taskbalance.models.heads import check_heads
 from taskbalance.models.pretrained import load_resnet_weights
 from taskbalance.models.registry import MODELS
 from taskbalance.types import HeadSpec
+
+STEMS: tuple[str, ...] = ("imagenet", "cifar")
+# Side of the grid the CelebA encoder average-pools layer4 to, per stem: global pooling after the ImageNet stem;
+# Sener & Koltun's 2×2 (their avg_pool2d(·, 4) on the 8×8 map of a 64×64 input) after the CIFAR-style stem.
+POOLED_GRID: dict[str, int] = {"imagenet": 1, "cifar": 2}
 
 
 class BasicBlock(nn.Module):
@@ -93,7 +109,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """A ResNet trunk without its classifier: returns the four stage outputs ``(layer1, ..., layer4)``.
 
-    Strides: layer1 is at 1/4 of the input, layer2 1/8, layer3 1/16, layer4 1/32. ``dilate_layer3`` /
+    Strides (``stem="imagenet"``): layer1 is at 1/4 of the input, layer2 1/8, layer3 1/16, layer4 1/32; with
+    ``stem="cifar"`` (3×3/1 conv, no max pool; Sener & Koltun 2018) every stage is 4× larger: 1/1 to 1/8.
+    ``dilate_layer3`` /
     ``dilate_layer4`` replace that stage's stride 2 by stride 1 and multiply the dilation by 2 instead (output
     stride 16 or 8, as in DeepLab); the first block of a dilated stage keeps the previous dilation, the later
     blocks use the new one.
@@ -102,6 +120,8 @@ class ResNet(nn.Module):
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         blocks_per_stage: e.g. ``(2, 2, 2, 2)`` for ResNet-18, ``(3, 4, 6, 3)`` for ResNet-50.
         in_channels: input image channels (3 for RGB; ImageNet weights need 3).
+        stem: ``"imagenet"`` (7×7/2 conv + 3×3/2 max pool) or ``"cifar"`` (3×3/1 conv, no pooling). Module names
+            are the same (``conv1``, ``bn1``); only ``conv1.weight``'s kernel size differs.
         dilate_layer3: stride 1 + dilation in layer3.
         dilate_layer4: stride 1 + dilation in layer4.
 
@@ -110,6 +130,8 @@ class ResNet(nn.Module):
         >>> trunk = ResNet(BasicBlock, (2, 2, 2, 2))
         >>> [tuple(f.shape) for f in trunk(torch.zeros(1, 3, 64, 64))]
         [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+        >>> [tuple(f.shape) for f in ResNet(BasicBlock, (2, 2, 2, 2), stem="cifar")(torch.zeros(1, 3, 64, 64))]
+        [(1, 64, 64, 64), (1, 128, 32, 32), (1, 256, 16, 16), (1, 512, 8, 8)]
     """
 
     def __init__(
@@ -118,10 +140,13 @@ class ResNet(nn.Module):
         blocks_per_stage: Sequence[int],
         in_channels: int = 3,
         *,
+        stem: str = "imagenet",
         dilate_layer3: bool = False,
         dilate_layer4: bool = False,
     ) -> None:
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"ResNet: stem must be one of {', '.join(map(repr, STEMS))}, got {stem!r}")
         if len(blocks_per_stage) != 4 or min(blocks_per_stage) < 1:
             raise ValueError(f"ResNet needs four stages of >= 1 block, got {tuple(blocks_per_stage)}")
         if in_channels < 1:
@@ -131,10 +156,20 @@ class ResNet(nn.Module):
         self.block = block
         self.channels_in = 64
         self.dilation = 1
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.stem = stem
+        maxpool: nn.Module
+        if stem == "imagenet":
+            conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        else:
+            # Small images (CIFAR, 64×64 CelebA) keep full resolution into layer1 instead of losing 4× at once.
+            conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+            maxpool = nn.Identity()
+        # Registered in the original order, so the default network's module list is what it always was.
+        self.conv1 = conv1
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = maxpool
         self.layer1 = self._make_stage(64, blocks_per_stage[0], stride=1, dilate=False)
         self.layer2 = self._make_stage(128, blocks_per_stage[1], stride=2, dilate=False)
         self.layer3 = self._make_stage(256, blocks_per_stage[2], stride=2, dilate=dilate_layer3)
@@ -176,9 +211,13 @@ class ResNet(nn.Module):
         return f1, f2, f3, self.layer4(f3)
 
 
-def resnet18(in_channels: int = 3) -> ResNet:
-    """The ResNet-18 trunk: BasicBlocks ``(2, 2, 2, 2)``, 512 output channels, 11,176,512 parameters."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), in_channels)
+def resnet18(in_channels: int = 3, *, stem: str = "imagenet") -> ResNet:
+    """The ResNet-18 trunk: BasicBlocks ``(2, 2, 2, 2)``, 512 output channels.
+
+    Parameters: 11,176,512 with the ImageNet stem, 11,168,832 with ``stem="cifar"`` (a 3×3 instead of 7×7 stem conv:
+    64·3·9 instead of 64·3·49 weights).
+    """
+    return ResNet(BasicBlock, (2, 2, 2, 2), in_channels, stem=stem)
 
 
 def resnet50(in_channels: int = 3, *, output_stride: int = 32) -> ResNet:
@@ -196,35 +235,74 @@ def resnet50(in_channels: int = 3, *, output_stride: int = 32) -> ResNet:
 
 
 class PooledResNetEncoder(nn.Module):
-    """Shared encoder ``x ↦ mean_{h,w} layer4(x)``: the global-average-pooled ResNet feature vector ``[B, C]``."""
+    """Shared encoder ``x ↦ flatten(AvgPool_{g×g}(layer4(x)))``: a ``[B, C·g²]`` ResNet feature vector.
 
-    def __init__(self, trunk: ResNet) -> None:
+    ``grid=1`` (default) is the global average ``mean_{h,w} layer4(x)``; ``grid=2`` averages layer4 over a 2×2 grid
+    of cells (adaptive average pooling) and flattens channel-major, as Sener & Koltun 2018's CelebA encoder
+    (``avg_pool2d(layer4, 4).view(B, -1)`` on its 8×8 map) does.
+    """
+
+    def __init__(self, trunk: ResNet, grid: int = 1) -> None:
         super().__init__()
+        if grid < 1:
+            raise ValueError(f"PooledResNetEncoder: grid must be >= 1, got {grid}")
         self.trunk = trunk
-        self.out_features = trunk.out_channels
+        self.grid = grid
+        self.out_features = trunk.out_channels * grid * grid
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.trunk(x)[-1].mean(dim=(2, 3))
+        features = self.trunk(x)[-1]
+        if self.grid == 1:
+            # The plain mean, so the default encoder computes exactly what it always has.
+            return features.mean(dim=(2, 3))
+        return F.adaptive_avg_pool2d(features, self.grid).flatten(1)
 
 
 @MODELS.register("resnet18")
 def build_resnet18(
-    heads: Mapping[str, HeadSpec], *, in_channels: int = 3, pretrained: str | Path | None = None
+    heads: Mapping[str, HeadSpec],
+    *,
+    in_channels: int = 3,
+    pretrained: str | Path | None = None,
+    stem: str = "imagenet",
 ) -> MultiTaskModel:
-    """ResNet-18 shared encoder (global average pool → 512-d) with one linear layer per task (CelebA).
+    """ResNet-18 shared encoder with one linear layer per task (CelebA).
 
     Every head must be a vector head (``dense=False``); for CelebA each of the 40 attributes is a task with
-    ``HeadSpec(1, dense=False)`` whose output is one logit. ``pretrained`` names a local file with ImageNet weights
-    in torchvision's ResNet-18 state-dict layout (``fc.*`` is ignored); see :mod:`taskbalance.models.pretrained`.
-    Parameters: 11,176,512 shared + 513 per one-logit head (11,197,032 for CelebA's 40 heads).
+    ``HeadSpec(1, dense=False)`` whose output is one logit.
+
+    Args:
+        heads: task name → ``HeadSpec(out_channels, dense=False)``.
+        in_channels: input channels (ImageNet weights need 3).
+        pretrained: local file with ImageNet weights in torchvision's ResNet-18 state-dict layout (``fc.*`` is
+            ignored; see :mod:`taskbalance.models.pretrained`). Needs ``stem="imagenet"``.
+        stem: ``"imagenet"`` (default): 7×7/2 conv + max pool, global average pool → 512-d, 11,176,512 shared
+            parameters + 513 per one-logit head (11,197,032 for CelebA's 40 heads). ``"cifar"``: Sener & Koltun
+            2018's CelebA network, 3×3/1 conv without max pool, layer4 pooled to 2×2 → 2048-d, 11,168,832 shared
+            + 2,049 per one-logit head (11,250,792 for 40 heads).
     """
     check_heads(heads, "resnet18", dense=False)
-    trunk = resnet18(in_channels)
+    if stem not in STEMS:
+        raise ValueError(f"resnet18: stem must be one of {', '.join(map(repr, STEMS))}, got {stem!r}")
+    if pretrained is not None and stem != "imagenet":
+        # ImageNet files hold a 7×7 conv1; refusing here names the real conflict instead of a shape mismatch.
+        raise ValueError(f"resnet18: pretrained ImageNet weights need stem='imagenet', got stem={stem!r}")
+    trunk = resnet18(in_channels, stem=stem)
     if pretrained is not None:
         load_resnet_weights(trunk, pretrained)
-    encoder = PooledResNetEncoder(trunk)
+    encoder = PooledResNetEncoder(trunk, POOLED_GRID[stem])
     linear_heads = {name: nn.Linear(encoder.out_features, spec.out_channels) for name, spec in heads.items()}
     return MultiTaskModel(encoder, linear_heads)
 
 
-__all__ = ["BasicBlock", "Bottleneck", "PooledResNetEncoder", "ResNet", "build_resnet18", "resnet18", "resnet50"]
+__all__ = [
+    "POOLED_GRID",
+    "STEMS",
+    "BasicBlock",
+    "Bottleneck",
+    "PooledResNetEncoder",
+    "ResNet",
+    "build_resnet18",
+    "resnet18",
+    "resnet50",
+]
