@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance import methods
-from taskbalance.aggregation import AGGREGATIONS, DBMTL, MGDA, GradientAggregation, create
+from taskbalance.aggregation import AGGREGATIONS, DBMTL, MGDA, GradDrop, GradientAggregation, create
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.tasks import Classification, Regression
@@ -17,8 +17,9 @@ from taskbalance.weighting import UW, Scalarization
 
 GRADIENT_METHODS = [n for n in AGGREGATIONS.names() if issubclass(AGGREGATIONS.get(n), GradientAggregation)]
 NUM_TASKS = 3
-# Nash-MTL's clipping acts after the aggregation; it has its own test (test_nashmtl_reuse.py).
-OPTIONS = {"nashmtl": {"max_norm": 0.0}}
+# The clipping of Nash-MTL, FairGrad and SDMGrad acts after the aggregation; it has its own tests
+# (test_nashmtl_reuse.py, test_author_fidelity.py).
+OPTIONS = {"nashmtl": {"max_norm": 0.0}, "fairgrad": {"max_norm": 0.0}, "sdmgrad": {"max_norm": 0.0}}
 
 
 def tiny_model() -> MultiTaskModel:
@@ -51,7 +52,10 @@ def expected_gradients(
     per_task = [torch.autograd.grad(losses[k], targets, retain_graph=True) for k in range(NUM_TASKS)]
     pieces = [torch.stack([per_task[k][i] for k in range(NUM_TASKS)]) for i in range(len(targets))]
     s = reference.task_scales(losses, scales)
-    directions, _ = reference.aggregate(pieces, s)
+    if isinstance(reference, GradDrop) and mode == "representation":  # the signs of the activations count
+        directions, _ = reference.aggregate(pieces, s, inputs=[rep.detach()])
+    else:
+        directions, _ = reference.aggregate(pieces, s)
     if mode == "representation":
         directions = list(torch.autograd.grad(rep, shared, grad_outputs=directions[0], retain_graph=True))
     heads = {}

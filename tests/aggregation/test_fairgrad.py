@@ -19,7 +19,7 @@ independent = st.integers(2, 5).flatmap(lambda k: st.tuples(st.just(k), st.integ
 def test_weights_solve_the_fixed_point_equations(seed: int, shape: tuple[int, int], alpha: float) -> None:
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
-    weights = FairGrad(shape[0], alpha=alpha).coefficients(gram)
+    weights = FairGrad(shape[0], reduction="mean", alpha=alpha).coefficients(gram)
     assert torch.all(weights > 0)
     utilities = jacobian @ (weights @ jacobian)  # g_k·d
     torch.testing.assert_close(utilities, weights.pow(-1 / alpha), rtol=1e-8, atol=0)
@@ -30,7 +30,7 @@ def test_weights_solve_the_fixed_point_equations(seed: int, shape: tuple[int, in
 def test_alpha_one_is_the_nash_bargaining_solution(seed: int, shape: tuple[int, int]) -> None:
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
-    fair = FairGrad(shape[0], alpha=1.0).coefficients(gram)
+    fair = FairGrad(shape[0], reduction="mean", alpha=1.0).coefficients(gram)
     nash = NashMTL(shape[0], max_norm=0.0).coefficients(gram)
     torch.testing.assert_close(fair, nash, rtol=1e-7, atol=0)
 
@@ -39,19 +39,25 @@ def test_alpha_near_one_approaches_nash_and_the_scale_law_holds() -> None:
     jacobian = random_jacobian(3, 3, 7)
     gram = jacobian @ jacobian.T
     nash = NashMTL(3, max_norm=0.0).coefficients(gram)
-    gaps = [float((FairGrad(3, alpha=1 + eps).coefficients(gram) - nash).abs().max()) for eps in (0.1, 0.01, 0.001)]
+    gaps = [
+        float((FairGrad(3, reduction="mean", alpha=1 + eps).coefficients(gram) - nash).abs().max())
+        for eps in (0.1, 0.01, 0.001)
+    ]
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-3 * float(nash.abs().max())
     # Gradients × s: the direction is multiplied by s^((1−α)/(1+α)).
     alpha, s = 3.0, 10.0
-    direction = FairGrad(3, alpha=alpha).coefficients(gram) @ jacobian
-    scaled = FairGrad(3, alpha=alpha).coefficients(gram * s**2) @ (jacobian * s)
+    direction = FairGrad(3, reduction="mean", alpha=alpha).coefficients(gram) @ jacobian
+    scaled = FairGrad(3, reduction="mean", alpha=alpha).coefficients(gram * s**2) @ (jacobian * s)
     torch.testing.assert_close(scaled, direction * s ** ((1 - alpha) / (1 + alpha)))
 
 
 def test_small_alpha_tends_to_the_sum_of_orthogonal_gradients() -> None:
     gram = torch.diag(torch.tensor([1.0, 9.0], dtype=torch.float64))  # w_k = G_kk^(−α/(α+1)) → 1
     torch.testing.assert_close(
-        FairGrad(2, alpha=0.01).coefficients(gram), torch.ones(2, dtype=torch.float64), rtol=0.03, atol=0
+        FairGrad(2, reduction="mean", alpha=0.01).coefficients(gram),
+        torch.ones(2, dtype=torch.float64),
+        rtol=0.03,
+        atol=0,
     )
 
 
@@ -75,7 +81,7 @@ def test_bad_hyperparameters_are_refused(bad: dict[str, float]) -> None:
 @given(seeds, st.sampled_from([0.5, 1.0, 2.0]))
 def test_float32_gradients_are_solved_without_a_spurious_error(seed: int, alpha: float) -> None:
     jacobian = random_jacobian(seed, 4, 64).float()
-    weights = FairGrad(4, alpha=alpha).coefficients(jacobian @ jacobian.T)
+    weights = FairGrad(4, reduction="mean", alpha=alpha).coefficients(jacobian @ jacobian.T)
     assert weights.dtype == torch.float32
     utilities = jacobian.double() @ (weights.double() @ jacobian.double())
     torch.testing.assert_close(utilities, weights.double().pow(-1 / alpha), rtol=1e-4, atol=0)

@@ -19,7 +19,9 @@ any_shape = st.tuples(st.integers(2, 6), st.integers(1, 12))
 def test_lambda_zero_is_mgda(seed: int, shape: tuple[int, int]) -> None:
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
-    torch.testing.assert_close(SDMGrad(shape[0], lamda=0.0).coefficients(gram), MGDA(shape[0]).coefficients(gram))
+    torch.testing.assert_close(
+        SDMGrad(shape[0], reduction="mean", lamda=0.0).coefficients(gram), MGDA(shape[0]).coefficients(gram)
+    )
 
 
 @FAST
@@ -30,7 +32,7 @@ def test_large_lambda_tends_to_the_mean(seed: int, shape: tuple[int, int]) -> No
     mean = torch.full((shape[0],), 1.0 / shape[0], dtype=torch.float64)
     for lamda in (1e2, 1e4, 1e6):
         # c = (w + λ/K)/(1 + λ) with w on the simplex: |c − 1/K| ≤ 1/(1 + λ).
-        gap = (SDMGrad(shape[0], lamda=lamda).coefficients(gram) - mean).abs().max()
+        gap = (SDMGrad(shape[0], reduction="mean", lamda=lamda).coefficients(gram) - mean).abs().max()
         assert float(gap) <= 1 / (1 + lamda)
     assert float(gap) > 0 or shape[0] == 1
 
@@ -43,8 +45,9 @@ def test_direction_minimises_the_regularised_norm_over_the_simplex(
     num_tasks = shape[0]
     jacobian = random_jacobian(seed, *shape)
     gram = jacobian @ jacobian.T
-    plain = SDMGrad(num_tasks, lamda=lamda, rescale=False).coefficients(gram)
-    torch.testing.assert_close(SDMGrad(num_tasks, lamda=lamda).coefficients(gram), plain / (1 + lamda))
+    plain = SDMGrad(num_tasks, reduction="mean", lamda=lamda, rescale=False).coefficients(gram)
+    rescaled = SDMGrad(num_tasks, reduction="mean", lamda=lamda).coefficients(gram)
+    torch.testing.assert_close(rescaled, plain / (1 + lamda))
     weights = plain - lamda / num_tasks  # the paper's direction g_w + λg₀
     assert bool((weights >= -1e-12).all()) and abs(float(weights.sum()) - 1) < 1e-9
     best = float(plain @ gram @ plain)

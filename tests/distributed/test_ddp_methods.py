@@ -33,6 +33,9 @@ CASES: list[tuple[str, dict]] = [
     ("pcgrad", {}),
     ("pcgrad", {"mode": "representation", "weighting": "uw"}),
     ("graddrop", {"mode": "parameters"}),
+    ("graddrop", {"mode": "representation", "leak": 0.25}),
+    ("fairgrad", {"mode": "representation", "alpha": 2.0}),
+    ("sdmgrad", {"mode": "parameters"}),
     ("dbmtl", {"mode": "parameters"}),
     ("gradnorm", {"mode": "parameters"}),
 ]

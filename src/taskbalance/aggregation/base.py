@@ -82,6 +82,9 @@ class GradientAggregation(Method):
     default_mode: ClassVar[Mode] = "parameters"
     # The modes the method is defined for; any other is refused at construction with an error naming the method.
     supported_modes: ClassVar[tuple[str, ...]] = MODES
+    # Set by step() for aggregate() in representation mode: the representation values whose gradients the pieces
+    # are, one per piece (detached); GradDrop weighs the gradients by their sign. Empty outside step().
+    _piece_inputs: tuple[Tensor, ...] = ()
 
     def __init__(
         self,
@@ -201,11 +204,13 @@ class GradientAggregation(Method):
             average_tensors_(pieces)  # the global batch's per-task gradients: O(K·P), exact for every method
         self._reduce_gram = distributed and self.mode == "representation"
         self._own_gradient_scale = loss_scale
+        self._piece_inputs = tuple(targets[i].detach() for i in used) if self.mode == "representation" else ()
         try:
             directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
         finally:
             self._reduce_gram = False
             self._own_gradient_scale = 1.0
+            self._piece_inputs = ()  # not kept: they hold the activations' memory
         self.last_weights = weights.detach()
 
         directions = [

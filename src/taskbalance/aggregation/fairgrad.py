@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.cagrad import REDUCTIONS
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.method import Representation, SharedParameters, TaskLosses, is_unscaled
 
 # Step sizes 1, ½, ¼, … tried at once by the backtracking line search of the solver (branch-free, no host sync).
 _STEP_FRACTIONS = 30
@@ -70,9 +72,32 @@ def alpha_fair_weights(gram: Tensor, alpha: float, iterations: int = 50) -> Tens
     return (weights / scale.pow(alpha / (alpha + 1))).to(gram.dtype)
 
 
+def clip_shared_gradients(shared: list[nn.Parameter], max_norm: float, loss_scale: float | Tensor = 1.0) -> Tensor:
+    """Clip the total norm of the update held in the ``.grad`` of ``shared`` to ``max_norm``; return the factor.
+
+    The factor is ``min(1, max_norm / (|d| + 1e-6))``, that of ``torch.nn.utils.clip_grad_norm_`` (which does the
+    clipping, with no host sync), so that a method multiplies its ``last_weights`` by it and ``d = Σ_k last_weights_k
+    ∇L_k`` holds for the clipped d; it is 1 where the norm is not finite (an overflowing step, which the GradScaler
+    skips). The gradients of a mixed-precision step hold ``loss_scale`` × the update, so the limit is scaled alike.
+    FairGrad and SDMGrad clip after their step as the authors' code does (``WeightMethod.backward``), as Nash-MTL.
+
+    Example:
+        >>> p = nn.Parameter(torch.zeros(2))
+        >>> p.grad = torch.tensor([3.0, 4.0])  # |d| = 5
+        >>> factor = clip_shared_gradients([p], max_norm=1.0)
+        >>> p.grad, factor
+        (tensor([0.6000, 0.8000]), tensor(0.2000))
+    """
+    limit = max_norm * (1.0 if is_unscaled(loss_scale) else float(loss_scale))
+    total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)
+    factor = (limit / (total + 1e-6)).clamp(max=1.0)
+    return torch.where(torch.isfinite(total), factor, torch.ones_like(factor))
+
+
 @AGGREGATIONS.register("fairgrad")
 class FairGrad(GramAggregation):
-    """FairGrad: ``d = Σ_k w_k g_k`` with ``w > 0`` solving ``(Gw)_k = w_k^(−1/α)`` for every task k.
+    """FairGrad: ``d = K·Σ_k w_k g_k`` with ``w > 0`` solving ``(Gw)_k = w_k^(−1/α)`` for every task k, then the
+    shared gradient clipped to norm ``max_norm``.
 
     Ban & Ji 2024, "Fair Resource Allocation in Multi-Task Learning" (ICML). The update maximises the α-fair utility
     ``Σ_k (g_k·d)^(1−α)/(1−α)`` (``Σ_k log(g_k·d)`` for α = 1) over a ball of directions; its stationarity condition
@@ -82,7 +107,16 @@ class FairGrad(GramAggregation):
 
     As in the paper and the authors' code, the Gram matrix is not normalised, so multiplying every task gradient by
     s multiplies the direction by ``s^((1−α)/(1+α))``: α = 1 gives a direction whose length does not depend on the
-    gradients' scale. α = 1.0 is the code's default; the authors' scripts use α = 2 for CelebA and QM9.
+    gradients' scale, α > 1 one that grows as the gradients shrink. α = 1.0 is the code's default; the authors'
+    scripts use α = 2 for CelebA and QM9.
+
+    Scale, as in the authors' code (``OptMN-Lab/fairgrad``, ``methods/weight_methods.py``): it multiplies the
+    direction by K ("to match the sum loss"; ``reduction="sum"``, the default; ``reduction="mean"`` is the paper's
+    ``Σ_k w_k g_k``), and then clips the shared parameters' gradient to total norm ``max_norm=1.0`` (its experiments'
+    default; ``0`` turns it off), which bounds the step of α > 1 as the gradients vanish. The clip is Nash-MTL's:
+    after the step (:func:`clip_shared_gradients`, no host sync), in representation mode on the shared parameters'
+    gradients after the encoder backward. ``last_weights`` is ``K·w·s`` (``w·s`` with ``"mean"``) times the clip
+    factor ``min(1, max_norm / |d|)``, so ``d = Σ_k last_weights_k ∇L_k`` holds for the applied direction.
 
     A solution exists when the task gradients are linearly independent. With ``validate=True`` (one host sync)
     a zero or non-finite task gradient, and a solve that does not reach the equations (relative residual above
@@ -90,25 +124,49 @@ class FairGrad(GramAggregation):
 
     Example:
         >>> import torch
-        >>> FairGrad(2, alpha=1.0).coefficients(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))  # w_k = 1/|g_k|
+        >>> gram = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
+        >>> FairGrad(2, alpha=1.0, reduction="mean").coefficients(gram)  # w_k = 1/|g_k|
         tensor([1.0000, 0.5000])
+        >>> FairGrad(2, alpha=1.0).coefficients(gram)  # × K; step() then clips |d| = √8 to max_norm = 1
+        tensor([2., 1.])
     """
 
-    formula = "d = Σ_k w_k g_k, (Gw)_k = w_k^(−1/α)"
+    formula = "d = K·Σ_k w_k g_k, (Gw)_k = w_k^(−1/α); shared gradient clipped to max_norm"
     paper = "Ban & Ji, ICML 2024"
     hyperparameters: ClassVar[dict[str, str]] = {
         "alpha": "fairness α > 0 (default 1.0: proportional fairness; → 0: the sum; → ∞: max-min fairness)",
         "iterations": "maximum Newton iterations of the solver (default 50; it stops earlier once converged)",
+        "reduction": "'sum' (× K, the authors' code, default) or 'mean' (the paper's d = Σ_k w_k g_k)",
+        "max_norm": "clip the shared parameters' gradient norm to this after the step; 0 = off (default 1.0)",
     }
+    # 1: the authors' × K and max_norm = 1 clipping by default (was the unclipped Σ_k w_k g_k).
+    revision: ClassVar[int] = 1
 
-    def __init__(self, num_tasks: int, *, alpha: float = 1.0, iterations: int = 50, **common: Any) -> None:
+    def __init__(
+        self,
+        num_tasks: int,
+        *,
+        alpha: float = 1.0,
+        iterations: int = 50,
+        reduction: Literal["mean", "sum"] = "sum",
+        max_norm: float = 1.0,
+        **common: Any,
+    ) -> None:
         super().__init__(num_tasks, **common)
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < math.inf:
             raise ValueError(f"FairGrad: alpha must be a finite number > 0, got {alpha!r}")
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"FairGrad: iterations must be a positive int, got {iterations!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"FairGrad: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
+            raise ValueError(
+                f"FairGrad: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}"
+            )
         self.alpha = float(alpha)
         self.iterations = iterations
+        self.reduction: Literal["mean", "sum"] = reduction
+        self.max_norm = float(max_norm)
 
     def coefficients(self, gram: Tensor) -> Tensor:
         if self.validate:
@@ -125,7 +183,22 @@ class FairGrad(GramAggregation):
                     f"iterations (relative residual {error:.3g}); the task gradients are linearly dependent (e.g. two "
                     "opposite gradients) or nearly so"
                 )
-        return weights.to(gram.dtype)
+        return weights.to(gram.dtype) * (gram.shape[0] if self.reduction == "sum" else 1)
+
+    def step(
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
+        loss_scale: float | Tensor = 1.0,
+    ) -> None:
+        shared = self.trainable_shared(shared_parameters)
+        weights_before = self.last_weights
+        super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
+        if self.max_norm > 0:
+            factor = clip_shared_gradients(shared, self.max_norm, loss_scale)
+            if self.last_weights is not weights_before:  # (a skipped step leaves the previous step's weights)
+                self.last_weights = self.last_weights * factor.to(self.last_weights)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, alpha={self.alpha}, iterations={self.iterations}"
+        return (
+            f"{super().extra_repr()}, alpha={self.alpha}, iterations={self.iterations}, "
+            f"reduction={self.reduction!r}, max_norm={self.max_norm}"
+        )
