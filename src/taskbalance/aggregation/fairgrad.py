@@ -6,13 +6,14 @@ import math
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.cagrad import REDUCTIONS
+from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients
-from taskbalance.method import Representation, SharedParameters, TaskLosses, is_unscaled
+from taskbalance.method import Representation, SharedParameters, TaskLosses
 
 # Step sizes 1, ½, ¼, … tried at once by the backtracking line search of the solver (branch-free, no host sync).
 _STEP_FRACTIONS = 30
@@ -72,28 +73,6 @@ def alpha_fair_weights(gram: Tensor, alpha: float, iterations: int = 50) -> Tens
     return (weights / scale.pow(alpha / (alpha + 1))).to(gram.dtype)
 
 
-def clip_shared_gradients(shared: list[nn.Parameter], max_norm: float, loss_scale: float | Tensor = 1.0) -> Tensor:
-    """Clip the total norm of the update held in the ``.grad`` of ``shared`` to ``max_norm``; return the factor.
-
-    The factor is ``min(1, max_norm / (|d| + 1e-6))``, that of ``torch.nn.utils.clip_grad_norm_`` (which does the
-    clipping, with no host sync), so that a method multiplies its ``last_weights`` by it and ``d = Σ_k last_weights_k
-    ∇L_k`` holds for the clipped d; it is 1 where the norm is not finite (an overflowing step, which the GradScaler
-    skips). The gradients of a mixed-precision step hold ``loss_scale`` × the update, so the limit is scaled alike.
-    FairGrad and SDMGrad clip after their step as the authors' code does (``WeightMethod.backward``), as Nash-MTL.
-
-    Example:
-        >>> p = nn.Parameter(torch.zeros(2))
-        >>> p.grad = torch.tensor([3.0, 4.0])  # |d| = 5
-        >>> factor = clip_shared_gradients([p], max_norm=1.0)
-        >>> p.grad, factor
-        (tensor([0.6000, 0.8000]), tensor(0.2000))
-    """
-    limit = max_norm * (1.0 if is_unscaled(loss_scale) else float(loss_scale))
-    total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)
-    factor = (limit / (total + 1e-6)).clamp(max=1.0)
-    return torch.where(torch.isfinite(total), factor, torch.ones_like(factor))
-
-
 @AGGREGATIONS.register("fairgrad")
 class FairGrad(GramAggregation):
     """FairGrad: ``d = K·Σ_k w_k g_k`` with ``w > 0`` solving ``(Gw)_k = w_k^(−1/α)`` for every task k, then the
@@ -114,9 +93,10 @@ class FairGrad(GramAggregation):
     direction by K ("to match the sum loss"; ``reduction="sum"``, the default; ``reduction="mean"`` is the paper's
     ``Σ_k w_k g_k``), and then clips the shared parameters' gradient to total norm ``max_norm=1.0`` (its experiments'
     default; ``0`` turns it off), which bounds the step of α > 1 as the gradients vanish. The clip is Nash-MTL's:
-    after the step (:func:`clip_shared_gradients`, no host sync), in representation mode on the shared parameters'
-    gradients after the encoder backward. ``last_weights`` is ``K·w·s`` (``w·s`` with ``"mean"``) times the clip
-    factor ``min(1, max_norm / |d|)``, so ``d = Σ_k last_weights_k ∇L_k`` holds for the applied direction.
+    after the step (:func:`~taskbalance.aggregation.clipping.clip_shared_gradients`, no host sync), in
+    representation mode on the shared parameters' gradients after the encoder backward. ``last_weights`` is
+    ``K·w·s`` (``w·s`` with ``"mean"``) times the clip factor ``min(1, max_norm / |d|)``, so
+    ``d = Σ_k last_weights_k ∇L_k`` holds for the applied direction.
 
     A solution exists when the task gradients are linearly independent. With ``validate=True`` (one host sync)
     a zero or non-finite task gradient, and a solve that does not reach the equations (relative residual above
@@ -159,14 +139,10 @@ class FairGrad(GramAggregation):
             raise ValueError(f"FairGrad: iterations must be a positive int, got {iterations!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"FairGrad: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
-            raise ValueError(
-                f"FairGrad: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}"
-            )
         self.alpha = float(alpha)
         self.iterations = iterations
         self.reduction: Literal["mean", "sum"] = reduction
-        self.max_norm = float(max_norm)
+        self.max_norm = check_max_norm("FairGrad", max_norm)
 
     def coefficients(self, gram: Tensor) -> Tensor:
         if self.validate:
@@ -192,10 +168,7 @@ class FairGrad(GramAggregation):
         shared = self.trainable_shared(shared_parameters)
         weights_before = self.last_weights
         super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
-        if self.max_norm > 0:
-            factor = clip_shared_gradients(shared, self.max_norm, loss_scale)
-            if self.last_weights is not weights_before:  # (a skipped step leaves the previous step's weights)
-                self.last_weights = self.last_weights * factor.to(self.last_weights)
+        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)
 
     def extra_repr(self) -> str:
         return (

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from taskbalance.aggregation.base import GramAggregation
+from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients, nash_bargaining
@@ -84,10 +85,8 @@ class NashMTL(GramAggregation):
         every = update_weights_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"NashMTL: update_weights_every must be a positive int, got {every!r}")
-        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
-            raise ValueError(f"NashMTL: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}")
         self.iterations = iterations
-        self.max_norm = float(max_norm)
+        self.max_norm = check_max_norm("NashMTL", max_norm)
         self.update_weights_every = every
         self.steps = 0
         self._solved = False  # set by coefficients(): whether step() reached the solver
@@ -133,17 +132,7 @@ class NashMTL(GramAggregation):
             # counting it makes the next step solve instead of reusing a stale α for update_weights_every − 1 steps.
             if self._solved:
                 self.steps += 1
-        if self.max_norm > 0:
-            # The gradients hold loss_scale × the update: clip the update's norm at max_norm.
-            scale = 1.0 if is_unscaled(loss_scale) else float(loss_scale)
-            limit = self.max_norm * scale
-            total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)
-            if self.last_weights is not weights_before:  # (a skipped step leaves the previous step's weights)
-                # clip_grad_norm_'s own factor, so that d = Σ_k last_weights_k ∇L_k holds for the clipped d; a
-                # non-finite norm (an overflow of the reused-α path, skipped by the GradScaler) leaves α·s.
-                factor = (limit / (total + 1e-6)).clamp(max=1.0)
-                factor = torch.where(torch.isfinite(total), factor, torch.ones_like(factor))
-                self.last_weights = self.last_weights * factor.to(self.last_weights)
+        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)
 
     def _backward_with_last_alpha(
         self, losses: Tensor | Sequence[Tensor], shared: list[nn.Parameter], loss_scale: float | Tensor

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.cagrad import REDUCTIONS
-from taskbalance.aggregation.fairgrad import clip_shared_gradients
+from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients, min_norm_coefficients
 from taskbalance.method import Representation, SharedParameters, TaskLosses
@@ -36,7 +36,7 @@ class SDMGrad(GramAggregation):
     default). ``rescale=True``, ``reduction="sum"`` and ``max_norm=1.0`` (the defaults) follow the code;
     ``rescale=False`` is the paper's ``g_w + λg₀``, ``reduction="mean"`` leaves out the × K and ``max_norm=0`` the
     clip. The clip is Nash-MTL's: after the step
-    (:func:`~taskbalance.aggregation.fairgrad.clip_shared_gradients`, no host sync), in representation mode on the
+    (:func:`~taskbalance.aggregation.clipping.clip_shared_gradients`, no host sync), in representation mode on the
     shared parameters' gradients after the encoder backward; ``last_weights`` includes the clip factor
     ``min(1, max_norm / |d|)``, so ``d = Σ_k last_weights_k ∇L_k`` holds for the applied direction. λ = 0.3 is the
     authors' choice for NYUv2 and Cityscapes.
@@ -78,12 +78,10 @@ class SDMGrad(GramAggregation):
             raise ValueError(f"SDMGrad: lamda must be a finite number >= 0, got {lamda!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"SDMGrad: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or not 0 <= max_norm < math.inf:
-            raise ValueError(f"SDMGrad: max_norm must be a finite number >= 0 (0 turns clipping off), got {max_norm!r}")
         self.lamda = float(lamda)
         self.rescale = bool(rescale)
         self.reduction: Literal["mean", "sum"] = reduction
-        self.max_norm = float(max_norm)
+        self.max_norm = check_max_norm("SDMGrad", max_norm)
 
     def coefficients(self, gram: Tensor) -> Tensor:
         check_task_gradients(self, torch.diagonal(gram))
@@ -106,10 +104,7 @@ class SDMGrad(GramAggregation):
         shared = self.trainable_shared(shared_parameters)
         weights_before = self.last_weights
         super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
-        if self.max_norm > 0:
-            factor = clip_shared_gradients(shared, self.max_norm, loss_scale)
-            if self.last_weights is not weights_before:  # (a skipped step leaves the previous step's weights)
-                self.last_weights = self.last_weights * factor.to(self.last_weights)
+        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)
 
     def extra_repr(self) -> str:
         return (
