@@ -22,8 +22,9 @@ class FAMO(LossWeighting):
     the tasks' log-loss decrease over a step, ``δ_k = log L_k(θ_t) − log L_k(θ_{t+1})``:
     ``ξ ← Adam step on J_softmax(ξ)ᵀδ + γξ`` (lr 0.025, the authors'; γ = 1e-3, LibMTL's default and the authors'
     QM9 script's — their code's default is 0.01 (``experiments/utils.py``), and their run scripts set 0.001 or 0.01
-    by dataset: pass ``weight_decay=0.01`` for theirs). The authors' trainers also clip the shared gradient to norm
-    1 (their ``max_norm``); a loss weighting here leaves the gradient as it is.
+    by dataset: pass ``weight_decay=0.01`` for theirs). No gradient clipping: the authors' ``WeightMethod.backward``
+    (``methods/weight_methods.py``, commit 5b92c20) calls ``clip_grad_norm_(max_norm=1)`` *before*
+    ``loss.backward()``, on the gradients the step has just zeroed, so it clips nothing.
 
     ``same_batch=True`` (default, the paper): δ compares the batch's losses before the step with the *same* batch's
     losses after it, which the caller passes to :meth:`update` after ``optimizer.step()`` (the training loop does
