@@ -8,7 +8,9 @@ measure of Kirchdorfer et al. 2024, arXiv 2408.07985) is
 over the N metrics of the baseline, with M_i the model's metric, B_i the single-task baseline's (same backbone),
 and h_i = 1 when higher is better for metric i, else 0. Lower is better: with this sign convention an improvement
 over the baselines gives a NEGATIVE Δm (an accuracy up by 1 % of its baseline contributes −1, an error down by
-1 % contributes −1 as well).
+1 % contributes −1 as well). This is the sign of the tables of Navon et al. 2022 (Nash-MTL), Liu et al. 2023 (FAMO)
+and Elich et al. 2024, whose published Δm the test suite recomputes from their per-metric rows; a paper that
+writes the measure as an average gain (positive = better) differs in sign only.
 
 Metric names are the protocol's ``"task/metric"`` keys, but any names work as long as the three mappings agree.
 """
