@@ -46,7 +46,8 @@ class StepPasses:
     Attributes:
         forward: forward passes of the whole model (FAMO's second one measures the same batch after the step).
         encoder_backward: backward passes through the shared encoder (a gradient method in parameters mode: one
-            per task); the heads are backpropagated once each in every case.
+            per task; a mean over steps where a method alternates, Nash-MTL with ``update_weights_every``); the
+            heads are backpropagated once each in every case.
 
     A backward pass costs about twice its forward pass (the gradients with respect to each layer's input and to its
     weights), so a step costs ``forward·F + 2·(encoder_backward·F_shared + F_heads)`` FLOPs, with ``F`` the
@@ -57,8 +58,8 @@ class StepPasses:
         730
     """
 
-    forward: int = 1
-    encoder_backward: int = 1
+    forward: float = 1
+    encoder_backward: float = 1
 
     def flops(self, *, shared: float, heads: float) -> float:
         return self.forward * (shared + heads) + 2 * (self.encoder_backward * shared + heads)

@@ -120,6 +120,16 @@ def test_famo_measuring_consecutive_batches_needs_no_second_forward_pass() -> No
     assert FAMO.step_passes(3, {"same_batch": False}) == StepPasses() != FAMO.step_passes(3, {})
 
 
+def test_nash_mtl_reusing_alpha_counts_one_encoder_backward_on_the_steps_between_solves() -> None:
+    from taskbalance.aggregation import NashMTL
+    from taskbalance.method import StepPasses
+
+    assert NashMTL.step_passes(3, {}) == StepPasses(encoder_backward=3)
+    assert NashMTL.step_passes(3, {"update_weights_every": 4}) == StepPasses(encoder_backward=1.5)
+    assert NashMTL.step_passes(3, {"update_weights_every": 4, "mode": "representation"}) == StepPasses()
+    assert NashMTL.step_passes(3, {"update_weights_every": 0}) == StepPasses(encoder_backward=3)  # refused later
+
+
 def test_a_task_the_preset_does_not_know_is_named() -> None:
     spec = PRESETS["cityscapes-segnet"].spec(["segmentation", "albedo"], methods=["ew"])
     with pytest.raises(ValueError, match="albedo"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -15,7 +15,7 @@ from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients, nash_bargaining
 from taskbalance.distributed import is_distributed
-from taskbalance.method import Representation, SharedParameters, TaskLosses, is_unscaled
+from taskbalance.method import Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
 
 # The largest relative residual |Gα − 1/α| / max(1/α) that validate accepts (FairGrad's threshold).
 _RESIDUAL_TOLERANCE = 1e-6
@@ -91,6 +91,21 @@ class NashMTL(GramAggregation):
         self.steps = 0
         self._solved = False  # set by coefficients(): whether step() reached the solver
         self.register_buffer("alpha", torch.ones(num_tasks))
+
+    @classmethod
+    def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
+        """In parameters mode K encoder backward passes on a solve step and one on each of the
+        ``update_weights_every − 1`` steps that reuse α: their mean per step.
+
+        Example:
+            >>> NashMTL.step_passes(3, {"update_weights_every": 4})  # (3 + 1 + 1 + 1) / 4
+            StepPasses(forward=1, encoder_backward=1.5)
+        """
+        passes = super().step_passes(num_tasks, options)
+        every = options.get("update_weights_every", 1)
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 1:
+            return passes  # (a bad value is named when the method is built)
+        return StepPasses(encoder_backward=(passes.encoder_backward + every - 1) / every)
 
     def coefficients(self, gram: Tensor) -> Tensor:
         check_task_gradients(self, torch.diagonal(gram), "Gα = 1/α needs every gradient non-zero")
