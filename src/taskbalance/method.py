@@ -97,6 +97,8 @@ class Method(nn.Module):
     revision: ClassVar[int] = 0
     # Methods that divide by or take the log of a loss need every loss > 0, not just finite.
     requires_positive_losses: bool = False
+    # Why, for the error message a loss ≤ 0 gets (the method's name comes first).
+    positive_losses_reason: ClassVar[str] = "divides by or takes the log of each loss"
     # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).
     uses_task_likelihoods: ClassVar[bool] = False
 
@@ -213,8 +215,8 @@ class Method(nn.Module):
                 raise ValueError(f"{name}: {what} of {self.task_label(index)} is {value}; every loss must be finite")
             if positive and value <= 0:
                 raise ValueError(
-                    f"{name}: {what} of {self.task_label(index)} is {value}; {name} divides by or takes the log of "
-                    "each loss, so every loss must be > 0"
+                    f"{name}: {what} of {self.task_label(index)} is {value}; {name} {self.positive_losses_reason}, "
+                    "so every loss must be > 0"
                 )
         raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
 

@@ -39,6 +39,7 @@ class DWA(LossWeighting):
     """
 
     formula = "K·softmax_k(r_k/T)·L_k, r_k = L̄_k(t−1)/L̄_k(t−2); ω = 1 for epochs 1–2"
+    positive_losses_reason: ClassVar[str] = "divides by each task's epoch-mean loss"
     paper = "Liu, Johns & Davison, CVPR 2019 (MTAN)"
     hyperparameters: ClassVar[dict[str, str]] = {"temperature": "softmax temperature T > 0 (default 2.0)"}
 

@@ -29,7 +29,15 @@ class UW(LossWeighting):
     ``total`` is the sum over tasks. ``last_weights`` is ``c_k·e^(−s_k)`` with ``c_k = ½`` (regression) or
     ``1`` (classification): the factor each loss is multiplied by (the ``½·s_k`` term is not a weight).
     The log-variances are the ``nn.Parameter`` ``log_variances``: hand ``method.parameters()`` to the optimizer
-    (without weight decay) and they are saved in ``state_dict``.
+    (without weight decay) and they are saved in ``state_dict``. Every loss must be > 0: for ``L_k ≤ 0`` the
+    objective has no minimum over ``s_k``, which would grow without bound (weights of 1e20 after a few thousand
+    steps), so such a loss raises a ``ValueError`` naming the task.
+
+    The benchmark builds UW with each task's likelihood form (``Task.likelihood``: classification for
+    cross-entropy tasks) and ``init = 0``. LibMTL's UW, which Kirchdorfer et al. 2024 compare against, uses the
+    regression form for every task and starts from −0.5: ``kinds=["regression"] * K, init=-0.5``. Both reach the
+    same weights ``1/(2·L_k)``; they start from different ones (here 1 for a classification task and ½ for a
+    regression task, there ½·e^0.5 ≈ 0.82 for every task).
 
     Args:
         num_tasks: K.
@@ -52,6 +60,11 @@ class UW(LossWeighting):
     }
 
     uses_task_likelihoods = True
+    # c·e^(−s)·L + ½s has its minimum at e^s = 2c·L only for L > 0; for L ≤ 0 s grows without bound (a weight of 1e20).
+    requires_positive_losses = True
+    positive_losses_reason: ClassVar[str] = (
+        "learns each task's weight from its loss (c·e^(−s)·L + ½s has no minimum over s for L ≤ 0)"
+    )
 
     log_variances: nn.Parameter
     loss_factors: Tensor
