@@ -96,5 +96,14 @@ class UW(LossWeighting):
         total = (weights * losses).sum() + 0.5 * self.log_variances.sum()
         return total, weights
 
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        # The factors are saved (they follow .to(device)) but are set by kinds: a state of other kinds would
+        # silently change the likelihood forms while kinds still showed the old ones.
+        saved = state_dict.get(prefix + "loss_factors")
+        if saved is not None and not torch.equal(saved.to(self.loss_factors), self.loss_factors):
+            forms = ["regression" if float(c) == 0.5 else "classification" for c in saved.tolist()]
+            raise ValueError(f"UW: the state is of a UW with kinds {forms}, this one has kinds {self.kinds}")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return f"num_tasks={self.num_tasks}, kinds={self.kinds}"

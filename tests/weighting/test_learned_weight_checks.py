@@ -1,4 +1,4 @@
-"""UW and IMTL-L learn a weight from each loss: a loss ≤ 0 has no optimum, so it is refused, naming the task."""
+"""UW and IMTL-L learn a weight from each loss: a loss ≤ 0 is refused by name; a UW state loads only into the same forms."""
 
 import pytest
 import torch
@@ -22,3 +22,12 @@ def test_dwa_names_what_it_divides_by() -> None:
     method.end_epoch(torch.tensor([1.0, 1.0]))
     with pytest.raises(ValueError, match=r"DWA divides by each task's epoch-mean loss, so every loss must be > 0"):
         method.end_epoch(torch.tensor([0.0, 1.0]))
+
+
+def test_uw_refuses_the_state_of_a_uw_with_other_likelihood_forms() -> None:
+    classification = UW(2, kinds=["classification", "classification"])
+    regression = UW(2)
+    with pytest.raises(ValueError, match=r"kinds \['classification', 'classification'\], this one has kinds "
+                                         r"\['regression', 'regression'\]"):
+        regression.load_state_dict(classification.state_dict())
+    UW(2).load_state_dict(regression.state_dict())  # the same forms load
