@@ -1,4 +1,4 @@
-"""UW and IMTL-L learn a weight from each loss: a loss ≤ 0 is refused by name; a UW state loads only into the same forms."""
+"""UW and IMTL-L learn weights from the losses: a loss ≤ 0 is refused by name; a UW state loads into the same forms."""
 
 import pytest
 import torch
