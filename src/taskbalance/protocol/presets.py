@@ -62,7 +62,8 @@ class Preset:
         lrs: learning-rate grid.
         temperatures: UW-SO's temperature grid.
         search: ``"one_seed"`` or ``"all_seeds"``.
-        methods: the methods compared.
+        methods: the methods compared; :meth:`spec` leaves out those whose grid the trained tasks do not allow
+            (Scalarization's simplex for the 40 CelebA tasks).
         seeds: the reported seeds.
         needs_data_root: the dataset is read from files named by ``--data-root``.
         num_train: training samples per epoch (for the compute estimate of the dry run).
@@ -114,6 +115,12 @@ class Preset:
             "search": self.search,
         }
         values.update(changes)
+        if "methods" not in changes:
+            # A method whose grid needs more than the trained tasks allow is left out: Scalarization's simplex of 40
+            # CelebA tasks, but not of 3 of them.
+            trained = values["run"].tasks or values["task_names"]
+            space = SearchSpace(num_tasks=len(trained), temperatures=tuple(values["temperatures"]))
+            values["methods"] = [m for m in self.methods if _has_grid(m, space)]
         return BenchSpec(**values)
 
 
@@ -133,11 +140,10 @@ def _paper(
 ) -> Preset:
     """A setup of the paper: its LR grid, every grid point on every seed, Adam with RunConfig's weight decay 1e-5."""
     temperatures = CITYSCAPES_TEMPERATURES if run["dataset"] == "cityscapes" else PAPER_TEMPERATURES
-    space = SearchSpace(num_tasks=len(heads), temperatures=temperatures)
-    methods = tuple(m for m in PAPER_METHODS if _has_grid(m, space))
     return Preset(
         name=name, summary=summary, run=RunConfig(**run), heads=heads, input_shape=input_shape, lrs=PAPER_LRS,
-        temperatures=temperatures, search="all_seeds", methods=methods, needs_data_root=True, num_train=splits[0],
+        temperatures=temperatures, search="all_seeds", methods=PAPER_METHODS, needs_data_root=True,
+        num_train=splits[0],
         num_evaluated=splits[1] + splits[2],
     )
 
