@@ -912,6 +912,10 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
         "multilenet's shared parameters), not the paper's DeepLabV3+; its part searches lr {1e-3, 1e-2} and T {1, 3, "
         "5, 10, 20}, with its encoder in channels-last memory format (0.72× the step time here, results equal up "
         "to rounding).",
+        "* **UW differs from the paper's:** UW here uses each task's likelihood form (Kendall et al. 2018: no ½ on "
+        "the cross-entropy tasks) and starts from log-variance 0; the paper compares against LibMTL's UW, the "
+        "regression form for every task from −0.5. Both settle on the weights 1/(2·L_k); they start from different "
+        "ones (1, 1 and ½ here, ≈ 0.82 for every task there). The `uw-init` parts start from −2 and +2.",
         "",
         f"Runs in the store: {sum(1 for s in statuses.values() if s == 'finished')} finished, "
         f"{sum(1 for s in statuses.values() if s == 'running')} queued or training when the snapshot was taken, "
