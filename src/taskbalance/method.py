@@ -92,12 +92,16 @@ class Method(nn.Module):
     paper: ClassVar[str] = ""
     hyperparameters: ClassVar[dict[str, str]] = {}
     # Raised by one whenever the method's behaviour under the same options changes (a corrected formula, a new
-    # default): a revision above 0 enters the identity of every run of the method (``RunConfig.run_id``), so a store
-    # never passes a run trained by the old behaviour off as one of the new.
+    # default, other recorded weights): a revision above 0 enters the identity of every run of the method
+    # (``RunConfig.run_id``), so a store never passes a run trained by the old behaviour off as one of the new.
+    # Not raised for fixes that change only error paths or the steps fp16's GradScaler skips.
     revision: ClassVar[int] = 0
     # Methods that divide by or take the log of a loss need every loss > 0, not just finite.
     requires_positive_losses: bool = False
-    # Why, for the error message a loss ≤ 0 gets (the method's name comes first).
+    # Methods that learn a weight from each loss (UW, IMTL-L) need every loss ≥ 0; 0 is a task with nothing to learn
+    # in this batch (a segmentation batch whose every pixel is ignored).
+    requires_nonnegative_losses: ClassVar[bool] = False
+    # Why, for the error message a loss ≤ 0 (< 0) gets (the method's name comes first).
     positive_losses_reason: ClassVar[str] = "divides by or takes the log of each loss"
     # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).
     uses_task_likelihoods: ClassVar[bool] = False
@@ -154,7 +158,8 @@ class Method(nn.Module):
             losses: ``[K]``, the batch's task losses after the step.
             applied: whether the optimizer applied the step: ``False`` when mixed precision's ``GradScaler`` skipped
                 it for an overflow (the parameters did not move, so nothing the method measures after it is the
-                step's effect). A 0-dim bool tensor under fp16, so that the loop needs no host sync to pass it.
+                step's effect). A 0-dim bool tensor under fp16, so that the loop needs no host sync to pass it; the
+                loop passes it only under fp16, so an override without the keyword still runs in fp32 and bf16.
         """
 
     @classmethod
@@ -192,31 +197,38 @@ class Method(nn.Module):
                 f"{name}: {what} must be a 1-D tensor of {self.num_tasks} task losses, got shape {tuple(losses.shape)}"
             )
 
-    def check_losses(self, losses: Tensor, *, positive: bool, what: str = "losses") -> None:
-        """Check the shape, then (if ``validate``) that every value is finite and, if ``positive``, > 0."""
+    def check_losses(self, losses: Tensor, *, positive: bool, what: str = "losses", nonnegative: bool = False) -> None:
+        """Check the shape, then (if ``validate``) that every value is finite and, if ``positive``, > 0 (if
+        ``nonnegative``, ≥ 0)."""
         self.check_shape(losses, what)
         if self.validate:
-            self.check_values(losses.detach(), positive=positive, what=what)
+            self.check_values(losses.detach(), positive=positive, what=what, nonnegative=nonnegative)
 
-    def check_values(self, values: Tensor, *, positive: bool, what: str = "losses") -> None:
-        """Raise a ``ValueError`` naming the task and value unless every value is finite (and > 0 if ``positive``).
+    def check_values(self, values: Tensor, *, positive: bool, what: str = "losses", nonnegative: bool = False) -> None:
+        """Raise a ``ValueError`` naming the task and value unless every value is finite (and > 0 if ``positive``,
+        ≥ 0 if ``nonnegative``).
 
         One combined reduction is read on the host; the detailed message is built only on failure.
         """
-        # NaN fails both comparisons, so the positive check also rejects NaN and ±inf.
-        ok = ((values > 0) & (values < math.inf)).all() if positive else torch.isfinite(values).all()
+        # NaN fails both comparisons, so the bounded checks also reject NaN and ±inf.
+        if positive:
+            ok = ((values > 0) & (values < math.inf)).all()
+        elif nonnegative:
+            ok = ((values >= 0) & (values < math.inf)).all()
+        else:
+            ok = torch.isfinite(values).all()
         if not bool(ok):
-            self._raise_bad_value(values, positive=positive, what=what)
+            self._raise_bad_value(values, positive=positive, nonnegative=nonnegative, what=what)
 
-    def _raise_bad_value(self, values: Tensor, *, positive: bool, what: str) -> None:
+    def _raise_bad_value(self, values: Tensor, *, positive: bool, nonnegative: bool, what: str) -> None:
         name = type(self).__name__
         for index, value in enumerate(values.tolist()):
             if not math.isfinite(value):
                 raise ValueError(f"{name}: {what} of {self.task_label(index)} is {value}; every loss must be finite")
-            if positive and value <= 0:
+            if (positive and value <= 0) or (nonnegative and value < 0):
                 raise ValueError(
                     f"{name}: {what} of {self.task_label(index)} is {value}; {name} {self.positive_losses_reason}, "
-                    "so every loss must be > 0"
+                    f"so every loss must be {'> 0' if positive else '≥ 0'}"
                 )
         raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
 

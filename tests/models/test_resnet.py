@@ -181,7 +181,7 @@ def test_the_cifar_stem_model_trains_every_parameter() -> None:
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-def test_the_default_stem_is_the_unchanged_imagenet_network() -> None:
+def test_the_default_stem_is_the_imagenet_network() -> None:
     torch.manual_seed(3)
     default = MODELS.create("resnet18", heads=CELEBA_40)
     torch.manual_seed(3)

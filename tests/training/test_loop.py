@@ -141,3 +141,20 @@ def test_labels_the_loss_cannot_learn_from_fail_before_the_first_step(monkeypatc
     with pytest.raises(ValueError, match=r"task 'cls': target label 3 is outside \[0, 3\)"):
         train(config(epochs=1), data=data)
     assert steps == []
+
+
+@pytest.mark.parametrize(("method", "options"), [("famo", {}), ("pcgrad", {"weighting": "famo"})])
+def test_an_after_step_without_the_applied_keyword_still_runs_in_fp32(
+    monkeypatch: pytest.MonkeyPatch, method: str, options: dict
+) -> None:
+    from taskbalance.weighting import FAMO
+
+    calls: list[int] = []
+
+    def old_signature(self: FAMO, losses: torch.Tensor) -> None:  # as written before `applied` existed
+        calls.append(1)
+        self.update(losses)
+
+    monkeypatch.setattr(FAMO, "after_step", old_signature)
+    train(config(method=method, method_options=options, epochs=1), data=synthetic_data())
+    assert len(calls) == 6

@@ -1,4 +1,4 @@
-"""UW and IMTL-L learn weights from the losses: a loss ≤ 0 is refused by name; a UW state loads into the same forms."""
+"""UW and IMTL-L learn weights from the losses: a loss < 0 is refused by name; a UW state loads into the same forms."""
 
 import pytest
 import torch
@@ -6,15 +6,15 @@ import torch
 from taskbalance.weighting import DWA, IMTLL, UW
 
 
-@pytest.mark.parametrize("value", [0.0, -0.5])
 @pytest.mark.parametrize(
     ("cls", "why"), [(UW, "UW learns each task's weight"), (IMTLL, "IMTLL learns each task's scale")]
 )
-def test_a_loss_of_at_most_zero_is_refused_with_the_reason(cls: type, why: str, value: float) -> None:
+def test_a_negative_loss_is_refused_with_the_reason_and_zero_is_accepted(cls: type, why: str) -> None:
     method = cls(2, task_names=["seg", "depth"])
-    with pytest.raises(ValueError, match=rf"task 1 \('depth'\) is {value}; {why}.*must be > 0"):
-        method(torch.tensor([1.0, value]))
-    method(torch.tensor([1.0, 0.5]))  # positive losses pass
+    with pytest.raises(ValueError, match=rf"task 1 \('depth'\) is -0.5; {why}.*must be ≥ 0"):
+        method(torch.tensor([1.0, -0.5]))
+    # 0: a segmentation batch whose every pixel is ignored has nothing to learn, not a broken loss.
+    assert torch.isfinite(method(torch.tensor([0.0, 0.5])))
 
 
 def test_dwa_names_what_it_divides_by() -> None:

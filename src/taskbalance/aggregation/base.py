@@ -259,7 +259,11 @@ class GradientAggregation(Method):
 
     def after_step(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
         """After-step hook, forwarded to the composed weighting."""
-        if self.weighting is not None:
+        if self.weighting is None:
+            return
+        if applied is True:  # a weighting's after_step(self, losses) written before `applied` existed still runs
+            self.weighting.after_step(losses)
+        else:
             self.weighting.after_step(losses, applied=applied)
 
     # ----------------------------------------------------------------------------------------------- helpers

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from taskbalance.method import Method, is_unscaled
+from taskbalance.aggregation.base import GradientAggregation
+from taskbalance.method import Method, Representation, SharedParameters, TaskLosses, is_unscaled
 
 
 def check_max_norm(owner: str, max_norm: object) -> float:
@@ -33,8 +34,9 @@ def clip_shared_gradients(shared: list[nn.Parameter], max_norm: float, loss_scal
         >>> p.grad, factor
         (tensor([0.6000, 0.8000]), tensor(0.2000))
     """
-    limit = max_norm * (1.0 if is_unscaled(loss_scale) else float(loss_scale))
-    total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)
+    # A tensor scale stays a tensor (clip_grad_norm_ takes one): float() of it would sync with the device each step.
+    limit = max_norm * (1.0 if is_unscaled(loss_scale) else loss_scale)
+    total = torch.nn.utils.clip_grad_norm_([p for p in shared if p.grad is not None], limit)  # type: ignore[arg-type]
     factor = (limit / (total + 1e-6)).clamp(max=1.0)
     return torch.where(torch.isfinite(total), factor, torch.ones_like(factor))
 
@@ -52,3 +54,22 @@ def clip_after_step(
     factor = clip_shared_gradients(shared, max_norm, loss_scale)
     if method.last_weights is not weights_before:
         method.last_weights = method.last_weights * factor.to(method.last_weights)
+
+
+class ClipsSharedGradient(GradientAggregation):
+    """Mixin for a gradient method with a ``max_norm`` option that clips the shared gradient after its step.
+
+    Put it before the method's base class (``class FairGrad(ClipsSharedGradient, GramAggregation)``) and set
+    ``self.max_norm`` (:func:`check_max_norm`); :meth:`step` then runs the base step and :func:`clip_after_step`.
+    """
+
+    max_norm: float
+
+    def step(
+        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
+        loss_scale: float | Tensor = 1.0,
+    ) -> None:
+        shared = self.trainable_shared(shared_parameters)
+        weights_before = self.last_weights
+        super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
+        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)

@@ -10,10 +10,9 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.cagrad import REDUCTIONS
-from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
+from taskbalance.aggregation.clipping import ClipsSharedGradient, check_max_norm
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients
-from taskbalance.method import Representation, SharedParameters, TaskLosses
 
 # Step sizes 1, ½, ¼, … tried at once by the backtracking line search of the solver (branch-free, no host sync).
 _STEP_FRACTIONS = 30
@@ -74,7 +73,7 @@ def alpha_fair_weights(gram: Tensor, alpha: float, iterations: int = 50) -> Tens
 
 
 @AGGREGATIONS.register("fairgrad")
-class FairGrad(GramAggregation):
+class FairGrad(ClipsSharedGradient, GramAggregation):
     """FairGrad: ``d = K·Σ_k w_k g_k`` with ``w > 0`` solving ``(Gw)_k = w_k^(−1/α)`` for every task k, then the
     shared gradient clipped to norm ``max_norm``.
 
@@ -160,15 +159,6 @@ class FairGrad(GramAggregation):
                     "opposite gradients) or nearly so"
                 )
         return weights.to(gram.dtype) * (gram.shape[0] if self.reduction == "sum" else 1)
-
-    def step(
-        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
-        loss_scale: float | Tensor = 1.0,
-    ) -> None:
-        shared = self.trainable_shared(shared_parameters)
-        weights_before = self.last_weights
-        super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
-        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)
 
     def extra_repr(self) -> str:
         return (

@@ -61,6 +61,8 @@ class NashMTL(GramAggregation):
     """
 
     formula = "d = Σ_k α_k g_k, Gα = 1/α; shared gradient clipped to max_norm"
+    # 1: last_weights include the clip factor (the recorded weights change; the update does not).
+    revision: ClassVar[int] = 1
     paper = "Navon et al., ICML 2022"
     hyperparameters: ClassVar[dict[str, str]] = {
         "iterations": "damped Newton iterations of the bargaining solver (default 30)",

@@ -10,14 +10,13 @@ from torch import Tensor
 
 from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.cagrad import REDUCTIONS
-from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
+from taskbalance.aggregation.clipping import ClipsSharedGradient, check_max_norm
 from taskbalance.aggregation.registry import AGGREGATIONS
 from taskbalance.aggregation.solvers import check_task_gradients, min_norm_coefficients
-from taskbalance.method import Representation, SharedParameters, TaskLosses
 
 
 @AGGREGATIONS.register("sdmgrad")
-class SDMGrad(GramAggregation):
+class SDMGrad(ClipsSharedGradient, GramAggregation):
     """SDMGrad: ``w = argmin_{w ∈ Δ_K} ½|g_w + λg₀|²``, ``d = K·(g_w + λg₀)/(1 + λ)`` (``g_w = Σ_k w_k g_k``,
     ``g₀ = (1/K)Σ_k g_k``), then the shared gradient clipped to norm ``max_norm``.
 
@@ -26,8 +25,9 @@ class SDMGrad(GramAggregation):
     gradient g₀. The paper's SDMGrad solves it by projected SGD on independent mini-batches; here it is solved
     exactly on one batch's Gram matrix: ``(g_w + λg₀)/(1 + λ) = Σ_k w_k h_k`` with ``h_k = (g_k + λg₀)/(1 + λ)``,
     so ``w`` is MGDA's min-norm point of the ``h_k`` (Gram ``MGM``, ``M = (I + (λ/K)11ᵀ)/(1 + λ)``), computed by
-    :func:`~taskbalance.aggregation.solvers.min_norm_coefficients`. With ``reduction="mean"`` and ``rescale``,
-    ``last_weights`` is ``(w + λ/K)/(1 + λ)``, a convex combination (the scale of the *mean* task gradient).
+    :func:`~taskbalance.aggregation.solvers.min_norm_coefficients`. With ``reduction="mean"``, ``rescale`` and
+    ``max_norm=0``, ``last_weights`` is ``(w + λ/K)/(1 + λ)``, a convex combination (the scale of the *mean* task
+    gradient).
 
     Normalisation, as in the authors' code (``OptMN-Lab/sdmgrad``, ``methods/weight_methods.py``): the paper's
     update is ``g_w + λg₀``; the code divides it by ``1 + λ`` (and rescales the Gram matrix by the mean gradient
@@ -96,15 +96,6 @@ class SDMGrad(GramAggregation):
         if self.reduction == "sum":
             coefficients = coefficients * num_tasks
         return coefficients.to(gram.dtype)
-
-    def step(
-        self, losses: TaskLosses, *, shared_parameters: SharedParameters = None, representation: Representation = None,
-        loss_scale: float | Tensor = 1.0,
-    ) -> None:
-        shared = self.trainable_shared(shared_parameters)
-        weights_before = self.last_weights
-        super().step(losses, shared_parameters=shared, representation=representation, loss_scale=loss_scale)
-        clip_after_step(self, shared, self.max_norm, loss_scale, weights_before)
 
     def extra_repr(self) -> str:
         return (

@@ -155,7 +155,11 @@ def train_epoch(
             # mode like the step itself.
             with torch.no_grad():
                 _, after = _step_losses(model, tasks, inputs, targets, config.precision)
-            method.after_step(torch.stack(after), applied=_step_applied(scaler, loss_scale))
+            applied = _step_applied(scaler, loss_scale)
+            if applied is True:  # so that an after_step(self, losses) written before `applied` existed still runs
+                method.after_step(torch.stack(after))
+            else:
+                method.after_step(torch.stack(after), applied=applied)
         state.step_times.append(time.perf_counter() - step_start)
         weights = method.last_weights.detach()
         loss_sum += detached

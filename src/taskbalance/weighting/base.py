@@ -58,7 +58,7 @@ class LossWeighting(Method):
 
     def forward(self, losses: Tensor) -> Tensor:
         """Return the scalar total loss for the K task ``losses`` and record ``last_weights``."""
-        self.check_losses(losses, positive=self.requires_positive_losses)
+        self.check_losses(losses, positive=self.requires_positive_losses, nonnegative=self.requires_nonnegative_losses)
         values = losses.detach()
         if self.sync_across_ranks:
             values = self.shared_values(values)

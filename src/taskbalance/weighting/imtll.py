@@ -20,7 +20,7 @@ class IMTLL(LossWeighting):
     Minimising over ``s_k`` drives ``e^(s_k)·L_k`` to 1 (fixed point ``e^(s_k) = 1/L_k``), so every scaled loss is
     balanced at 1 (Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021, Sec. 3.2). ``last_weights`` is
     ``e^(s_k)``. The scales are the ``nn.Parameter`` ``log_scales``: give ``method.parameters()`` to the optimizer.
-    Every loss must be > 0 (for ``L_k ≤ 0`` the objective has no minimum and ``s_k`` grows without bound).
+    Every loss must be ≥ 0 (for ``L_k < 0`` the objective has no minimum and ``s_k`` grows without bound).
 
     Args:
         num_tasks: K.
@@ -33,10 +33,10 @@ class IMTLL(LossWeighting):
     """
 
     formula = "Σ_k e^(s_k)·L_k − s_k, s learnable, init 0"
-    # e^s·L − s has its minimum at e^s = 1/L only for L > 0; for L ≤ 0 s grows without bound.
-    requires_positive_losses = True
+    # e^s·L − s has its minimum at e^s = 1/L for L > 0; for L < 0 s grows without bound (a 0 moves it one step).
+    requires_nonnegative_losses = True
     positive_losses_reason: ClassVar[str] = (
-        "learns each task's scale from its loss (e^s·L − s has no minimum over s for L ≤ 0)"
+        "learns each task's scale from its loss (e^s·L − s has no minimum over s for L < 0)"
     )
     paper = "Liu et al., ICLR 2021 (IMTL)"
     hyperparameters: ClassVar[dict[str, str]] = {"init": "initial log-scale s_k (default 0.0)"}

@@ -29,9 +29,10 @@ class UW(LossWeighting):
     ``total`` is the sum over tasks. ``last_weights`` is ``c_k·e^(−s_k)`` with ``c_k = ½`` (regression) or
     ``1`` (classification): the factor each loss is multiplied by (the ``½·s_k`` term is not a weight).
     The log-variances are the ``nn.Parameter`` ``log_variances``: hand ``method.parameters()`` to the optimizer
-    (without weight decay) and they are saved in ``state_dict``. Every loss must be > 0: for ``L_k ≤ 0`` the
+    (without weight decay) and they are saved in ``state_dict``. Every loss must be ≥ 0: for ``L_k < 0`` the
     objective has no minimum over ``s_k``, which would grow without bound (weights of 1e20 after a few thousand
-    steps), so such a loss raises a ``ValueError`` naming the task.
+    steps), so such a loss raises a ``ValueError`` naming the task. A loss of exactly 0 (a segmentation batch whose
+    every pixel is ignored) is accepted.
 
     The benchmark builds UW with each task's likelihood form (``Task.likelihood``: classification for
     cross-entropy tasks) and ``init = 0``. LibMTL's UW, which Kirchdorfer et al. 2024 compare against, uses the
@@ -60,10 +61,11 @@ class UW(LossWeighting):
     }
 
     uses_task_likelihoods = True
-    # c·e^(−s)·L + ½s has its minimum at e^s = 2c·L only for L > 0; for L ≤ 0 s grows without bound (a weight of 1e20).
-    requires_positive_losses = True
+    # c·e^(−s)·L + ½s has its minimum at e^s = 2c·L for L > 0; for L < 0 s grows without bound (a weight of 1e20).
+    # A loss of 0 (a batch with nothing to learn for the task) only moves s by one step.
+    requires_nonnegative_losses = True
     positive_losses_reason: ClassVar[str] = (
-        "learns each task's weight from its loss (c·e^(−s)·L + ½s has no minimum over s for L ≤ 0)"
+        "learns each task's weight from its loss (c·e^(−s)·L + ½s has no minimum over s for L < 0)"
     )
 
     log_variances: nn.Parameter
