@@ -97,7 +97,8 @@ class NashMTL(GramAggregation):
     @classmethod
     def step_passes(cls, num_tasks: int, options: Mapping[str, Any]) -> StepPasses:
         """In parameters mode K encoder backward passes on a solve step and one on each of the
-        ``update_weights_every − 1`` steps that reuse α: their mean per step.
+        ``update_weights_every − 1`` steps that reuse α: their mean per step (a single process; in a distributed
+        job every step is a full one, K passes).
 
         Example:
             >>> NashMTL.step_passes(3, {"update_weights_every": 4})  # (3 + 1 + 1 + 1) / 4
