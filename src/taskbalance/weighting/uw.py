@@ -102,7 +102,8 @@ class UW(LossWeighting):
         # The factors are saved (they follow .to(device)) but are set by kinds: a state of other kinds would
         # silently change the likelihood forms while kinds still showed the old ones.
         saved = state_dict.get(prefix + "loss_factors")
-        if saved is not None and not torch.equal(saved.to(self.loss_factors), self.loss_factors):
+        same_size = saved is not None and saved.shape == self.loss_factors.shape  # (else: torch's size error)
+        if same_size and not torch.equal(saved.to(self.loss_factors), self.loss_factors):
             forms = ["regression" if float(c) == 0.5 else "classification" for c in saved.tolist()]
             raise ValueError(f"UW: the state is of a UW with kinds {forms}, this one has kinds {self.kinds}")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
