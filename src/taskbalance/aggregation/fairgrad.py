@@ -12,7 +12,7 @@ from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.cagrad import REDUCTIONS
 from taskbalance.aggregation.clipping import ClipsSharedGradient, check_max_norm
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import check_task_gradients
+from taskbalance.aggregation.solvers import SOLVE_TOLERANCE, check_task_gradients, relative_residual
 
 # Step sizes 1, ½, ¼, … tried at once by the backtracking line search of the solver (branch-free, no host sync).
 _STEP_FRACTIONS = 30
@@ -150,9 +150,8 @@ class FairGrad(ClipsSharedGradient, GramAggregation):
         matrix = gram.to(torch.float64)
         weights = alpha_fair_weights(matrix, self.alpha, self.iterations)  # float64: checked before rounding
         if self.validate:
-            target = weights.pow(-1.0 / self.alpha)
-            error = float(((matrix @ weights - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
-            if not error <= 1e-6:
+            error = relative_residual(matrix, weights, weights.pow(-1.0 / self.alpha))
+            if not error <= SOLVE_TOLERANCE:
                 raise ValueError(
                     f"FairGrad: no positive solution of (Gw)_k = w_k^(-1/α) found in {self.iterations} Newton "
                     f"iterations (relative residual {error:.3g}); the task gradients are linearly dependent (e.g. two "

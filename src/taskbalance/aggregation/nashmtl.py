@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -13,12 +12,9 @@ from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import check_task_gradients, nash_bargaining
+from taskbalance.aggregation.solvers import SOLVE_TOLERANCE, check_task_gradients, nash_bargaining, relative_residual
 from taskbalance.distributed import is_distributed
 from taskbalance.method import Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
-
-# The largest relative residual |Gα − 1/α| / max(1/α) that validate accepts (FairGrad's threshold).
-_RESIDUAL_TOLERANCE = 1e-6
 
 
 @AGGREGATIONS.register("nashmtl")
@@ -123,9 +119,8 @@ class NashMTL(GramAggregation):
 
     def _check_solution(self, matrix: Tensor, alpha: Tensor) -> None:
         """Raise unless ``Gα = 1/α`` holds to a relative residual of 1e-6 (one host read)."""
-        target = alpha.reciprocal()
-        error = float(((matrix @ alpha - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
-        if error <= _RESIDUAL_TOLERANCE:
+        error = relative_residual(matrix, alpha, alpha.reciprocal())
+        if error <= SOLVE_TOLERANCE:
             return
         singular = "" if bool(torch.isfinite(alpha).all()) else "; the Newton system was singular"
         raise ValueError(

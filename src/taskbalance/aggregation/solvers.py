@@ -151,6 +151,16 @@ def _lowest_norm_above(root: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return lower + solution
 
 
+
+# The largest relative residual a checked solve of a fixed-point system accepts (Nash-MTL, FairGrad).
+SOLVE_TOLERANCE = 1e-6
+
+
+def relative_residual(matrix: Tensor, solution: Tensor, target: Tensor) -> float:
+    """``max |G·x − t| / max |t|`` of a solve of ``G·x = t`` (one host read); ``inf`` where it is not finite."""
+    return float(((matrix @ solution - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
+
+
 def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:
     """``α > 0`` with ``Gα = 1/α`` elementwise (Nash-MTL's bargaining solution), by damped Newton in torch.
 
