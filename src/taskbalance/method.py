@@ -65,6 +65,15 @@ class StepPasses:
         return self.forward * (shared + heads) + 2 * (self.encoder_backward * shared + heads)
 
 
+def call_after_step(method: Method, losses: Tensor, applied: bool | Tensor) -> None:
+    """``method.after_step(losses, applied=applied)``, without the keyword when the step was applied, so that an
+    ``after_step(self, losses)`` written before ``applied`` existed still runs in fp32 and bf16."""
+    if applied is True:
+        method.after_step(losses)
+    else:
+        method.after_step(losses, applied=applied)
+
+
 def is_unscaled(loss_scale: float | Tensor) -> bool:
     """True for the plain ``1.0`` of unscaled training (then nothing is multiplied: fp32 runs stay bit-identical)."""
     return isinstance(loss_scale, int | float) and loss_scale == 1.0

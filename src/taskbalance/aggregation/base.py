@@ -18,7 +18,15 @@ from taskbalance.distributed import (
     is_distributed,
     world_size,
 )
-from taskbalance.method import Method, Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
+from taskbalance.method import (
+    Method,
+    Representation,
+    SharedParameters,
+    StepPasses,
+    TaskLosses,
+    call_after_step,
+    is_unscaled,
+)
 from taskbalance.weighting.base import LossWeighting
 
 Mode = Literal["parameters", "representation"]
@@ -259,12 +267,8 @@ class GradientAggregation(Method):
 
     def after_step(self, losses: Tensor, *, applied: bool | Tensor = True) -> None:
         """After-step hook, forwarded to the composed weighting."""
-        if self.weighting is None:
-            return
-        if applied is True:  # a weighting's after_step(self, losses) written before `applied` existed still runs
-            self.weighting.after_step(losses)
-        else:
-            self.weighting.after_step(losses, applied=applied)
+        if self.weighting is not None:
+            call_after_step(self.weighting, losses, applied)
 
     # ----------------------------------------------------------------------------------------------- helpers
     def trainable_shared(self, shared_parameters: Iterable[nn.Parameter] | None) -> list[nn.Parameter]:

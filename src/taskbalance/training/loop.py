@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from taskbalance import distributed
 from taskbalance.data.base import MultiTaskData
-from taskbalance.method import Method
+from taskbalance.method import Method, call_after_step
 from taskbalance.models.base import MultiTaskModel
 from taskbalance.tasks.base import Task
 from taskbalance.training.build import build
@@ -155,11 +155,7 @@ def train_epoch(
             # mode like the step itself.
             with torch.no_grad():
                 _, after = _step_losses(model, tasks, inputs, targets, config.precision)
-            applied = _step_applied(scaler, loss_scale)
-            if applied is True:  # so that an after_step(self, losses) written before `applied` existed still runs
-                method.after_step(torch.stack(after))
-            else:
-                method.after_step(torch.stack(after), applied=applied)
+            call_after_step(method, torch.stack(after), _step_applied(scaler, loss_scale))
         state.step_times.append(time.perf_counter() - step_start)
         weights = method.last_weights.detach()
         loss_sum += detached
