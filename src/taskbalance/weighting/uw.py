@@ -14,6 +14,8 @@ from taskbalance.weighting.base import LossWeighting
 from taskbalance.weighting.registry import WEIGHTINGS
 
 KINDS = ("regression", "classification")
+# c_k: Kendall's ½ on the loss of a Gaussian likelihood, 1 for a softmax likelihood.
+LOSS_FACTORS = {"regression": 0.5, "classification": 1.0}
 
 
 @WEIGHTINGS.register("uw")
@@ -85,8 +87,7 @@ class UW(LossWeighting):
                 raise ValueError(f"UW: kind of {self.task_label(index)} is {kind!r}; expected one of {KINDS}")
         self.kinds = kinds
         self.log_variances = nn.Parameter(torch.full((num_tasks,), float(init)))
-        # c_k: Kendall's ½ on the loss of a Gaussian likelihood, 1 for a softmax likelihood.
-        self.register_buffer("loss_factors", torch.tensor([0.5 if kind == "regression" else 1.0 for kind in kinds]))
+        self.register_buffer("loss_factors", torch.tensor([LOSS_FACTORS[kind] for kind in kinds]))
         self.last_weights = self.current_weights()
 
     def current_weights(self) -> Tensor:
@@ -104,7 +105,8 @@ class UW(LossWeighting):
         saved = state_dict.get(prefix + "loss_factors")
         same_size = saved is not None and saved.shape == self.loss_factors.shape  # (else: torch's size error)
         if same_size and not torch.equal(saved.to(self.loss_factors), self.loss_factors):
-            forms = ["regression" if float(c) == 0.5 else "classification" for c in saved.tolist()]
+            kind_of = {factor: kind for kind, factor in LOSS_FACTORS.items()}
+            forms = [kind_of.get(factor, f"factor {factor}") for factor in saved.tolist()]
             raise ValueError(f"UW: the state is of a UW with kinds {forms}, this one has kinds {self.kinds}")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
