@@ -84,6 +84,47 @@ def test_nashmtl_without_validate_skips_the_residual_check(monkeypatch: pytest.M
     assert not bool(torch.isfinite(alpha).all())
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_nashmtl_keep_previous_reuses_the_last_solved_alpha_and_counts_the_failure(validate: bool) -> None:
+    method = NashMTL(3, on_solve_failure="keep_previous", validate=validate)
+    independent = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]])
+    solved = method.coefficients(independent @ independent.T)
+    torch.testing.assert_close(solved, torch.tensor([1.0, 0.5, 0.25]))  # α_k |g_k| = 1 for orthogonal gradients
+    dependent = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, -1.0, 0.0]])
+    assert torch.equal(method.coefficients(dependent @ dependent.T), solved)
+    assert method.solve_failures == 1 and torch.equal(method.alpha, solved)
+    zero_gradient = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # a task with no labels
+    assert torch.equal(method.coefficients(zero_gradient @ zero_gradient.T), solved)
+    assert method.solve_failures == 2
+
+
+def test_nashmtl_keep_previous_steps_with_the_plain_sum_before_any_solve_and_saves_its_count() -> None:
+    encoder, losses = tiny_problem(constant_second_task=True)  # task 1 has a zero shared gradient
+    shared = list(encoder.parameters())
+    method = NashMTL(2, on_solve_failure="keep_previous", max_norm=0)
+    task_losses = losses()
+    expected = flat(list(torch.autograd.grad(sum(task_losses), shared, retain_graph=True)))
+    method.step(task_losses, shared_parameters=shared)
+    torch.testing.assert_close(flat([p.grad for p in shared]), expected)  # α = 1: the plain sum
+    assert method.steps == 1 and method.solve_failures == 1  # the step was taken
+    restored = NashMTL(2, on_solve_failure="keep_previous")
+    restored.load_state_dict(method.state_dict())
+    assert restored.solve_failures == 1 and restored.steps == 1
+
+
+def test_nashmtl_keep_previous_still_raises_on_a_gradient_that_is_not_finite() -> None:
+    method = NashMTL(2, on_solve_failure="keep_previous")
+    with pytest.raises(ValueError, match=r"NashMTL: the gradient of task 0 is not finite"):
+        method.coefficients(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
+    assert method.solve_failures == 0
+
+
+def test_nashmtl_refuses_an_unknown_failure_policy() -> None:
+    message = r"NashMTL: on_solve_failure must be one of 'raise', 'keep_previous', got 'skip'"
+    with pytest.raises(ValueError, match=message):
+        NashMTL(2, on_solve_failure="skip")
+
+
 @pytest.mark.parametrize("every", [1, 2])
 def test_nashmtl_last_weights_give_the_clipped_direction(every: int) -> None:
     encoder, losses = tiny_problem()

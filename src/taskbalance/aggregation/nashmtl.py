@@ -16,6 +16,8 @@ from taskbalance.aggregation.solvers import SOLVE_TOLERANCE, check_task_gradient
 from taskbalance.distributed import is_distributed
 from taskbalance.method import Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
 
+SOLVE_FAILURE_CHOICES = ("raise", "keep_previous")
+
 
 @AGGREGATIONS.register("nashmtl")
 class NashMTL(GramAggregation):
@@ -35,6 +37,14 @@ class NashMTL(GramAggregation):
     after ``iterations`` Newton steps (linearly dependent gradients: e.g. (1, 0), (0, 1), (−1, −1), where α grows
     without bound, or two exactly opposite ones, where the Newton system is singular). Without ``validate`` such a
     solve returns the huge or non-finite α as it stands.
+
+    ``on_solve_failure="keep_previous"`` is the authors' choice instead: their code falls back to the previous step's
+    α when its solver fails, so a long training survives a step of dependent gradients (or of a task whose gradient
+    is zero, e.g. a batch in which all its labels are ignored). Then every solve is checked as above, with or
+    without ``validate`` (one host read per solve), a failed one reuses the α of the last solved step (all ones
+    before the first: the plain sum), and ``solve_failures`` counts them (saved in ``state_dict``; the loop's
+    ``last_weights`` show the reused α). A gradient that is not finite still raises with ``validate``: that is a
+    diverged model, not a hard step. The default ``"raise"`` keeps every failure loud.
 
     ``max_norm=1.0`` (the authors' default): after the step, the shared parameters' gradients are clipped to total
     norm ``max_norm`` (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode
@@ -64,6 +74,7 @@ class NashMTL(GramAggregation):
         "iterations": "damped Newton iterations of the bargaining solver (default 30)",
         "update_weights_every": "solve α every n steps and reuse it in between with one backward (default 1)",
         "max_norm": "clip the shared parameters' gradient norm to this after the step; 0 = off (default 1.0)",
+        "on_solve_failure": "'raise' (default) or 'keep_previous': reuse the last solved α, as the authors' code",
     }
 
     alpha: Tensor
@@ -75,6 +86,7 @@ class NashMTL(GramAggregation):
         iterations: int = 30,
         update_weights_every: int = 1,
         max_norm: float = 1.0,
+        on_solve_failure: str = "raise",
         **common: Any,
     ) -> None:
         super().__init__(num_tasks, **common)
@@ -83,7 +95,14 @@ class NashMTL(GramAggregation):
         every = update_weights_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"NashMTL: update_weights_every must be a positive int, got {every!r}")
+        if on_solve_failure not in SOLVE_FAILURE_CHOICES:
+            raise ValueError(
+                f"NashMTL: on_solve_failure must be one of {', '.join(map(repr, SOLVE_FAILURE_CHOICES))}, got "
+                f"{on_solve_failure!r}"
+            )
         self.iterations = iterations
+        self.on_solve_failure = on_solve_failure
+        self.solve_failures = 0
         self.max_norm = check_max_norm("NashMTL", max_norm)
         self.update_weights_every = every
         self.steps = 0
@@ -107,6 +126,8 @@ class NashMTL(GramAggregation):
         return StepPasses(encoder_backward=(passes.encoder_backward + every - 1) / every)
 
     def coefficients(self, gram: Tensor) -> Tensor:
+        if self.on_solve_failure == "keep_previous":
+            return self._coefficients_or_previous(gram)
         check_task_gradients(self, torch.diagonal(gram), "Gα = 1/α needs every gradient non-zero")
         matrix = gram.to(torch.float64)
         alpha = nash_bargaining(matrix, self.iterations)  # float64: checked before rounding
@@ -116,6 +137,22 @@ class NashMTL(GramAggregation):
         self.alpha = alpha.detach().to(self.alpha.dtype)
         self._solved = True
         return alpha
+
+    def _coefficients_or_previous(self, gram: Tensor) -> Tensor:
+        """The bargaining α, or the last solved one where no solution is found (one host read)."""
+        check_task_gradients(self, torch.diagonal(gram))  # only a non-finite gradient raises, and only with validate
+        matrix = gram.to(torch.float64)
+        solvable = bool((torch.diagonal(matrix) > 0).all())
+        if solvable:
+            alpha = nash_bargaining(matrix, self.iterations)
+            solvable = bool(torch.isfinite(alpha).all()) and relative_residual(matrix, alpha, alpha.reciprocal()) \
+                <= SOLVE_TOLERANCE
+        self._solved = True  # a step with the previous α is a step taken, as in the authors' code
+        if not solvable:
+            self.solve_failures += 1
+            return self.alpha.to(gram.dtype)
+        self.alpha = alpha.detach().to(self.alpha.dtype)
+        return alpha.to(gram.dtype)
 
     def _check_solution(self, matrix: Tensor, alpha: Tensor) -> None:
         """Raise unless ``Gα = 1/α`` holds to a relative residual of 1e-6 (one host read)."""
@@ -186,13 +223,14 @@ class NashMTL(GramAggregation):
         return True
 
     def get_extra_state(self) -> Any:
-        return {"steps": self.steps}
+        return {"steps": self.steps, "solve_failures": self.solve_failures}
 
     def set_extra_state(self, state: Any) -> None:
         self.steps = int(state["steps"])
+        self.solve_failures = int(state.get("solve_failures", 0))  # absent in checkpoints of earlier versions
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, update_weights_every={self.update_weights_every}, "
-            f"max_norm={self.max_norm}"
+            f"max_norm={self.max_norm}, on_solve_failure={self.on_solve_failure!r}"
         )
