@@ -105,3 +105,20 @@ def test_gpu_check_dry_run_measures_every_variant_on_the_cpu(tmp_path: Path) -> 
     traced_once = gpu_check.problem_forward_flops(problem)
     assert gpu_check.step_flops(problem, "nashmtl", {"mode": "parameters"}, forward=traced_once) == nash
     assert any("default bench on the GPU | not run" in line for line in report.splitlines())
+
+
+def test_model_cost_prints_a_row_per_preset_with_its_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    load("model_cost").main(["--presets", "celeba-resnet18", "--batch", "1", "--steps", "1", "--warmup", "0"])
+    header, *rows = table_rows(capsys.readouterr().out)
+    assert header[0] == "preset" and header[-1] == "CPU-h per EW run"
+    assert [row[:4] for row in rows] == [["celeba-resnet18", "resnet18", "3×64×64", "40"]]
+    forward_ms, step_ms, ratio, gflop = (float(cell) for cell in rows[0][4:8])
+    assert forward_ms > 0 and step_ms > 0
+    assert ratio == pytest.approx(step_ms / forward_ms, rel=0.05)
+    assert gflop == pytest.approx(0.296, abs=0.001)  # the documented ImageNet-stem count at 64×64
+
+
+def test_model_cost_names_an_unknown_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        load("model_cost").main(["--presets", "nyuv2-segnet,mnist"])
+    assert "--presets: unknown preset(s) mnist" in capsys.readouterr().err
