@@ -52,6 +52,29 @@ def test_gradnorm_weight_gradient_and_renormalisation_by_hand() -> None:
     torch.testing.assert_close(method.task_weights.grad, torch.tensor([-2.0, 1.0]))
 
 
+@pytest.mark.parametrize(
+    ("weights", "problem"),
+    [([3.0, -1.0], r"the weight of task 1 \('depth'\) is -1 after renormalising the weights \[3.0, -1.0\] to sum 2"),
+     ([1.0, -1.0], r"the weights \[1.0, -1.0\] sum to 0, so they cannot be renormalised to sum 2")],
+)
+def test_gradnorm_refuses_a_weight_the_optimizer_pushed_below_zero(weights: list[float], problem: str) -> None:
+    method = GradNorm(2, task_names=["seg", "depth"])
+    with torch.no_grad():
+        method.task_weights.copy_(torch.tensor(weights))
+    with pytest.raises(ValueError, match=rf"GradNorm: {problem}; the optimizer's steps on them overshot"):
+        method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))
+    assert torch.equal(method.task_weights.detach(), torch.tensor(weights))  # left as it was
+    assert bool(torch.isnan(method.initial_losses).all())
+
+
+def test_gradnorm_without_validate_renormalises_any_weights() -> None:
+    method = GradNorm(2, validate=False)
+    with torch.no_grad():
+        method.task_weights.copy_(torch.tensor([3.0, -1.0]))
+    method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))
+    torch.testing.assert_close(method.task_weights.detach(), torch.tensor([3.0, -1.0]))
+
+
 def test_gradnorm_relative_rates_follow_the_loss_ratios() -> None:
     method = GradNorm(2)
     method.task_scales(torch.tensor([2.0, 4.0]), torch.ones(2))

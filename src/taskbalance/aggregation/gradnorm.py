@@ -29,7 +29,10 @@ class GradNorm(GramAggregation):
 
     The training rates divide by ``L(0)``, so every first loss must be > 0: with ``validate`` a first loss ≤ 0
     raises a ``ValueError`` naming the task (later losses may reach 0: that task's rate is then 0). When every
-    ``L̃_k`` is 0 the relative rates are undefined and set to 1 (no pull towards any task).
+    ``L̃_k`` is 0 the relative rates are undefined and set to 1 (no pull towards any task). Neither the paper nor
+    its renormalisation keeps a weight positive: an optimizer step that overshoots a weight below 0 would train that
+    task's loss upward, so with ``validate`` a renormalised weight ≤ 0 (or a sum ≤ 0) raises a ``ValueError`` naming
+    the task, before the weights change.
 
     The paper measures ``|g_k|`` at the last shared layer to save compute; here it is the gradient of whatever the
     mode gives: all shared parameters, or (cheaper) the shared representation with ``mode="representation"``.
@@ -62,12 +65,33 @@ class GradNorm(GramAggregation):
     def task_scales(self, losses: Tensor, weighting_scales: Tensor) -> Tensor:
         values = losses.detach().to(self.initial_losses.dtype)
         with torch.no_grad():
-            self.task_weights.mul_(self.num_tasks / self.task_weights.sum())
+            normalised = self.task_weights * (self.num_tasks / self.task_weights.sum())
+            if self.validate:
+                self._check_weights(normalised)
+            self.task_weights.copy_(normalised)
             self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses), values, self.initial_losses))
             ratios = values / self.initial_losses
             mean = ratios.mean()
             self.relative_rates = torch.where(mean > 0, ratios / mean.clamp_min(torch.finfo(mean.dtype).tiny), 1.0)
         return weighting_scales * self.task_weights.detach().to(weighting_scales.dtype)
+
+    def _check_weights(self, normalised: Tensor) -> None:
+        """Raise unless every renormalised weight is finite and > 0 (one host read); the weights stay as they were."""
+        valid = torch.isfinite(normalised) & (normalised > 0)
+        if bool(valid.all()):
+            return
+        weights = [round(w, 4) for w in self.task_weights.tolist()]
+        total = sum(self.task_weights.tolist())
+        if not total > 0:
+            problem = f"the weights {weights} sum to {total:g}, so they cannot be renormalised to sum {self.num_tasks}"
+        else:
+            index = int((~valid).nonzero()[0])
+            problem = (f"the weight of {self.task_label(index)} is {float(normalised[index]):.4g} after renormalising "
+                       f"the weights {weights} to sum {self.num_tasks}")
+        raise ValueError(
+            f"GradNorm: {problem}; the optimizer's steps on them overshot (a weight ≤ 0 would train its task's loss "
+            "upward): lower the learning rate or alpha"
+        )
 
     def check_step_losses(self, losses: Tensor) -> None:
         """The base checks, and (with ``validate``) that the first losses, the ``L(0)`` of the rates, are > 0."""
