@@ -309,9 +309,14 @@ def bench(
 
 def _preset_tasks(dataset: str, known: Sequence[str], options: dict[str, Any]) -> list[str]:
     """The tasks a preset's dry run plans for, without the dataset's files: the preset's, or ``tasks`` among them,
-    checked as the dataset itself checks them."""
+    checked as the dataset itself checks them; every option's name is checked against the dataset's builder."""
+    from taskbalance.data import DatasetOptionError, check_options
     from taskbalance.data.mtan_layout import choose_tasks
 
+    try:
+        check_options(dataset, {"root": "", **options})  # no folder is needed to know the option names
+    except DatasetOptionError as error:
+        raise click.UsageError(f"--dataset-option {error.option}: {error}") from None
     try:
         return choose_tasks(dataset, known, options.get("tasks"))
     except (KeyError, TypeError, ValueError) as error:

@@ -233,6 +233,8 @@ def test_bench_refuses_flags_that_cannot_work_before_any_run(tmp_path: Path, fla
      "--dataset-option tasks: dataset 'nyuv2': tasks must be a sequence of task names, got the string 'left'"),
     (["--preset", "nyuv2-segnet", "--dataset-option", 'tasks=["depth","nope"]'],
      "--dataset-option tasks: dataset 'nyuv2' has no task(s) ['nope']"),
+    (["--preset", "celeba-resnet18", "--dataset-option", 'attribute_metric=["f1"]'],
+     "--dataset-option attribute_metric: dataset 'celeba' has no option 'attribute_metric'; its options: root, tasks"),
 ])
 def test_a_dry_run_checks_the_dataset_options_it_can_without_files(flags: list[str], message: str) -> None:
     usage_error(["bench", "--dry-run", *flags], message)

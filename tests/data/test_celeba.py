@@ -132,3 +132,15 @@ def test_image_options_of_the_wrong_type_are_refused_by_name_before_any_image_is
     for build in (celeba, lambda root, **kw: dataset_tasks("celeba", root=root, **kw)):
         with pytest.raises(ValueError, match=f"dataset 'celeba': {option} must be"):
             build(tmp_path, **{option: value})
+
+
+def test_attribute_metrics_option_reaches_every_task_and_is_checked_by_name(tmp_path: Path) -> None:
+    write_celeba(tmp_path)
+    data = celeba(tmp_path, tasks=["Smiling", "Male"], attribute_metrics=["accuracy", "f1"])
+    listed = dataset_tasks("celeba", root=tmp_path, tasks=["Smiling"], attribute_metrics=["f1"])
+    assert [[m.name for m in task.metrics] for task in data.tasks.values()] == [["accuracy", "f1"]] * 2
+    assert [m.name for m in listed["Smiling"].metrics] == ["f1"]
+    assert [m.name for m in celeba(tmp_path, tasks=["Male"]).tasks["Male"].metrics] == ["accuracy"]
+    for build in (celeba, lambda root, **kw: dataset_tasks("celeba", root=root, **kw)):
+        with pytest.raises(ValueError, match=r"dataset 'celeba': attribute_metrics: unknown metric\(s\) 'auc'"):
+            build(tmp_path, attribute_metrics=["auc"])

@@ -81,3 +81,36 @@ def test_binary_attribute_directions_and_head() -> None:
     task = BinaryAttribute("smiling")
     assert [(m.name, m.higher_is_better) for m in task.metrics] == [("accuracy", True)]
     assert (task.head.out_channels, task.head.dense) == (1, False)
+
+
+def test_binary_attribute_f1_from_the_split_counts() -> None:
+    task = BinaryAttribute("smiling", metrics=("f1", "accuracy"))
+    assert [(m.name, m.higher_is_better) for m in task.metrics] == [("f1", True), ("accuracy", True)]
+    meter = task.meter()
+    # Two batches: decisions 1, 0, 1 | 0, 1 against labels 1, 0, 0 | 1, 1 → TP 2, FP 1, FN 1, TN 1.
+    meter.update(torch.tensor([3.0, -1.0, 0.5]), torch.tensor([1, 0, 0]))
+    meter.update(torch.tensor([[-2.0], [4.0]]), torch.tensor([[1.0], [1.0]]))
+    assert meter.compute() == {"f1": pytest.approx(4 / 6), "accuracy": pytest.approx(3 / 5)}
+    # The split's F1 is not the mean of the batches' F1s (2/3 and 2/3 here would hide it; these differ).
+    first, second = task.meter(), task.meter()
+    first.update(torch.tensor([3.0, 0.5]), torch.tensor([1, 0]))  # TP 1, FP 1: F1 2/3
+    second.update(torch.tensor([-1.0, 2.0, 2.0]), torch.tensor([1, 1, 1]))  # TP 2, FN 1: F1 4/5
+    both = task.meter()
+    both.update(torch.tensor([3.0, 0.5, -1.0, 2.0, 2.0]), torch.tensor([1, 0, 1, 1, 1]))
+    assert both.compute()["f1"] == pytest.approx(6 / 8) != (first.compute()["f1"] + second.compute()["f1"]) / 2
+
+
+def test_binary_attribute_f1_without_positives_is_zero() -> None:
+    meter = BinaryAttribute("bald", metrics=("f1",)).meter()
+    meter.update(torch.tensor([-1.0, -3.0]), torch.tensor([0, 0]))
+    assert meter.compute() == {"f1": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [(("recall",), r"unknown metric\(s\) 'recall' in \['recall'\]"), (("f1", "f1"), "a metric named twice"),
+     ((), "metrics must be a non-empty list"), ((1,), "metrics must be a non-empty list")],
+)
+def test_binary_attribute_refuses_bad_metric_names(metrics: tuple[object, ...], problem: str) -> None:
+    with pytest.raises(ValueError, match=rf"task 'smiling': {problem}"):
+        BinaryAttribute("smiling", metrics=metrics)  # type: ignore[arg-type]

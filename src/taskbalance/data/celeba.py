@@ -7,7 +7,8 @@ default the whole 178 × 218 aligned image is resized (aspect ratio not kept), `
 square first. Pixel values are scaled to [0, 1]; there is no augmentation.
 
 Tasks: one :class:`BinaryAttribute` per attribute, named as in the file's header (``5_o_Clock_Shadow`` …
-``Young``), in file order. Each target is a 0-dim float32 0/1 tensor, batched to ``[B]``.
+``Young``), in file order. Each target is a 0-dim float32 0/1 tensor, batched to ``[B]``. Each attribute reports
+its accuracy; ``attribute_metrics=["accuracy", "f1"]`` adds (or ``["f1"]`` reports only) its F1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from taskbalance.data.mtan_layout import choose_tasks
 from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import BinaryAttribute
 from taskbalance.tasks.base import Task
+from taskbalance.tasks.binary_attribute import check_attribute_metrics
 
 CELEBA_SIZE = 64
 
@@ -38,18 +40,20 @@ def check_image_options(image_size: object, center_crop: object) -> None:
 
 @DATASET_TASKS.register("celeba")
 def celeba_task_list(
-    *, root: str | Path, tasks: Sequence[str] | None, image_size: int = CELEBA_SIZE, center_crop: bool = False
+    *, root: str | Path, tasks: Sequence[str] | None, image_size: int = CELEBA_SIZE, center_crop: bool = False,
+    attribute_metrics: Sequence[str] = ("accuracy",),
 ) -> dict[str, Task]:
     """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only, after
     checking the image options and that the partition file and the image folder are there."""
     check_image_options(image_size, center_crop)
+    metrics = check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
     names = read_attribute_names(root)
     partition, images = Path(root) / PARTITION_FILE, Path(root) / IMAGE_FOLDER
     if not partition.is_file():
         raise DatasetFormatError(f"{partition}: missing; expected CelebA's partition file ('<image> 0|1|2' lines)")
     if not images.is_dir():
         raise DatasetFormatError(f"{images}: missing; expected CelebA's folder of aligned JPEGs")
-    return {name: BinaryAttribute(name) for name in choose_tasks("celeba", names, tasks)}
+    return {name: BinaryAttribute(name, metrics) for name in choose_tasks("celeba", names, tasks)}
 
 
 @DATASETS.register("celeba")
@@ -59,6 +63,7 @@ def celeba(
     tasks: Sequence[str] | None = None,
     image_size: int = CELEBA_SIZE,
     center_crop: bool = False,
+    attribute_metrics: Sequence[str] = ("accuracy",),
 ) -> MultiTaskData:
     """CelebA from the official files under ``root`` (module docstring).
 
@@ -67,11 +72,14 @@ def celeba(
         tasks: attribute names to use (default all 40, in file order).
         image_size: side of the square input (64 in the paper).
         center_crop: cut the central square before resizing.
+        attribute_metrics: each attribute's metrics, from ``"accuracy"`` (the default) and ``"f1"``
+            (:class:`BinaryAttribute`); ``["f1"]`` scores as FAMO's CelebA code does.
 
     Raises:
         DatasetFormatError: a file is missing or malformed (the message names the path, and the line where it
             applies).
-        ValueError: ``image_size`` is not an integer ≥ 1 or ``center_crop`` not a boolean.
+        ValueError: ``image_size`` is not an integer ≥ 1, ``center_crop`` not a boolean, or ``attribute_metrics``
+            names an unknown metric.
 
     Example (needs the files on disk, so it is not run as a doctest)::
 
@@ -80,6 +88,7 @@ def celeba(
         # → (162770, 19867, 19962, 40, (3, 64, 64))
     """
     check_image_options(image_size, center_crop)
+    metrics = check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
     annotations = read_annotations(root)
     chosen = choose_tasks("celeba", annotations.attribute_names, tasks)
     columns = [annotations.attribute_names.index(name) for name in chosen]
@@ -99,6 +108,6 @@ def celeba(
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],
-        tasks={name: BinaryAttribute(name) for name in chosen},
+        tasks={name: BinaryAttribute(name, metrics) for name in chosen},
         input_shape=(3, image_size, image_size),
     )

@@ -1,4 +1,4 @@
-"""Accuracy counted over a split: the meter shared by classification and binary attribute tasks."""
+"""Accuracy counted over a split: the meter of the classification tasks."""
 
 from __future__ import annotations
 
