@@ -121,6 +121,9 @@ def main() -> None:
 @click.option("--delta-m", "delta_m_variant", type=click.Choice(["all_metrics", "per_task"]), default="all_metrics",
               show_default=True, help="Δm over all metrics (the paper) or averaged per task first.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Cap on steps per epoch (0: no cap).")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
+              help="Batch size of the evaluation passes [default: the preset's, 1024]; part of a run's identity. "
+                   "It changes the metrics only with --dataset-option metric_averaging=batch (docs/datasets.md).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output folder: results store, report, checkpoints.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -162,6 +165,7 @@ def bench(
     full: bool,
     delta_m_variant: str,
     max_steps: int | None,
+    eval_batch_size: int | None,
     out: Path,
     executor: str,
     address: str | None,
@@ -234,6 +238,7 @@ def bench(
     run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
                                    "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
     for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps),
+                              ("eval_batch_size", eval_batch_size),
                               ("device", device), ("precision", precision), ("deterministic", deterministic or None),
                               ("data_on_device", data_on_device or None), ("loader_workers", loader_workers)):
         if value is not None:

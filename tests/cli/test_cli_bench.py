@@ -140,3 +140,12 @@ def test_precision_is_part_of_the_runs_and_nproc_per_run_trains_each_run_on_two_
         runs = store.results()
     assert runs and all(r.config.precision == "bf16" and r.config.data_on_device for r in runs)
     assert all(r.environment["device"] == "cpu" for r in runs)
+
+
+def test_eval_batch_size_reaches_every_run_of_the_plan() -> None:
+    result = CliRunner().invoke(main, ["bench", "--preset", "nyuv2-segnet", "--dry-run", "--eval-batch-size", "2",
+                                       "--dataset-option", "metric_averaging=batch"])
+    assert result.exit_code == 0, result.output
+    assert "dataset_options={'metric_averaging': 'batch'}" in result.output and "eval_batch_size=2" in result.output
+    refused = CliRunner().invoke(main, ["bench", "--dry-run", "--eval-batch-size", "0"])
+    assert refused.exit_code == 2 and "--eval-batch-size" in refused.output

@@ -78,3 +78,11 @@ def test_a_training_folder_of_one_image_cannot_be_split(tmp_path: Path) -> None:
     write_cityscapes(tmp_path, train=1)
     with pytest.raises(DatasetFormatError, match=r"train: need at least 2 training images"):
         cityscapes(tmp_path)
+
+
+def test_metric_averaging_option_reaches_the_depth_task(tmp_path: Path) -> None:
+    write_cityscapes(tmp_path, train=10, test=3)
+    assert cityscapes(tmp_path, metric_averaging="batch").tasks["depth"].averaging == "batch"
+    assert cityscapes(tmp_path).tasks["depth"].averaging == "split"
+    with pytest.raises(ValueError, match=r"dataset 'cityscapes': metric_averaging: averaging must be one of"):
+        cityscapes(tmp_path, metric_averaging=1)

@@ -155,3 +155,18 @@ def test_missing_root_and_wrong_image_channels(tmp_path: Path) -> None:
     with pytest.raises(DatasetFormatError, match=r"train/image/0\.npy: .*expected an H × W × 3 image"):
         nyuv2(tmp_path)
     assert issubclass(DatasetFormatError, ValueError)
+
+
+def test_metric_averaging_option_reaches_depth_and_normals_and_is_checked_by_name(tmp_path: Path) -> None:
+    from taskbalance.data import dataset_tasks
+
+    write_nyuv2(tmp_path)
+    data = nyuv2(tmp_path, metric_averaging="batch")
+    listed = dataset_tasks("nyuv2", root=tmp_path, metric_averaging="batch")
+    for tasks in (data.tasks, listed):
+        assert (tasks["depth"].averaging, tasks["normals"].averaging) == ("batch", "batch")
+        assert type(tasks["depth"].meter()).__name__ == "BatchMeanMeter"
+    assert type(nyuv2(tmp_path).tasks["depth"].meter()).__name__ == "DepthMeter"
+    for build in (nyuv2, lambda root, **kw: dataset_tasks("nyuv2", root=root, **kw)):
+        with pytest.raises(ValueError, match=r"dataset 'nyuv2': metric_averaging: averaging must be one of"):
+            build(tmp_path, metric_averaging="image")

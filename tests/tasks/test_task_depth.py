@@ -78,7 +78,7 @@ def test_metrics_directions_head_and_repr() -> None:
     task = Depth("disparity", inverse=True)
     assert [(m.name, m.higher_is_better) for m in task.metrics] == [("abs_err", False), ("rel_err", False)]
     assert task.head.out_channels == 1 and task.head.dense
-    assert repr(task) == "Depth(name='disparity', inverse=True)"
+    assert repr(task) == "Depth(name='disparity', inverse=True, averaging='split')"
 
 
 def test_shape_mismatch_names_task_and_both_shapes() -> None:
@@ -94,3 +94,29 @@ def test_shape_mismatch_names_task_and_both_shapes() -> None:
             message = str(error.value)
             assert "'depth'" in message and str(tuple(prediction.shape)) in message
             assert str(tuple(target.shape)) in message
+
+
+def test_batch_averaging_is_the_unweighted_mean_of_each_batchs_pixel_means() -> None:
+    # Batch A: 4 valid pixels with error 1 (target 2); batch B: 1 valid pixel with error 3 (target 4) and 1 invalid.
+    batches = [(torch.ones(1, 1, 1, 4), torch.full((1, 1, 1, 4), 2.0)),
+               (torch.tensor([[[[1.0, 5.0]]]]), torch.tensor([[[[4.0, 0.0]]]]))]
+    split, batch = Depth("depth").meter(), Depth("depth", averaging="batch").meter()
+    for prediction, target in batches:
+        split.update(prediction, target)
+        batch.update(prediction, target)
+    assert split.compute() == pytest.approx({"abs_err": 7 / 5, "rel_err": (4 * 0.5 + 0.75) / 5})
+    assert batch.compute() == pytest.approx({"abs_err": (1 + 3) / 2, "rel_err": (0.5 + 0.75) / 2})
+
+
+def test_batch_averaging_leaves_out_a_batch_without_valid_pixels_and_refuses_an_empty_split() -> None:
+    meter = Depth("depth", averaging="batch").meter()
+    meter.update(torch.ones(1, 1, 1, 2), torch.zeros(1, 1, 1, 2))  # nothing valid
+    with pytest.raises(ValueError, match="task 'depth': no batch with a valid pixel"):
+        meter.compute()
+    meter.update(torch.ones(1, 1, 1, 1), torch.full((1, 1, 1, 1), 2.0))
+    assert meter.compute() == {"abs_err": 1.0, "rel_err": 0.5}
+
+
+def test_unknown_averaging_is_refused_by_task_name() -> None:
+    with pytest.raises(ValueError, match=r"task 'depth': averaging must be one of 'split', 'batch', got 'pixel'"):
+        Depth("depth", averaging="pixel")

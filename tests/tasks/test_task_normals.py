@@ -145,3 +145,25 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
         task.meter().compute()
     with pytest.raises(ValueError, match="median_bin_degrees"):
         SurfaceNormals("normal", median_bin_degrees=0.0)
+
+
+@pytest.mark.parametrize("median_bin_degrees", [None, 1e-3])
+def test_batch_averaging_averages_each_batchs_statistics_the_median_included(median_bin_degrees: float | None) -> None:
+    # Batch A: angles 10°, 20°, 40° (median 20°); batch B: angle 50° alone. Split median: (20 + 40)/2 = 30°.
+    batches = [(vectors_at([10, 20, 40]), up(3)), (vectors_at([50]), up(1))]
+    split = SurfaceNormals("normal", median_bin_degrees).meter()
+    batch = SurfaceNormals("normal", median_bin_degrees, averaging="batch").meter()
+    for prediction, target in batches:
+        split.update(prediction, target)
+        batch.update(prediction, target)
+    tolerance = 1e-4 if median_bin_degrees is None else 1e-3
+    assert split.compute() == pytest.approx(
+        {"mean_angle": 30.0, "median_angle": 30.0, "within_11_25": 0.25, "within_22_5": 0.5, "within_30": 0.5},
+        abs=tolerance,
+    )
+    assert batch.compute() == pytest.approx(
+        {"mean_angle": (70 / 3 + 50) / 2, "median_angle": (20 + 50) / 2, "within_11_25": (1 / 3) / 2,
+         "within_22_5": (2 / 3) / 2, "within_30": (2 / 3) / 2},
+        abs=tolerance,
+    )
+    assert "averaging='batch'" in repr(SurfaceNormals("normal", averaging="batch"))

@@ -26,18 +26,21 @@ from taskbalance.data.base import MultiTaskData
 from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
 from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation
+from taskbalance.tasks.averaging import check_averaging
 from taskbalance.tasks.base import Task
 
 CITYSCAPES_CLASSES = 7
 
 
-def cityscapes_tasks() -> dict[str, DenseTaskSpec]:
-    """Cityscapes' tasks in canonical order, with the modality folder of each."""
+def cityscapes_tasks(metric_averaging: str = "split") -> dict[str, DenseTaskSpec]:
+    """Cityscapes' tasks in canonical order, with the modality folder of each; ``metric_averaging`` is the depth
+    metrics' (:mod:`taskbalance.tasks.averaging`)."""
+    averaging = check_averaging(metric_averaging, "dataset 'cityscapes': metric_averaging")
     return {
         "segmentation": DenseTaskSpec(
             SemanticSegmentation("segmentation", CITYSCAPES_CLASSES, ignore_index=-1), "label"
         ),
-        "depth": DenseTaskSpec(Depth("depth", inverse=True), "depth"),
+        "depth": DenseTaskSpec(Depth("depth", inverse=True, averaging=averaging), "depth"),
     }
 
 
@@ -49,10 +52,11 @@ def _label_folder(root: Path, label_folder: str | None) -> str:
 
 @DATASET_TASKS.register("cityscapes")
 def cityscapes_task_list(
-    *, root: str | Path, tasks: Sequence[str] | None, label_folder: str | None = None
+    *, root: str | Path, tasks: Sequence[str] | None, label_folder: str | None = None,
+    metric_averaging: str = "split",
 ) -> dict[str, Task]:
     """The tasks :func:`cityscapes` gives for ``root`` and ``tasks``, after checking the folders they need."""
-    return mtan_task_list("cityscapes", root, cityscapes_tasks(), tasks,
+    return mtan_task_list("cityscapes", root, cityscapes_tasks(metric_averaging), tasks,
                           folder_names={"label": _label_folder(Path(root), label_folder)})
 
 
@@ -64,6 +68,7 @@ def cityscapes(
     val_seed: int = 0,
     tasks: Sequence[str] | None = None,
     label_folder: str | None = None,
+    metric_averaging: str = "split",
 ) -> MultiTaskData:
     """Cityscapes from MTAN's pre-processed files under ``root`` (module docstring).
 
@@ -73,6 +78,8 @@ def cityscapes(
         val_seed: seed of the validation split carved from ``train``.
         tasks: subset of ``("segmentation", "depth")`` (default both); only their folders are read.
         label_folder: name of the 7-class label folder (None: ``label``, or ``label_7`` when only that exists).
+        metric_averaging: ``"split"`` (default: the depth metrics over every valid pixel of a split, as LibMTL) or
+            ``"batch"`` (the mean of each evaluation batch's values, as MTAN's, Nash-MTL's and FAMO's trainers).
 
     Raises:
         DatasetFormatError: a folder or file is missing or malformed (the message names the path).
@@ -87,7 +94,7 @@ def cityscapes(
     return build_mtan_data(
         "cityscapes",
         root,
-        cityscapes_tasks(),
+        cityscapes_tasks(metric_averaging),
         tasks=tasks,
         augment=augment,
         val_seed=val_seed,

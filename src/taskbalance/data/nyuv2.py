@@ -24,29 +24,39 @@ from taskbalance.data.base import MultiTaskData
 from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
 from taskbalance.data.registry import DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation, SurfaceNormals
+from taskbalance.tasks.averaging import check_averaging
 from taskbalance.tasks.base import Task
 
 NYUV2_CLASSES = 13
 
 
-def nyuv2_tasks() -> dict[str, DenseTaskSpec]:
-    """NYUv2's tasks in canonical order, with the modality folder of each."""
+def nyuv2_tasks(metric_averaging: str = "split") -> dict[str, DenseTaskSpec]:
+    """NYUv2's tasks in canonical order, with the modality folder of each; ``metric_averaging`` is the depth and
+    normal metrics' (:mod:`taskbalance.tasks.averaging`)."""
+    averaging = check_averaging(metric_averaging, "dataset 'nyuv2': metric_averaging")
     return {
         "segmentation": DenseTaskSpec(SemanticSegmentation("segmentation", NYUV2_CLASSES, ignore_index=-1), "label"),
-        "depth": DenseTaskSpec(Depth("depth"), "depth"),
-        "normals": DenseTaskSpec(SurfaceNormals("normals"), "normal"),
+        "depth": DenseTaskSpec(Depth("depth", averaging=averaging), "depth"),
+        "normals": DenseTaskSpec(SurfaceNormals("normals", averaging=averaging), "normal"),
     }
 
 
 @DATASET_TASKS.register("nyuv2")
-def nyuv2_task_list(*, root: str | Path, tasks: Sequence[str] | None) -> dict[str, Task]:
+def nyuv2_task_list(
+    *, root: str | Path, tasks: Sequence[str] | None, metric_averaging: str = "split"
+) -> dict[str, Task]:
     """The tasks :func:`nyuv2` gives for ``root`` and ``tasks``, after checking the folders they need."""
-    return mtan_task_list("nyuv2", root, nyuv2_tasks(), tasks)
+    return mtan_task_list("nyuv2", root, nyuv2_tasks(metric_averaging), tasks)
 
 
 @DATASETS.register("nyuv2")
 def nyuv2(
-    root: str | Path, *, augment: bool = True, val_seed: int = 0, tasks: Sequence[str] | None = None
+    root: str | Path,
+    *,
+    augment: bool = True,
+    val_seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    metric_averaging: str = "split",
 ) -> MultiTaskData:
     """NYUv2 from MTAN's pre-processed files under ``root`` (module docstring).
 
@@ -55,6 +65,9 @@ def nyuv2(
         augment: random scale-crop and flip on the train split.
         val_seed: seed of the validation split carved from ``train``.
         tasks: subset of ``("segmentation", "depth", "normals")`` (default all); only their folders are read.
+        metric_averaging: ``"split"`` (default: the depth and normal metrics over every valid pixel of a split, as
+            LibMTL) or ``"batch"`` (the mean of each evaluation batch's values, as MTAN's and Nash-MTL's trainers;
+            with ``eval_batch_size = 2`` as theirs). Segmentation is scored from one confusion matrix either way.
 
     Raises:
         DatasetFormatError: a folder or file is missing or malformed (the message names the path).
@@ -66,5 +79,6 @@ def nyuv2(
         # → (636, 159, 654, (3, 288, 384))
     """
     return build_mtan_data(
-        "nyuv2", root, nyuv2_tasks(), tasks=tasks, augment=augment, val_seed=val_seed, num_classes=NYUV2_CLASSES
+        "nyuv2", root, nyuv2_tasks(metric_averaging), tasks=tasks, augment=augment, val_seed=val_seed,
+        num_classes=NYUV2_CLASSES,
     )

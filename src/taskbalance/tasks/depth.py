@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from taskbalance.tasks._checks import require_floating_prediction, shape_mismatch
+from taskbalance.tasks.averaging import BatchMeanMeter, check_averaging
 from taskbalance.tasks.base import MetricMeter, Task
 from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
@@ -61,6 +62,8 @@ class Depth(Task):
     loss, Liu et al. 2019). A batch without a valid pixel has loss 0 (kept on the graph) instead of 0/0 = NaN.
 
     Metrics (over the whole split, see :class:`DepthMeter`): ``abs_err`` ↓ (main metric), ``rel_err`` ↓.
+    ``averaging="batch"`` averages each evaluation batch's values instead, as MTAN's and Nash-MTL's trainers
+    (:mod:`taskbalance.tasks.averaging`).
 
     ``inverse=True`` marks the Cityscapes variant, whose targets are inverse depth (disparity) as in MTAN's
     pre-processed data. The mathematics and metric names are the same; only the unit differs, and inverse-depth
@@ -69,6 +72,7 @@ class Depth(Task):
     Args:
         name: the task's name.
         inverse: whether the targets are inverse depth (documentation and ``repr`` only).
+        averaging: ``"split"`` (default: every valid pixel of the split counts once) or ``"batch"``.
 
     Example:
         >>> import torch
@@ -81,11 +85,12 @@ class Depth(Task):
         {'abs_err': 1.0, 'rel_err': 0.5}
     """
 
-    def __init__(self, name: str, inverse: bool = False) -> None:
+    def __init__(self, name: str, inverse: bool = False, averaging: str = "split") -> None:
         super().__init__(name)
         if not isinstance(inverse, bool):
             raise ValueError(f"task {name!r}: inverse must be a bool, got {inverse!r}")
         self.inverse = inverse
+        self.averaging = check_averaging(averaging, f"task {name!r}")
 
     @property
     def head(self) -> HeadSpec:
@@ -102,8 +107,10 @@ class Depth(Task):
         error = torch.where(valid, (prediction - target).abs(), torch.zeros_like(prediction))
         return error.sum() / valid.sum().clamp(min=1)
 
-    def meter(self) -> DepthMeter:
+    def meter(self) -> MetricMeter:
+        if self.averaging == "batch":
+            return BatchMeanMeter(self.name, lambda: DepthMeter(self.name))
         return DepthMeter(self.name)
 
     def __repr__(self) -> str:
-        return f"Depth(name={self.name!r}, inverse={self.inverse})"
+        return f"Depth(name={self.name!r}, inverse={self.inverse}, averaging={self.averaging!r})"

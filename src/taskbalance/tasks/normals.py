@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from taskbalance.tasks._checks import require_floating_prediction, shape_mismatch
+from taskbalance.tasks.averaging import BatchMeanMeter, check_averaging
 from taskbalance.tasks.base import MetricMeter, Task
 from taskbalance.tasks.registry import TASKS
 from taskbalance.types import HeadSpec, MetricSpec
@@ -113,12 +114,15 @@ class SurfaceNormals(Task):
     et al. 2019, there written as −cos + 1). A batch without a valid pixel has loss 0 instead of 0/0 = NaN.
 
     Metrics (over the whole split, see :class:`NormalsMeter`): ``mean_angle`` ↓ (main metric), ``median_angle`` ↓
-    (degrees), ``within_11_25`` ↑, ``within_22_5`` ↑, ``within_30`` ↑ (fractions in [0, 1]).
+    (degrees), ``within_11_25`` ↑, ``within_22_5`` ↑, ``within_30`` ↑ (fractions in [0, 1]). ``averaging="batch"``
+    averages each evaluation batch's values instead (the median too), as MTAN's and Nash-MTL's trainers
+    (:mod:`taskbalance.tasks.averaging`).
 
     Args:
         name: the task's name.
         median_bin_degrees: ``None`` (default) for the exact median, which keeps every angle; a bin width in degrees
             to keep a histogram instead, with the median off by at most half a bin.
+        averaging: ``"split"`` (default: every valid pixel of the split counts once) or ``"batch"``.
 
     Example:
         >>> import torch
@@ -132,8 +136,9 @@ class SurfaceNormals(Task):
         {'mean_angle': 45.0, 'median_angle': 45.0, 'within_11_25': 0.0, 'within_22_5': 0.0, 'within_30': 0.0}
     """
 
-    def __init__(self, name: str, median_bin_degrees: float | None = None) -> None:
+    def __init__(self, name: str, median_bin_degrees: float | None = None, averaging: str = "split") -> None:
         super().__init__(name)
+        self.averaging = check_averaging(averaging, f"task {name!r}")
         if median_bin_degrees is not None and (
             isinstance(median_bin_degrees, bool)
             or not isinstance(median_bin_degrees, int | float)
@@ -159,8 +164,11 @@ class SurfaceNormals(Task):
         one_minus_cos = torch.where(valid, 1 - cosine, torch.zeros_like(cosine))
         return one_minus_cos.sum() / valid.sum().clamp(min=1)
 
-    def meter(self) -> NormalsMeter:
+    def meter(self) -> MetricMeter:
+        if self.averaging == "batch":
+            return BatchMeanMeter(self.name, lambda: NormalsMeter(self.name, self.median_bin_degrees))
         return NormalsMeter(self.name, self.median_bin_degrees)
 
     def __repr__(self) -> str:
-        return f"SurfaceNormals(name={self.name!r}, median_bin_degrees={self.median_bin_degrees})"
+        return (f"SurfaceNormals(name={self.name!r}, median_bin_degrees={self.median_bin_degrees}, "
+                f"averaging={self.averaging!r})")
