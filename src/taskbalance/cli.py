@@ -121,6 +121,10 @@ def main() -> None:
 @click.option("--delta-m", "delta_m_variant", type=click.Choice(["all_metrics", "per_task"]), default="all_metrics",
               show_default=True, help="Δm over all metrics (the paper) or averaged per task first.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=None, help="Cap on steps per epoch (0: no cap).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None,
+              help="Optimizer of every run [default: the preset's, adam]; part of a run's identity when not adam.")
+@click.option("--momentum", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
+              help="SGD's momentum (with --optimizer sgd) [default 0]; part of a run's identity when not 0.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Batch size of the evaluation passes [default: the preset's, 1024]; part of a run's identity. "
                    "It changes the metrics only with --dataset-option metric_averaging=batch (docs/datasets.md).")
@@ -165,6 +169,8 @@ def bench(
     full: bool,
     delta_m_variant: str,
     max_steps: int | None,
+    optimizer: str | None,
+    momentum: float | None,
     eval_batch_size: int | None,
     out: Path,
     executor: str,
@@ -238,7 +244,7 @@ def bench(
     run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
                                    "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
     for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps),
-                              ("eval_batch_size", eval_batch_size),
+                              ("optimizer", optimizer), ("momentum", momentum), ("eval_batch_size", eval_batch_size),
                               ("device", device), ("precision", precision), ("deterministic", deterministic or None),
                               ("data_on_device", data_on_device or None), ("loader_workers", loader_workers)):
         if value is not None:

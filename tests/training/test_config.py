@@ -22,6 +22,9 @@ def test_run_id_is_stable_and_sensitive_to_every_field() -> None:
         ("tasks", ["a", "a"], "tasks lists a task twice"),
         ("method_options", [1], "method_options must be a table"),
         ("method", "", "method must be a non-empty string"),
+        ("optimizer", "adamw", r"optimizer must be one of \['adam', 'sgd'\], got 'adamw'"),
+        ("momentum", 1.0, r"momentum must be a number in \[0, 1\), got 1.0"),
+        ("momentum", 0.9, "momentum is SGD's \\(optimizer = 'sgd'\\); optimizer is 'adam'"),
     ],
 )
 def test_invalid_fields_are_named(field: str, value: object, message: str) -> None:
@@ -47,7 +50,8 @@ def test_a_method_revision_changes_the_run_id_of_its_runs_only(monkeypatch: pyte
 
     def plain_id(config: RunConfig) -> str:  # the identity before revisions existed
         values = {k: v for k, v in config.to_dict().items() if k not in ("device", "deterministic", "data_on_device")}
-        values = {k: v for k, v in values.items() if (k, v) not in (("precision", "fp32"), ("loader_workers", 0))}
+        later_defaults = (("precision", "fp32"), ("loader_workers", 0), ("optimizer", "adam"), ("momentum", 0.0))
+        values = {k: v for k, v in values.items() if (k, v) not in later_defaults}
         return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
     uwso = RunConfig(method="uwso")
@@ -60,3 +64,12 @@ def test_a_method_revision_changes_the_run_id_of_its_runs_only(monkeypatch: pyte
     monkeypatch.setattr(methods.method_class("uwso"), "revision", 2)
     assert RunConfig(method="uwso").run_id() != before
     assert RunConfig(method="a_plugin_not_installed").identity().get("method_revisions") is None
+
+
+def test_the_default_optimizer_leaves_the_identity_of_earlier_runs_and_sgd_enters_it() -> None:
+    base = RunConfig()
+    earlier = {k: v for k, v in base.identity().items()}
+    assert "optimizer" not in earlier and "momentum" not in earlier  # ids of runs stored before the fields existed
+    sgd = base.replace(optimizer="sgd")
+    assert sgd.identity()["optimizer"] == "sgd" and "momentum" not in sgd.identity()
+    assert len({base.run_id(), sgd.run_id(), sgd.replace(momentum=0.9).run_id()}) == 3

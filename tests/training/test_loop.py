@@ -62,6 +62,34 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path, log_ev
     assert not checkpoint.exists()
 
 
+def test_sgd_trains_with_momentum_and_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    from taskbalance.training.build import build
+    from taskbalance.training.loop import _initial_state
+
+    run = config(method="uw", epochs=3, optimizer="sgd", momentum=0.9, lr=0.05)
+    _, model, method = build(run, synthetic_data(), sync_across_ranks=False)
+    state = _initial_state(run, model, method)
+    assert isinstance(state.optimizer, torch.optim.SGD)
+    model_group, method_group = state.optimizer.param_groups
+    assert (model_group["momentum"], model_group["weight_decay"]) == (0.9, run.weight_decay)
+    assert method_group["weight_decay"] == 0.0 and len(method_group["params"]) == 1  # UW's log-variances
+
+    uninterrupted = train(run, data=synthetic_data())
+    adam = train(run.replace(optimizer="adam", momentum=0.0), data=synthetic_data())
+    assert [e.val for e in uninterrupted.epochs] != [e.val for e in adam.epochs]
+    losses = [e.train_losses["cls"] for e in uninterrupted.epochs]
+    assert losses[-1] < losses[0]
+
+    def die_after_epoch_1(record: object) -> None:
+        if record.epoch == 1:  # type: ignore[attr-defined]
+            raise _KilledError
+
+    with pytest.raises(_KilledError):
+        train(run, data=synthetic_data(), checkpoint_dir=tmp_path, on_epoch=die_after_epoch_1)
+    resumed = train(run, data=synthetic_data(), checkpoint_dir=tmp_path)  # the momentum buffers come back too
+    assert [e.val for e in resumed.epochs] == [e.val for e in uninterrupted.epochs]
+
+
 def test_single_task_run_uses_only_its_head() -> None:
     result = train(config(tasks=["reg"]), data=synthetic_data())
     assert result.tasks == ["reg"] and set(result.epochs[0].val) == {"reg/mae", "reg/rmse"}

@@ -22,7 +22,8 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 NOT_IDENTITY = ("device", "deterministic", "data_on_device")
 # Fields added after runs were first stored: they enter the identity only when they differ from these defaults, so
 # the ids of runs stored before them stay valid.
-LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "loader_workers": 0}
+LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "loader_workers": 0, "optimizer": "adam", "momentum": 0.0}
+OPTIMIZERS = ("adam", "sgd")
 
 
 class ConfigError(ValueError):
@@ -41,8 +42,14 @@ class RunConfig:
         tasks: the tasks to train, in order; empty means every task of the dataset. One task = a single-task run.
         method: registry name of the weighting or gradient method (``taskbalance.methods``).
         method_options: its hyper-parameters (e.g. ``{"temperature": 2.0}``).
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
+        lr: learning rate of the optimizer.
+        weight_decay: L2 weight decay of the model's parameters (added to their gradients, as ``torch.optim.Adam``
+            and ``SGD`` do); a method's own parameters (UW's log-variances) get none.
+        optimizer: ``"adam"`` (default; the paper, Kirchdorfer et al. 2024, and Elich et al. 2024's finding) or
+            ``"sgd"`` (``torch.optim.SGD``, the optimizer of much earlier MTL work, which Elich et al. 2024 compare
+            Adam with). Part of the run's identity when it is not the default.
+        momentum: SGD's momentum (default 0, as ``torch.optim.SGD``; 0.9 is the usual choice); only with
+            ``optimizer = "sgd"``. Part of the run's identity when it is not 0.
         lr_step: epochs between learning-rate decays (StepLR step size).
         lr_gamma: factor of each decay (the paper halves: 0.5).
         epochs: training epochs.
@@ -69,8 +76,8 @@ class RunConfig:
             batches from a DataLoader, so the result is the same (not part of the run's identity).
 
     The run's identity (:meth:`run_id`) hashes every field except ``device``, ``deterministic`` and
-    ``data_on_device``; ``precision`` and ``loader_workers`` enter it only when they are not their defaults, so the ids
-    of runs stored before they existed stay valid.
+    ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer`` and ``momentum`` enter it only when they are
+    not their defaults, so the ids of runs stored before they existed stay valid.
     """
 
     dataset: str = "multifashion"
@@ -82,6 +89,8 @@ class RunConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
     weight_decay: float = DEFAULT_WEIGHT_DECAY
+    optimizer: str = "adam"
+    momentum: float = 0.0
     lr_step: int = 100
     lr_gamma: float = 0.5
     epochs: int = 5
@@ -128,6 +137,14 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        momentum = self.momentum
+        if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
+            raise ConfigError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        if momentum and self.optimizer != "sgd":
+            raise ConfigError(f"momentum is SGD's (optimizer = 'sgd'); optimizer is {self.optimizer!r}, got momentum "
+                              f"{momentum!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):

@@ -357,15 +357,18 @@ def _train_on(
 
 
 def _initial_state(config: RunConfig, model: MultiTaskModel, method: Method) -> TrainingState:
-    """Adam over the model (with weight decay) and the method's own parameters (without), and the StepLR schedule."""
-    optimizer = torch.optim.Adam(
-        [
-            {"params": list(model.parameters()), "weight_decay": config.weight_decay},
-            # No weight decay on a method's own parameters (UW's log-variances): it would bias the weighting.
-            {"params": list(method.parameters()), "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-    )
+    """The optimizer (Adam or SGD) over the model (with weight decay) and the method's own parameters (without), and
+    the StepLR schedule."""
+    groups = [
+        {"params": list(model.parameters()), "weight_decay": config.weight_decay},
+        # No weight decay on a method's own parameters (UW's log-variances): it would bias the weighting.
+        {"params": list(method.parameters()), "weight_decay": 0.0},
+    ]
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    else:
+        optimizer = torch.optim.Adam(groups, lr=config.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     device = next(model.parameters()).device
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
