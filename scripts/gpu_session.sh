@@ -12,6 +12,7 @@
 # Writes into OUT:
 #   environment.txt               nvidia-smi, torch and CUDA versions
 #   gpu_check.md, gpu_check.log   the measurement's table (goes to docs/performance.md) and its full output
+#   model_cost.md                 per-sample times and GPU-hours per run of the paper presets' models (docs/models.md)
 #   study.log                     the study's progress lines
 #   study.sqlite.gz               a consistent copy of the study's store when time was up
 # Back here: gunzip -c OUT/study.sqlite.gz > /tmp/gpu-study.sqlite
@@ -38,6 +39,11 @@ check_limit=$(( budget * 55 / 100 ))
 timeout --signal=INT --kill-after=15 "$check_limit" \
     "$python" benchmarks/gpu_check.py --out "$out/gpu_check.md" > "$out/gpu_check.log" 2>&1
 echo "gpu_check: exit $? after ${SECONDS} s (limit ${check_limit} s)" >> "$out/gpu_check.log"
+
+# The paper presets' models at their own batch sizes in bf16: what one paper run costs on this GPU.
+timeout --signal=INT --kill-after=10 60 \
+    "$python" benchmarks/model_cost.py --device cuda --preset-batch --precision bf16 --steps 3 > "$out/model_cost.md" 2>&1
+echo "model_cost: exit $? after ${SECONDS} s (limit 60 s)" >> "$out/model_cost.md"
 
 # The study for what is left, minus a margin for copying the store out.
 study_limit=$(( budget - SECONDS - 40 ))

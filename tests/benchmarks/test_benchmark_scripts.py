@@ -111,8 +111,8 @@ def test_model_cost_prints_a_row_per_preset_with_its_flops(capsys: pytest.Captur
     load("model_cost").main(["--presets", "celeba-resnet18", "--batch", "1", "--steps", "1", "--warmup", "0"])
     header, *rows = table_rows(capsys.readouterr().out)
     assert header[0] == "preset" and header[-1] == "CPU-h per EW run"
-    assert [row[:4] for row in rows] == [["celeba-resnet18", "resnet18", "3×64×64", "40"]]
-    forward_ms, step_ms, ratio, gflop = (float(cell) for cell in rows[0][4:8])
+    assert [row[:5] for row in rows] == [["celeba-resnet18", "resnet18", "3×64×64", "40", "1"]]
+    forward_ms, step_ms, ratio, gflop = (float(cell.replace(",", "")) for cell in rows[0][5:9])
     assert forward_ms > 0 and step_ms > 0
     assert ratio == pytest.approx(step_ms / forward_ms, rel=0.05)
     assert gflop == pytest.approx(0.296, abs=0.001)  # the documented ImageNet-stem count at 64×64
