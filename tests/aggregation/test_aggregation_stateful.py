@@ -54,14 +54,14 @@ def test_gradnorm_weight_gradient_and_renormalisation_by_hand() -> None:
 
 @pytest.mark.parametrize(
     ("weights", "problem"),
-    [([3.0, -1.0], r"the weight of task 1 \('depth'\) is -1 after renormalising the weights \[3.0, -1.0\] to sum 2"),
-     ([1.0, -1.0], r"the weights \[1.0, -1.0\] sum to 0, so they cannot be renormalised to sum 2")],
+    [([3.0, -1.0], r"the weight of task 1 \('depth'\) is -1 after renormalising the weights \[3, -1\] to sum 2"),
+     ([1.0, -1.0], r"the weights \[1, -1\] sum to 0, so they cannot be renormalised to sum 2")],
 )
 def test_gradnorm_refuses_a_weight_the_optimizer_pushed_below_zero(weights: list[float], problem: str) -> None:
     method = GradNorm(2, task_names=["seg", "depth"])
     with torch.no_grad():
         method.task_weights.copy_(torch.tensor(weights))
-    with pytest.raises(ValueError, match=rf"GradNorm: {problem}; the optimizer's steps on them overshot"):
+    with pytest.raises(ValueError, match=rf"GradNorm: {problem}\. A weight ≤ 0 would train its task's loss upward"):
         method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))
     assert torch.equal(method.task_weights.detach(), torch.tensor(weights))  # left as it was
     assert bool(torch.isnan(method.initial_losses).all())
@@ -73,6 +73,54 @@ def test_gradnorm_without_validate_renormalises_any_weights() -> None:
         method.task_weights.copy_(torch.tensor([3.0, -1.0]))
     method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))
     torch.testing.assert_close(method.task_weights.detach(), torch.tensor([3.0, -1.0]))
+
+
+def _gradnorm_steps_with_adam(method: GradNorm, steps: int, lr: float) -> None:
+    """The regime where one task learns much faster: L̃ = (0.02, 1.98) relative to the first losses, equal unit
+    gradient norms, Adam on the method's own parameter (what the loop does)."""
+    optimizer = torch.optim.Adam(method.parameters(), lr=lr)
+    method.task_scales(torch.tensor([1.0, 1.0]), torch.ones(2))  # L(0) = 1
+    for _ in range(steps):
+        optimizer.zero_grad()
+        scales = method.task_scales(torch.tensor([0.02, 1.98]), torch.ones(2))
+        method.coefficients(torch.diag(scales**2))  # Gram of the scaled gradients s_k·g_k with |g_k| = 1
+        optimizer.step()
+
+
+def test_gradnorm_paper_weights_reach_zero_for_a_fast_task_and_the_error_names_the_remedy() -> None:
+    method = GradNorm(2, task_names=["fast", "slow"])
+    with pytest.raises(ValueError) as error:
+        _gradnorm_steps_with_adam(method, 400, lr=1e-2)  # the weight crosses 0 after about 1/lr steps
+    message = str(error.value)
+    assert message.startswith("GradNorm: the weight of task 0 ('fast') is -")
+    assert 'weights="softmax" keeps every weight positive' in message
+
+
+def test_gradnorm_softmax_weights_stay_positive_in_the_same_regime_and_sum_to_k() -> None:
+    method = GradNorm(2, weights="softmax")
+    _gradnorm_steps_with_adam(method, 400, lr=1e-2)
+    weights = method.current_weights()
+    assert bool((weights > 0).all()) and float(weights.sum()) == pytest.approx(2.0)
+    assert float(weights[0]) < 0.2  # pulled towards the fast task's small target all the same
+    assert not hasattr(method, "task_weights") and set(dict(method.named_parameters())) == {"weight_logits"}
+
+
+def test_gradnorm_softmax_gradient_is_the_chain_rule_through_the_softmax() -> None:
+    method = GradNorm(2, alpha=1.0, weights="softmax")
+    with torch.no_grad():
+        method.weight_logits.copy_(torch.tensor([0.0, math.log(3.0)]))  # w = 2·(1/4, 3/4) = (0.5, 1.5)
+    scales = method.task_scales(torch.tensor([2.0, 1.0]), torch.ones(2))
+    torch.testing.assert_close(scales, torch.tensor([0.5, 1.5]))
+    method.coefficients(torch.diag(torch.tensor([4.0, 1.0])) * scales[:, None] * scales[None, :])
+    # As in the renormalised case: ∂objective/∂w = (−2, +1); ∂w/∂θ = K·(diag(p) − p pᵀ) with p = (1/4, 3/4).
+    p = torch.tensor([0.25, 0.75])
+    expected = 2 * (torch.diag(p) - torch.outer(p, p)) @ torch.tensor([-2.0, 1.0])
+    torch.testing.assert_close(method.weight_logits.grad, expected)
+
+
+def test_gradnorm_refuses_an_unknown_weight_form() -> None:
+    with pytest.raises(ValueError, match=r"GradNorm: weights must be one of 'renormalised', 'softmax', got 'clamp'"):
+        GradNorm(2, weights="clamp")
 
 
 def test_gradnorm_relative_rates_follow_the_loss_ratios() -> None:

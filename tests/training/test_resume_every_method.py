@@ -16,6 +16,8 @@ from taskbalance.aggregation import AGGREGATIONS
 from taskbalance.training import RunConfig, train
 
 CASES = [(name, {}) for name in methods.names()] + [(name, {"weighting": "rlw"}) for name in AGGREGATIONS.names()]
+# Options that change what the method keeps as its state.
+CASES += [("gradnorm", {"weights": "softmax"}), ("nashmtl", {"on_solve_failure": "keep_previous"})]
 
 
 class _KilledError(Exception):
@@ -32,7 +34,8 @@ def _interrupted_then_resumed(run: RunConfig, folder: Path, kill_after: int) -> 
     return train(run, data=synthetic_data(), checkpoint_dir=folder)
 
 
-@pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}+{o['weighting']}" if o else n for n, o in CASES])
+@pytest.mark.parametrize(("name", "options"), CASES,
+                         ids=[f"{n}+{'+'.join(map(str, o.values()))}" if o else n for n, o in CASES])
 def test_a_killed_run_of_every_method_resumes_bit_identically(tmp_path: Path, name: str, options: dict) -> None:
     # STCH's warm-up and DWA's history span the kill; FAMO updates after every step.
     extra = {"warmup_epochs": 1} if name == "stch" else {}
