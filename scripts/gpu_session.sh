@@ -12,7 +12,7 @@
 # Writes into OUT:
 #   environment.txt               nvidia-smi, torch and CUDA versions
 #   gpu_check.md, gpu_check.log   the measurement's table (goes to docs/performance.md) and its full output
-#   model_cost.md                 per-sample times and GPU-hours per run of the paper presets' models (docs/models.md)
+#   model_cost.md, model_cost.log per-sample times and GPU-hours per run of the paper presets' models (docs/models.md)
 #   study.log                     the study's progress lines
 #   study.sqlite.gz               a consistent copy of the study's store when time was up
 # Back here: gunzip -c OUT/study.sqlite.gz > /tmp/gpu-study.sqlite
@@ -42,8 +42,9 @@ echo "gpu_check: exit $? after ${SECONDS} s (limit ${check_limit} s)" >> "$out/g
 
 # The paper presets' models at their own batch sizes in bf16: what one paper run costs on this GPU.
 timeout --signal=INT --kill-after=10 60 \
-    "$python" benchmarks/model_cost.py --device cuda --preset-batch --precision bf16 --steps 3 > "$out/model_cost.md" 2>&1
-echo "model_cost: exit $? after ${SECONDS} s (limit 60 s)" >> "$out/model_cost.md"
+    "$python" benchmarks/model_cost.py --device cuda --preset-batch --precision bf16 --steps 3 > "$out/model_cost.md" \
+    2> "$out/model_cost.log"
+echo "model_cost: exit $? after ${SECONDS} s (limit 60 s)" >> "$out/model_cost.log"
 
 # The study for what is left, minus a margin for copying the store out.
 study_limit=$(( budget - SECONDS - 40 ))

@@ -262,6 +262,11 @@ def bench(
     except (ValueError, KeyError) as error:
         raise click.UsageError(str(error)) from None
     _check_model(spec.run.model, spec.run.model_options)
+    if spec.run.dataset_options.get("metric_averaging") == "batch" and eval_batch_size is None:
+        click.echo(f"note: metric_averaging=batch averages the metrics over evaluation batches of "
+                   f"{spec.run.eval_batch_size} images, so a split of at most that many is one batch and scores as "
+                   "with the default averaging; MTAN's and Nash-MTL's NYUv2 code evaluates in batches of 2 "
+                   "(--eval-batch-size 2)", err=True)
     if dry_run:
         measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
         bench_plan = plan(spec)
@@ -321,13 +326,15 @@ def bench(
 def _preset_tasks(dataset: str, known: Sequence[str], options: dict[str, Any]) -> list[str]:
     """The tasks a preset's dry run plans for, without the dataset's files: the preset's, or ``tasks`` among them,
     checked as the dataset itself checks them; every option's name is checked against the dataset's builder."""
-    from taskbalance.data import DatasetOptionError, check_options
+    from taskbalance.data import DatasetOptionError, check_option_values
     from taskbalance.data.mtan_layout import choose_tasks
 
     try:
-        check_options(dataset, {"root": "", **options})  # no folder is needed to know the option names
+        check_option_values(dataset, options)  # names and values: no folder is needed for either
     except DatasetOptionError as error:
         raise click.UsageError(f"--dataset-option {error.option}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise click.UsageError(f"--dataset-option: {error}") from None
     try:
         return choose_tasks(dataset, known, options.get("tasks"))
     except (KeyError, TypeError, ValueError) as error:

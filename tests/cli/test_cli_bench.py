@@ -157,3 +157,18 @@ def test_optimizer_flags_reach_every_run_of_the_plan_and_momentum_needs_sgd() ->
     assert "every run: optimizer=sgd, momentum=0.9" in result.output
     refused = CliRunner().invoke(main, ["bench", "--dry-run", "--momentum", "0.9"])
     assert refused.exit_code == 2 and "momentum is SGD's (optimizer = 'sgd'); optimizer is 'adam'" in refused.output
+
+
+def test_a_dry_run_accepts_valid_dataset_option_values_and_notes_batch_averaging_at_the_default_batch() -> None:
+    runner = CliRunner()
+    celeba = runner.invoke(main, ["bench", "--preset", "celeba-resnet18", "--dry-run", "--dataset-option",
+                                  'attribute_metrics=["accuracy","f1"]'])
+    assert celeba.exit_code == 0, celeba.output
+    assert "dataset_options={'attribute_metrics': ['accuracy', 'f1']}" in celeba.output
+    note = "note: metric_averaging=batch averages the metrics over evaluation batches of 1024 images"
+    default_batch = runner.invoke(main, ["bench", "--preset", "nyuv2-segnet", "--dry-run",
+                                         "--dataset-option", "metric_averaging=batch"])
+    assert default_batch.exit_code == 0 and note in default_batch.output
+    chosen = runner.invoke(main, ["bench", "--preset", "nyuv2-segnet", "--dry-run", "--eval-batch-size", "2",
+                                  "--dataset-option", "metric_averaging=batch"])
+    assert chosen.exit_code == 0 and "note: metric_averaging" not in chosen.output

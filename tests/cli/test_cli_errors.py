@@ -235,6 +235,15 @@ def test_bench_refuses_flags_that_cannot_work_before_any_run(tmp_path: Path, fla
      "--dataset-option tasks: dataset 'nyuv2' has no task(s) ['nope']"),
     (["--preset", "celeba-resnet18", "--dataset-option", 'attribute_metric=["f1"]'],
      "--dataset-option attribute_metric: dataset 'celeba' has no option 'attribute_metric'; its options: root, tasks"),
+    (["--preset", "celeba-resnet18", "--dataset-option", "attribute_metrics=f1,accuracy"],
+     "--dataset-option: dataset 'celeba': attribute_metrics: metrics must be a list of metric names, e.g. "
+     '["f1,accuracy"], got the string'),
+    (["--preset", "celeba-resnet18", "--dataset-option", 'attribute_metrics=["f1","auc"]'],
+     "attribute_metrics: unknown metric(s) 'auc'"),
+    (["--preset", "celeba-resnet18", "--dataset-option", "image_size=0"],
+     "--dataset-option: dataset 'celeba': image_size must be an integer ≥ 1, got 0"),
+    (["--preset", "nyuv2-segnet", "--dataset-option", "metric_averaging=Batch"],
+     "--dataset-option: dataset 'nyuv2': metric_averaging: averaging must be one of 'split', 'batch', got 'Batch'"),
 ])
 def test_a_dry_run_checks_the_dataset_options_it_can_without_files(flags: list[str], message: str) -> None:
     usage_error(["bench", "--dry-run", *flags], message)

@@ -178,3 +178,15 @@ def test_epoch_selection_leaves_out_a_reference_of_zero() -> None:
     records = [_record(1, {"a/acc": 0.0, "b/mae": 0.3}, {}), _record(2, {"a/acc": 0.5, "b/mae": 0.1}, {})]
     assert select_epoch(records, None, DIRECTIONS) == 1
     assert select_epoch(records[:1] * 2, {"a/acc": 0.0}, DIRECTIONS) == 1  # nothing to compare: the last epoch
+
+
+def test_an_stl_metric_that_is_zero_in_the_first_epoch_is_measured_from_its_first_nonzero_epoch() -> None:
+    # An F1 of 0 until something is predicted positive: epoch 3 (F1 0.6) beats the last one (0.4).
+    records = [_record(i + 1, {"a/f1": value}, {}) for i, value in enumerate([0.0, 0.2, 0.6, 0.4])]
+    assert select_epoch(records, None, {"a/f1": True}) == 2  # not the last epoch: F1 has a reference (0.2)
+    # Two metrics: b/mae keeps its first-epoch reference, a/f1 takes epoch 2's; both count.
+    records = [_record(1, {"a/f1": 0.0, "b/mae": 0.30}, {}), _record(2, {"a/f1": 0.5, "b/mae": 0.20}, {}),
+               _record(3, {"a/f1": 0.9, "b/mae": 0.21}, {})]
+    directions = {"a/f1": True, "b/mae": False}
+    # Epoch 2: (−0 + (0.2 − 0.3)/0.3)/2 = −1/6 against epoch 3: (−(0.9 − 0.5)/0.5 + (0.21 − 0.3)/0.3)/2 = −0.55.
+    assert select_epoch(records, None, directions) == 2

@@ -109,7 +109,8 @@ def test_binary_attribute_f1_without_positives_is_zero() -> None:
 @pytest.mark.parametrize(
     ("metrics", "problem"),
     [(("recall",), r"unknown metric\(s\) 'recall' in \['recall'\]"), (("f1", "f1"), "a metric named twice"),
-     ((), "metrics must be a non-empty list"), ((1,), "metrics must be a non-empty list")],
+     ((), "metrics must be a non-empty list"), ((1,), "metrics must be a non-empty list"),
+     ("f1", r'metrics must be a list of metric names, e\.g\. \["f1"\], got the string \'f1\'')],
 )
 def test_binary_attribute_refuses_bad_metric_names(metrics: tuple[object, ...], problem: str) -> None:
     with pytest.raises(ValueError, match=rf"task 'smiling': {problem}"):

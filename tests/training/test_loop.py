@@ -186,3 +186,34 @@ def test_an_after_step_without_the_applied_keyword_still_runs_in_fp32(
     monkeypatch.setattr(FAMO, "after_step", old_signature)
     train(config(method=method, method_options=options, epochs=1), data=synthetic_data())
     assert len(calls) == 6
+
+
+def test_batch_averaged_metrics_follow_the_evaluation_batch_size_and_split_ones_do_not() -> None:
+    from taskbalance.tasks import Depth
+    from taskbalance.training.loop import evaluate
+
+    class DepthSplit(torch.utils.data.Dataset):
+        """Five 1×1×4 depth maps with 4, 3, 2, 1 and 4 valid pixels of growing error."""
+
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            valid = (4, 3, 2, 1, 4)[i]
+            target = torch.tensor([0.0] * (4 - valid) + [1.0] * valid)  # 0 = no depth
+            return torch.full((1, 1, 4), float(i + 1)), {"depth": target.reshape(1, 1, 4)}
+
+    class Identity(torch.nn.Module):
+        def forward(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"depth": inputs}
+
+    model, cpu = Identity(), torch.device("cpu")
+    split, batch = {"depth": Depth("depth")}, {"depth": Depth("depth", averaging="batch")}
+    by_size = {size: (evaluate(model, split, DepthSplit(), size, cpu)["depth/abs_err"],  # type: ignore[arg-type]
+                      evaluate(model, batch, DepthSplit(), size, cpu)["depth/abs_err"])  # type: ignore[arg-type]
+               for size in (1, 2, 5)}
+    # Errors i per valid pixel (prediction i + 1, target 1): pixel mean (0·4 + 1·3 + 2·2 + 3·1 + 4·4) / 14 = 26/14.
+    assert all(values[0] == pytest.approx(26 / 14) for values in by_size.values())
+    assert by_size[1][1] == pytest.approx((0 + 1 + 2 + 3 + 4) / 5)  # the mean of per-image means
+    assert by_size[2][1] == pytest.approx((3 / 7 + 7 / 3 + 4) / 3)  # batches {0,1}, {2,3}, {4}
+    assert by_size[5][1] == pytest.approx(26 / 14)  # one batch holds the split: the two conventions agree

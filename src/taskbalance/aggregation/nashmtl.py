@@ -12,7 +12,13 @@ from taskbalance.aggregation.base import GramAggregation
 from taskbalance.aggregation.clipping import check_max_norm, clip_after_step
 from taskbalance.aggregation.engine import task_leaves, task_roots
 from taskbalance.aggregation.registry import AGGREGATIONS
-from taskbalance.aggregation.solvers import SOLVE_TOLERANCE, check_task_gradients, nash_bargaining, relative_residual
+from taskbalance.aggregation.solvers import (
+    SOLVE_TOLERANCE,
+    check_task_gradients,
+    nash_bargaining,
+    relative_residual,
+    residual_tensor,
+)
 from taskbalance.distributed import is_distributed
 from taskbalance.method import Representation, SharedParameters, StepPasses, TaskLosses, is_unscaled
 
@@ -41,7 +47,8 @@ class NashMTL(GramAggregation):
     ``on_solve_failure="keep_previous"`` is the authors' choice instead: their code falls back to the previous step's
     α when its solver fails, so a long training survives a step of dependent gradients (or of a task whose gradient
     is zero, e.g. a batch in which all its labels are ignored). Then every solve is checked as above, with or
-    without ``validate`` (one host read per solve), a failed one reuses the α of the last solved step (all ones
+    without ``validate`` (one host read per solve; with ``validate`` one more, the gradients' finiteness check), a
+    failed one reuses the α of the last solved step (all ones
     before the first: the plain sum), and ``solve_failures`` counts them (saved in ``state_dict``; the loop's
     ``last_weights`` show the reused α). A gradient that is not finite still raises with ``validate``: that is a
     diverged model, not a hard step. The default ``"raise"`` keeps every failure loud.
@@ -142,13 +149,13 @@ class NashMTL(GramAggregation):
         """The bargaining α, or the last solved one where no solution is found (one host read)."""
         check_task_gradients(self, torch.diagonal(gram))  # only a non-finite gradient raises, and only with validate
         matrix = gram.to(torch.float64)
-        solvable = bool((torch.diagonal(matrix) > 0).all())
-        if solvable:
-            alpha = nash_bargaining(matrix, self.iterations)
-            solvable = bool(torch.isfinite(alpha).all()) and relative_residual(matrix, alpha, alpha.reciprocal()) \
-                <= SOLVE_TOLERANCE
+        # The solver runs on any G (it never raises), so one read decides: every gradient non-zero, α finite and
+        # Gα = 1/α reached.
+        alpha = nash_bargaining(matrix, self.iterations)
+        solved = (torch.diagonal(matrix) > 0).all() & torch.isfinite(alpha).all() & (
+            residual_tensor(matrix, alpha, alpha.reciprocal()) <= SOLVE_TOLERANCE)
         self._solved = True  # a step with the previous α is a step taken, as in the authors' code
-        if not solvable:
+        if not bool(solved):
             self.solve_failures += 1
             return self.alpha.to(gram.dtype)
         self.alpha = alpha.detach().to(self.alpha.dtype)

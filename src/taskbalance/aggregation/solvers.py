@@ -158,7 +158,12 @@ SOLVE_TOLERANCE = 1e-6
 
 def relative_residual(matrix: Tensor, solution: Tensor, target: Tensor) -> float:
     """``max |G·x − t| / max |t|`` of a solve of ``G·x = t`` (one host read); ``inf`` where it is not finite."""
-    return float(((matrix @ solution - target).abs().max() / target.abs().max()).nan_to_num(math.inf))
+    return float(residual_tensor(matrix, solution, target))
+
+
+def residual_tensor(matrix: Tensor, solution: Tensor, target: Tensor) -> Tensor:
+    """:func:`relative_residual` as a 0-dim tensor, for a caller that folds it into a check of its own (no read)."""
+    return ((matrix @ solution - target).abs().max() / target.abs().max()).nan_to_num(math.inf)
 
 
 def nash_bargaining(gram: Tensor, iterations: int = 30) -> Tensor:

@@ -13,7 +13,7 @@ from typing import Any
 from taskbalance.data import celeba, cityscapes, multifashion, nyuv2  # noqa: F401  (each module registers itself)
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.errors import DatasetFormatError
-from taskbalance.data.registry import DATASET_TASKS, DATASETS
+from taskbalance.data.registry import DATASET_OPTION_CHECKS, DATASET_TASKS, DATASETS
 from taskbalance.tasks.base import Task
 
 
@@ -58,6 +58,29 @@ num_val, num_test, seed, tasks
     return {option: options.get(option, parameter.default) for option, parameter in parameters.items()}
 
 
+def check_option_values(name: str, options: Mapping[str, Any]) -> None:
+    """Check ``options`` of dataset ``name`` without any file: their names against the builder (``root`` may be
+    absent) and, where the dataset registers a check (``DATASET_OPTION_CHECKS``), their values.
+
+    Raises:
+        KeyError: ``name`` is not a registered dataset.
+        DatasetOptionError: an option is unknown.
+        ValueError: a value is refused (the message names the option).
+
+    Example:
+        >>> check_option_values("nyuv2", {"metric_averaging": "Batch"})
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset 'nyuv2': metric_averaging: averaging must be one of 'split', 'batch', got 'Batch'
+    """
+    arguments = check_options(name, {"root": "", **options})
+    if name not in DATASET_OPTION_CHECKS:
+        return
+    check = DATASET_OPTION_CHECKS.get(name)
+    wanted = inspect.signature(check).parameters
+    check(**{option: value for option, value in arguments.items() if option in wanted})
+
+
 def dataset_tasks(name: str, **options: Any) -> dict[str, Task]:
     """The tasks ``create(name, **options)`` would give, in order, without loading the data.
 
@@ -84,10 +107,12 @@ def create(name: str, **options: object) -> MultiTaskData:
 
 __all__ = [
     "DATASETS",
+    "DATASET_OPTION_CHECKS",
     "DATASET_TASKS",
     "DatasetFormatError",
     "DatasetOptionError",
     "MultiTaskData",
+    "check_option_values",
     "check_options",
     "create",
     "dataset_tasks",

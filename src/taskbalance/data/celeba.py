@@ -21,7 +21,7 @@ from taskbalance.data.celeba_dataset import CelebADataset
 from taskbalance.data.celeba_files import IMAGE_FOLDER, PARTITION_FILE, read_annotations, read_attribute_names
 from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.mtan_layout import choose_tasks
-from taskbalance.data.registry import DATASET_TASKS, DATASETS
+from taskbalance.data.registry import DATASET_OPTION_CHECKS, DATASET_TASKS, DATASETS
 from taskbalance.tasks import BinaryAttribute
 from taskbalance.tasks.base import Task
 from taskbalance.tasks.binary_attribute import check_attribute_metrics
@@ -36,6 +36,15 @@ def check_image_options(image_size: object, center_crop: object) -> None:
         raise ValueError(f"dataset 'celeba': image_size must be an integer ≥ 1, got {image_size!r}")
     if not isinstance(center_crop, bool):
         raise ValueError(f"dataset 'celeba': center_crop must be true or false, got {center_crop!r}")
+
+
+@DATASET_OPTION_CHECKS.register("celeba")
+def celeba_option_check(
+    *, image_size: int = CELEBA_SIZE, center_crop: bool = False, attribute_metrics: Sequence[str] = ("accuracy",)
+) -> None:
+    """The option values :func:`celeba` checks before reading a file."""
+    check_image_options(image_size, center_crop)
+    check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
 
 
 @DATASET_TASKS.register("celeba")

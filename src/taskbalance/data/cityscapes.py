@@ -24,7 +24,7 @@ from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
-from taskbalance.data.registry import DATASET_TASKS, DATASETS
+from taskbalance.data.registry import DATASET_OPTION_CHECKS, DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation
 from taskbalance.tasks.averaging import check_averaging
 from taskbalance.tasks.base import Task
@@ -48,6 +48,12 @@ def _label_folder(root: Path, label_folder: str | None) -> str:
     if label_folder is not None:
         return label_folder
     return "label" if (root / "train" / "label").is_dir() or not (root / "train" / "label_7").is_dir() else "label_7"
+
+
+@DATASET_OPTION_CHECKS.register("cityscapes")
+def cityscapes_option_check(*, metric_averaging: str = "split") -> None:
+    """The option values :func:`cityscapes` checks before reading a file."""
+    check_averaging(metric_averaging, "dataset 'cityscapes': metric_averaging")
 
 
 @DATASET_TASKS.register("cityscapes")
@@ -79,7 +85,7 @@ def cityscapes(
         tasks: subset of ``("segmentation", "depth")`` (default both); only their folders are read.
         label_folder: name of the 7-class label folder (None: ``label``, or ``label_7`` when only that exists).
         metric_averaging: ``"split"`` (default: the depth metrics over every valid pixel of a split, as LibMTL) or
-            ``"batch"`` (the mean of each evaluation batch's values, as MTAN's, Nash-MTL's and FAMO's trainers).
+            ``"batch"`` (the mean of each evaluation batch's values, as FAMO's Cityscapes trainer).
 
     Raises:
         DatasetFormatError: a folder or file is missing or malformed (the message names the path).

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.mtan_layout import DenseTaskSpec, build_mtan_data, mtan_task_list
-from taskbalance.data.registry import DATASET_TASKS, DATASETS
+from taskbalance.data.registry import DATASET_OPTION_CHECKS, DATASET_TASKS, DATASETS
 from taskbalance.tasks import Depth, SemanticSegmentation, SurfaceNormals
 from taskbalance.tasks.averaging import check_averaging
 from taskbalance.tasks.base import Task
@@ -39,6 +39,12 @@ def nyuv2_tasks(metric_averaging: str = "split") -> dict[str, DenseTaskSpec]:
         "depth": DenseTaskSpec(Depth("depth", averaging=averaging), "depth"),
         "normals": DenseTaskSpec(SurfaceNormals("normals", averaging=averaging), "normal"),
     }
+
+
+@DATASET_OPTION_CHECKS.register("nyuv2")
+def nyuv2_option_check(*, metric_averaging: str = "split") -> None:
+    """The option values :func:`nyuv2` checks before reading a file."""
+    check_averaging(metric_averaging, "dataset 'nyuv2': metric_averaging")
 
 
 @DATASET_TASKS.register("nyuv2")

@@ -54,13 +54,21 @@ def select_epoch(
 
     ``baseline=None`` is the single-task case, which has no baseline of its own: epochs are then compared by their
     Δm against the first epoch's validation metrics, i.e. by the mean relative improvement over the task's metrics.
-    Non-finite scores (a diverged epoch) are never preferred to finite ones. Metrics whose reference is 0,
-    negative or not finite (e.g. an accuracy of 0 after the first epoch on a tiny split) have no relative change and
-    are left out of the comparison; when no metric is left, the last epoch is taken.
+    A metric that is 0, negative or not finite in the first epoch (an F1 of 0 while nothing is predicted positive,
+    an accuracy of 0 on a tiny split) is measured against the first epoch in which it is not. Non-finite scores (a
+    diverged epoch) are never preferred to finite ones. With a baseline, metrics whose baseline value is 0, negative
+    or not finite have no relative change and are left out; when no metric has a reference at all, the last epoch is
+    taken.
     """
     if not records:
         raise ValueError("a run without epochs has nothing to select")
-    reference = defined_part(baseline if baseline is not None else records[0].val)
+    if baseline is not None:
+        reference = defined_part(baseline)
+    else:
+        reference = {}
+        for record in records:
+            for key, value in defined_part(record.val).items():
+                reference.setdefault(key, value)
     if not reference:
         return len(records) - 1
     scores = [score(record.val, reference, higher_is_better, variant) for record in records]

@@ -4,8 +4,10 @@
 evaluation batch size). ``"batch"``: each evaluation batch's metrics are computed over its own pixels and the
 batches' values are averaged without weights — the convention of MTAN's, Nash-MTL's and FAMO's trainers, whose
 published NYUv2 and Cityscapes numbers were measured so (with test batches of 2 images on NYUv2), the median angle
-included (a mean of per-batch medians). The two agree only when every batch has the same number of valid pixels and
-the same error distribution; "batch" values depend on the evaluation batch size (``eval_batch_size``).
+included (a mean of per-batch medians). For the means and the within-threshold shares the two agree whenever every
+batch has the same number of valid pixels; the median also needs the batches' error distributions to be alike.
+"batch" values depend on the evaluation batch size (``eval_batch_size``). Segmentation is scored from one
+confusion matrix either way (MTAN's code does so since 2020; its 2019 paper's mIoU was a mean over images).
 """
 
 from __future__ import annotations

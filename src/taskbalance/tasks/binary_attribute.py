@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -60,9 +62,11 @@ class BinaryAttributeMeter(MetricMeter):
         logits, labels = _as_vectors(self.task, prediction.detach(), target)
         _check_binary(self.task, labels)
         predicted, actual = logits > 0, labels == 1
-        self._true_positives += int((predicted & actual).sum())
-        self._false_positives += int((predicted & ~actual).sum())
-        self._false_negatives += int((~predicted & actual).sum())
+        counts = torch.stack([(predicted & actual).sum(), (predicted & ~actual).sum(), (~predicted & actual).sum()])
+        true_positives, false_positives, false_negatives = counts.tolist()  # one host read for the three
+        self._true_positives += true_positives
+        self._false_positives += false_positives
+        self._false_negatives += false_negatives
         self._count += predicted.numel()
 
     def compute(self) -> dict[str, float]:
@@ -87,7 +91,7 @@ class BinaryAttribute(Task):
 
     Args:
         name: the task's name, e.g. ``"smiling"``.
-        metrics: which of ``"accuracy"`` and ``"f1"`` to report, in this order (each enters Δm).
+        metrics: which of ``"accuracy"`` and ``"f1"`` to report, in the order given (each enters Δm).
 
     Example:
         >>> import torch
@@ -130,7 +134,10 @@ def check_attribute_metrics(metrics: object, owner: str) -> tuple[str, ...]:
         >>> check_attribute_metrics(["f1"], "dataset 'celeba'")
         ('f1',)
     """
-    names = (metrics,) if isinstance(metrics, str) else metrics
+    if isinstance(metrics, str):  # one name would make a second run id for the same experiment as [name]
+        raise ValueError(f"{owner}: metrics must be a list of metric names, e.g. {json.dumps([metrics])}, got the "
+                         f"string {metrics!r}")
+    names = metrics
     if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{owner}: metrics must be a non-empty list of {' and '.join(ATTRIBUTE_METRICS)}, got "
                          f"{metrics!r}")

@@ -89,8 +89,6 @@ class RunConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     lr: float = 1e-3
     weight_decay: float = DEFAULT_WEIGHT_DECAY
-    optimizer: str = "adam"
-    momentum: float = 0.0
     lr_step: int = 100
     lr_gamma: float = 0.5
     epochs: int = 5
@@ -104,6 +102,9 @@ class RunConfig:
     deterministic: bool = False
     loader_workers: int = 0
     data_on_device: bool = False
+    # Added after runs were first stored: last, so that positional construction keeps its meaning.
+    optimizer: str = "adam"
+    momentum: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -179,7 +180,8 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine the run's result: all but ``device``, ``deterministic`` and
-        ``data_on_device``; ``precision`` and ``loader_workers`` only when they are not their defaults; and
+        ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer`` and ``momentum`` only when they are not
+        their defaults; and
         ``method_revisions``, the :attr:`~taskbalance.method.Method.revision` of the method and of the weighting it
         composes with, when one is above 0."""
         values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}

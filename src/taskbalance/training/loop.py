@@ -1,6 +1,6 @@
 """The training loop: one plain function from a :class:`RunConfig` to a :class:`RunResult`.
 
-Per epoch: a seeded pass over the training split (forward, task losses, ``method.step``, Adam step), the method's
+Per epoch: a seeded pass over the training split (forward, task losses, ``method.step``, optimizer step), the method's
 epoch hook, the step LR schedule, then evaluation on the validation and the test split, then an atomic checkpoint.
 Selection of the reported epoch (by validation Δm) is the protocol's job; test metrics are recorded every epoch so
 that a run does not depend on the baselines and all runs of a sweep can run at once.
