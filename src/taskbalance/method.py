@@ -154,6 +154,13 @@ class Method(nn.Module):
     def end_epoch(self, mean_losses: Tensor) -> None:
         """Called once after every training epoch with the epoch-mean training losses (``[K]``); a no-op here."""
 
+    def diagnostics(self) -> dict[str, float]:
+        """Counts the run records with its result when it ends, for events a method survives rather than raises
+        on (e.g. Nash-MTL's steps without a bargaining solution under ``on_solve_failure="keep_previous"``);
+        ``RunResult.method_diagnostics`` and the store keep them, the benchmark's notes report any above 0. None
+        here."""
+        return {}
+
     @property
     def needs_losses_after_step(self) -> bool:
         """True when the method must see the same batch's losses after the optimizer step (FAMO)."""

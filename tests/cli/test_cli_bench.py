@@ -154,7 +154,7 @@ def test_eval_batch_size_reaches_every_run_of_the_plan() -> None:
 def test_optimizer_flags_reach_every_run_of_the_plan_and_momentum_needs_sgd() -> None:
     result = CliRunner().invoke(main, ["bench", "--dry-run", "--optimizer", "sgd", "--momentum", "0.9"])
     assert result.exit_code == 0, result.output
-    assert "every run: optimizer=sgd, momentum=0.9" in result.output
+    assert "every run: epochs=3, optimizer=sgd, momentum=0.9 (" in result.output
     refused = CliRunner().invoke(main, ["bench", "--dry-run", "--momentum", "0.9"])
     assert refused.exit_code == 2 and "momentum is SGD's (optimizer = 'sgd'); optimizer is 'adam'" in refused.output
 

@@ -190,3 +190,15 @@ def test_an_stl_metric_that_is_zero_in_the_first_epoch_is_measured_from_its_firs
     directions = {"a/f1": True, "b/mae": False}
     # Epoch 2: (−0 + (0.2 − 0.3)/0.3)/2 = −1/6 against epoch 3: (−(0.9 − 0.5)/0.5 + (0.21 − 0.3)/0.3)/2 = −0.55.
     assert select_epoch(records, None, directions) == 2
+
+
+def test_diagnostics_notes_name_each_count_above_zero_and_nothing_else() -> None:
+    from dataclasses import replace
+
+    from taskbalance.protocol.bench import diagnostics_notes
+
+    base = RunResult(RunConfig(method="nashmtl"), ["a"], {}, [])
+    runs = [replace(base, method_diagnostics={"solve_failures": v}) for v in (0.0, 2.0, 5.0)]
+    assert diagnostics_notes(runs) == [
+        "nashmtl: solve_failures 7 over 2 of 3 run(s) (Method.diagnostics; per run in the store)"]
+    assert diagnostics_notes([*runs[:1], RunResult(RunConfig(method="ew"), ["a"], {}, [])]) == []

@@ -341,3 +341,18 @@ def test_merge_keeps_a_run_the_target_finished_while_the_merge_went_on(
         assert target.merge_from(source) == []
         kept = target.get(ours.run_id)
     assert kept is not None and kept.wall_seconds == ours.wall_seconds
+
+
+def test_method_diagnostics_round_trip_and_an_older_store_gets_the_column(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    counted = replace(make_result(method="nashmtl"), method_diagnostics={"solve_failures": 3.0})
+    path = tmp_path / "old.sqlite"
+    with RunStore(path) as store:
+        store.save(make_result())
+    with sqlite3.connect(path) as db:  # a store written before the column existed
+        db.execute("ALTER TABLE runs DROP COLUMN method_diagnostics")
+    with RunStore(path) as store:
+        assert store.get(make_result().run_id) == make_result()  # read back with no counts
+        store.save(counted)
+        assert store.get(counted.run_id) == counted

@@ -217,3 +217,32 @@ def test_batch_averaged_metrics_follow_the_evaluation_batch_size_and_split_ones_
     assert by_size[1][1] == pytest.approx((0 + 1 + 2 + 3 + 4) / 5)  # the mean of per-image means
     assert by_size[2][1] == pytest.approx((3 / 7 + 7 / 3 + 4) / 3)  # batches {0,1}, {2,3}, {4}
     assert by_size[5][1] == pytest.approx(26 / 14)  # one batch holds the split: the two conventions agree
+
+
+def test_nashmtl_fallbacks_are_counted_in_the_result_and_a_step_with_a_zero_gradient_raises_by_default() -> None:
+    from torch import nn
+
+    from taskbalance.models import MODELS
+    from taskbalance.models.base import MultiTaskModel
+
+    class ConstantHead(nn.Module):
+        """A head that ignores the representation: its task's gradient on the shared encoder is exactly zero."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.value = nn.Parameter(torch.zeros(1))
+
+        def forward(self, representation: torch.Tensor) -> torch.Tensor:
+            return self.value.expand(representation.shape[0], 1)
+
+    @MODELS.register("tiny_test_constant_reg_head")
+    def constant_reg_head(heads: dict, in_channels: int = 1) -> MultiTaskModel:
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(16 * in_channels, 12), nn.ReLU())
+        return MultiTaskModel(encoder, {"cls": nn.Linear(12, 3), "reg": ConstantHead()})
+
+    run = config(model="tiny_test_constant_reg_head", method="nashmtl", epochs=2)
+    failed = train(run.replace(method_options={"on_solve_failure": "keep_previous"}), data=synthetic_data())
+    assert failed.method_diagnostics == {"solve_failures": 12.0}  # every step: 2 epochs × 6
+    with pytest.raises(ValueError, match=r"NashMTL: the gradient of task 1 \(.reg.\) is zero"):
+        train(run, data=synthetic_data())
+    assert train(config(method="ew", epochs=1), data=synthetic_data()).method_diagnostics == {}

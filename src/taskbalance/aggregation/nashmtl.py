@@ -48,10 +48,12 @@ class NashMTL(GramAggregation):
     α when its solver fails, so a long training survives a step of dependent gradients (or of a task whose gradient
     is zero, e.g. a batch in which all its labels are ignored). Then every solve is checked as above, with or
     without ``validate`` (one host read per solve; with ``validate`` one more, the gradients' finiteness check), a
-    failed one reuses the α of the last solved step (all ones
-    before the first: the plain sum), and ``solve_failures`` counts them (saved in ``state_dict``; the loop's
-    ``last_weights`` show the reused α). A gradient that is not finite still raises with ``validate``: that is a
-    diverged model, not a hard step. The default ``"raise"`` keeps every failure loud.
+    failed one reuses the α of the last solved step (all ones before the first: the plain sum), and
+    ``solve_failures`` counts them (saved in ``state_dict``, and reported at the end of a run by
+    :meth:`diagnostics`: ``RunResult.method_diagnostics``, the store, the benchmark's notes). A gradient that is not
+    finite still raises with ``validate``: that is a diverged model, not a hard step. The default ``"raise"`` keeps
+    every failure loud. The check is stricter than the authors' code, which keeps its solver's last iterate without
+    testing it: a solve that only nearly reaches ``Gα = 1/α`` falls back here.
 
     ``max_norm=1.0`` (the authors' default): after the step, the shared parameters' gradients are clipped to total
     norm ``max_norm`` (``torch.nn.utils.clip_grad_norm_``, no host sync); ``0`` turns it off. In representation mode
@@ -228,6 +230,12 @@ class NashMTL(GramAggregation):
                 leaf.grad = None if g is None else g / alpha[k]
         self.last_weights = weights.detach()
         return True
+
+    def diagnostics(self) -> dict[str, float]:
+        """``solve_failures`` under ``on_solve_failure="keep_previous"`` (the steps that reused an earlier α)."""
+        if self.on_solve_failure != "keep_previous":
+            return {}
+        return {"solve_failures": float(self.solve_failures)}
 
     def get_extra_state(self) -> Any:
         return {"steps": self.steps, "solve_failures": self.solve_failures}

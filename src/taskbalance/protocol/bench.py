@@ -378,6 +378,8 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
     if failed:
         notes.append(f"{len(failed)} run(s) failed and are left out (errors in the store and in the report)")
+    notes += diagnostics_notes([results[rid] for rid in dict.fromkeys(c.run_id() for c in phase1 + phase2)
+                                if rid in results])
     return BenchSummary(
         dataset=spec.run.dataset,
         model=spec.run.model,
@@ -393,6 +395,26 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         wall_seconds=time.perf_counter() - started,
         excluded_metrics=excluded,
     )
+
+
+def diagnostics_notes(results: Sequence[RunResult]) -> list[str]:
+    """One note per method and count of :meth:`~taskbalance.method.Method.diagnostics` that is above 0 in some run.
+
+    Example:
+        >>> from taskbalance.training import RunConfig
+        >>> run = RunResult(RunConfig(method="nashmtl"), ["a"], {}, [], method_diagnostics={"solve_failures": 3.0})
+        >>> diagnostics_notes([run, run])
+        ['nashmtl: solve_failures 6 over 2 of 2 run(s) (Method.diagnostics; per run in the store)']
+    """
+    totals: dict[tuple[str, str], list[float]] = {}
+    runs: dict[str, int] = {}
+    for result in results:
+        runs[result.config.method] = runs.get(result.config.method, 0) + 1
+        for name, value in result.method_diagnostics.items():
+            totals.setdefault((result.config.method, name), []).append(value)
+    return [f"{method}: {name} {sum(values):g} over {sum(1 for v in values if v > 0)} of {runs[method]} run(s) "
+            "(Method.diagnostics; per run in the store)"
+            for (method, name), values in totals.items() if sum(values) > 0]
 
 
 def _method_summary(

@@ -95,6 +95,8 @@ def run_metrics(result: RunResult, timestamp_ms: int) -> list[tuple[str, float, 
                 points.append((f"loss/{task}", float(result.step_losses[index][t]), timestamp_ms, int(step)))
     for name in ("ms_per_step", "peak_memory_mb", "wall_seconds", "cpu_seconds"):
         points.append((name, float(getattr(result, name)), timestamp_ms, 0))
+    points.extend((f"method/{name}", float(value), timestamp_ms, 0)
+                  for name, value in result.method_diagnostics.items())
     return points
 
 

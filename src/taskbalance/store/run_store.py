@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cpu_seconds REAL,
     ms_per_step REAL,
     peak_memory_mb REAL,
-    environment TEXT
+    environment TEXT,
+    method_diagnostics TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_method_dataset ON runs (method, dataset, status);
 CREATE TABLE IF NOT EXISTS epochs (
@@ -186,6 +187,8 @@ class RunStore:
             columns = {info[1] for info in db.execute("PRAGMA table_info(runs)").fetchall()}
             if "environment" not in columns:  # stores written before results recorded their device
                 db.execute("ALTER TABLE runs ADD COLUMN environment TEXT")
+            if "method_diagnostics" not in columns:  # stores written before methods reported counts
+                db.execute("ALTER TABLE runs ADD COLUMN method_diagnostics TEXT")
 
     # -- connection -----------------------------------------------------------------------------------------------
     @property
@@ -365,13 +368,14 @@ class RunStore:
             db.execute(
                 """
                 INSERT INTO runs (run_id, config, method, dataset, seed, status, error, started, finished,
-                    tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment)
-                VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment,
+                    method_diagnostics)
+                VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (run_id, json.dumps(config.to_dict()), config.method, config.dataset, config.seed, started, finished,
                  json.dumps(result.tasks), json.dumps(result.higher_is_better), float(result.wall_seconds),
                  float(result.cpu_seconds), float(result.ms_per_step), float(result.peak_memory_mb),
-                 json.dumps(result.environment)),
+                 json.dumps(result.environment), json.dumps(result.method_diagnostics)),
             )
             db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?)", epoch_rows)
             db.executemany("INSERT INTO epoch_values VALUES (?, ?, ?, ?, ?, ?)", value_rows)
@@ -400,7 +404,7 @@ class RunStore:
         return [self._load(row) for row in rows]
 
     def _load(self, row: tuple[Any, ...]) -> RunResult:
-        run_id, config, tasks, higher, wall, cpu, ms, memory, environment = row
+        run_id, config, tasks, higher, wall, cpu, ms, memory, environment, diagnostics = row
         connection = self.connection
         records: dict[int, dict[str, Any]] = {}
         for epoch, lr, seconds in connection.execute(
@@ -450,6 +454,7 @@ class RunStore:
             wall_seconds=_float(wall),
             cpu_seconds=_float(cpu),
             environment=json.loads(environment) if environment else {},
+            method_diagnostics=json.loads(diagnostics) if diagnostics else {},
         )
 
     # -- summaries ------------------------------------------------------------------------------------------------
@@ -474,7 +479,8 @@ class RunStore:
 
 
 _RUN_COLUMNS = (
-    "run_id, config, tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment"
+    "run_id, config, tasks, higher_is_better, wall_seconds, cpu_seconds, ms_per_step, peak_memory_mb, environment, "
+    "method_diagnostics"
 )
 
 

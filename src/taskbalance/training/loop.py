@@ -349,6 +349,7 @@ def _train_on(
         wall_seconds=state.wall_seconds(),
         cpu_seconds=state.cpu_seconds(),
         environment=device_record(device),
+        method_diagnostics={name: float(value) for name, value in method.diagnostics().items()},
     )
     distributed.barrier()  # every rank has finished before rank 0 removes the checkpoint
     if checkpoint_path is not None and distributed.rank() == 0:

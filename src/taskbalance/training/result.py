@@ -49,6 +49,8 @@ class RunResult:
         cpu_seconds: CPU time of the process over the run (all threads).
         environment: where it trained: ``device``, ``device_name`` (e.g. the GPU model), ``torch`` and ``cuda``
             versions (not part of the run's identity).
+        method_diagnostics: the method's counts at the end of the run (:meth:`taskbalance.method.Method.diagnostics`,
+            e.g. Nash-MTL's ``solve_failures``); empty for most methods.
     """
 
     config: RunConfig
@@ -63,6 +65,7 @@ class RunResult:
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     environment: dict[str, Any] = field(default_factory=dict)
+    method_diagnostics: dict[str, float] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
