@@ -223,3 +223,14 @@ def test_auto_strategy_is_the_measured_fastest_on_the_device() -> None:
     assert resolve_strategy("auto", torch.device("cpu")) == "loop"
     assert resolve_strategy("batched", torch.device("cpu")) == "batched"
     assert MGDA(NUM_TASKS).strategy == "auto"
+
+
+@pytest.mark.parametrize("name", GRADIENT_METHODS)
+def test_shared_parameters_the_losses_never_reach_are_an_error_before_any_gradient_is_written(name: str) -> None:
+    model, other = tiny_model(), tiny_model()
+    _, losses = forward(model)
+    assert "parameters" in AGGREGATIONS.get(name).supported_modes
+    method = create(name, num_tasks=NUM_TASKS, mode="parameters", **OPTIONS.get(name, {}))
+    with pytest.raises(ValueError, match=r"none of the \d+ shared parameters is reached by the task losses"):
+        method.step(losses, shared_parameters=list(other.shared_parameters()))  # another model's encoder
+    assert all(p.grad is None for p in model.parameters())  # the heads were left alone too

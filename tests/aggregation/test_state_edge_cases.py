@@ -119,6 +119,27 @@ def test_nashmtl_keep_previous_still_raises_on_a_gradient_that_is_not_finite() -
     assert method.solve_failures == 0
 
 
+def test_nashmtl_keep_previous_with_reuse_steps_keeps_stepping_on_the_last_solved_alpha() -> None:
+    torch.manual_seed(0)
+    encoder, heads, inputs = nn.Linear(4, 5), nn.ModuleList([nn.Linear(5, 1), nn.Linear(5, 1)]), torch.randn(6, 4)
+    shared = list(encoder.parameters())
+
+    def losses(second_reaches_encoder: bool = True) -> list[Tensor]:
+        rep = encoder(inputs)
+        second = heads[1](rep if second_reaches_encoder else rep.detach())
+        return [(heads[0](rep) - 1).pow(2).mean(), second.abs().mean() + 0.1]
+
+    method = NashMTL(2, on_solve_failure="keep_previous", update_weights_every=2, max_norm=0)
+    method.step(losses(), shared_parameters=shared)  # step 0 solves
+    solved = method.alpha.clone()
+    assert not torch.equal(solved, torch.ones(2))
+    method.step(losses(), shared_parameters=shared)  # step 1 reuses
+    method.step(losses(second_reaches_encoder=False), shared_parameters=shared)  # step 2 solves: no solution
+    assert method.solve_failures == 1 and method.steps == 3 and torch.equal(method.alpha, solved)
+    torch.testing.assert_close(method.last_weights, solved)  # no clip: the weights are α itself
+    assert method.diagnostics() == {"solve_failures": 1.0}
+
+
 def test_nashmtl_refuses_an_unknown_failure_policy() -> None:
     message = r"NashMTL: on_solve_failure must be one of 'raise', 'keep_previous', got 'skip'"
     with pytest.raises(ValueError, match=message):

@@ -507,3 +507,17 @@ def test_gpu_session_script_parses_and_stops_cleanly_without_a_gpu(tmp_path: Pat
     assert done.returncode == 2 and "no CUDA GPU visible" in done.stderr
     assert "available False" in (tmp_path / "environment.txt").read_text()
     assert not (tmp_path / "gpu_check.md").exists()
+
+
+def test_every_run_of_the_committed_study_store_keeps_its_run_id() -> None:
+    import json
+    import sqlite3
+
+    from taskbalance.training.config import RunConfig
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "results" / "reproduction" / "study" / "results.sqlite"
+    with sqlite3.connect(f"file:{committed}?mode=ro", uri=True) as db:  # read-only: the file stays as committed
+        rows = db.execute("SELECT run_id, config FROM runs").fetchall()
+    assert len(rows) > 200
+    changed = [run_id for run_id, config in rows if RunConfig.from_dict(json.loads(config)).run_id() != run_id]
+    assert changed == []  # a change of the run identity would orphan the study's stored runs

@@ -73,3 +73,19 @@ def test_the_default_optimizer_leaves_the_identity_of_earlier_runs_and_sgd_enter
     sgd = base.replace(optimizer="sgd")
     assert sgd.identity()["optimizer"] == "sgd" and "momentum" not in sgd.identity()
     assert len({base.run_id(), sgd.run_id(), sgd.replace(momentum=0.9).run_id()}) == 3
+
+
+def test_an_integer_momentum_of_zero_is_the_default_and_sgd_without_momentum_one_experiment() -> None:
+    assert RunConfig.from_dict({"momentum": 0}).run_id() == RunConfig().run_id()  # TOML `momentum = 0`
+    assert RunConfig(optimizer="sgd", momentum=0).run_id() == RunConfig(optimizer="sgd", momentum=0.0).run_id()
+
+
+def test_a_config_pickled_before_the_optimizer_fields_existed_keeps_its_run_id() -> None:
+    import pickle
+
+    config = RunConfig(method="dwa", lr=0.01, epochs=50)
+    older = pickle.loads(pickle.dumps(config))
+    del older.__dict__["optimizer"], older.__dict__["momentum"]  # what unpickling an older instance gives
+    revived = pickle.loads(pickle.dumps(older))
+    assert (revived.optimizer, revived.momentum) == ("adam", 0.0)  # the class defaults fill in
+    assert revived.run_id() == config.run_id() and revived.to_dict() == config.to_dict()

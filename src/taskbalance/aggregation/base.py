@@ -186,6 +186,12 @@ class GradientAggregation(Method):
         if scaled:
             task_losses = [loss * loss_scale for loss in (task_losses if isinstance(task_losses, list) else losses)]
         stacked, by_extra = per_task_gradients(task_losses, targets, extras, strategy=self.strategy)
+        if all(piece is None for piece in stacked):  # (free to check: nothing is read) no update of the shared part
+            what = "representation tensors" if self.mode == "representation" else "shared parameters"
+            raise ValueError(
+                f"{type(self).__name__}: none of the {len(targets)} {what} is reached by the task losses; pass "
+                "shared_parameters=model.shared_parameters() (or representation=) of the model that computed them"
+            )
         self._write_task_gradients(extras, by_extra, scales)  # heads keep the scale, as a scaled backward would
 
         used = [i for i, piece in enumerate(stacked) if piece is not None]
@@ -214,7 +220,7 @@ class GradientAggregation(Method):
         self._own_gradient_scale = loss_scale
         self._piece_inputs = tuple(targets[i].detach() for i in used) if self.mode == "representation" else ()
         try:
-            directions, weights = self.aggregate(pieces, scales) if pieces else ([], scales)
+            directions, weights = self.aggregate(pieces, scales)
         finally:
             self._reduce_gram = False
             self._own_gradient_scale = 1.0
