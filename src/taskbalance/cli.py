@@ -126,7 +126,8 @@ def main() -> None:
 @click.option("--momentum", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="SGD's momentum (with --optimizer sgd) [default 0]; part of a run's identity when not 0.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
-              help="Batch size of the evaluation passes [default: the preset's, 1024]; part of a run's identity. "
+              help="Batch size of the evaluation passes [default: the preset's; 1024, 16 on NYUv2, 128 on "
+                   "Cityscapes]; part of a run's identity. "
                    "It changes the metrics only with --dataset-option metric_averaging=batch (docs/datasets.md).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output folder: results store, report, checkpoints.")
@@ -264,9 +265,8 @@ def bench(
     _check_model(spec.run.model, spec.run.model_options)
     if spec.run.dataset_options.get("metric_averaging") == "batch" and eval_batch_size is None:
         click.echo(f"note: metric_averaging=batch averages the metrics over evaluation batches of "
-                   f"{spec.run.eval_batch_size} images, so a split of at most that many is one batch and scores as "
-                   "with the default averaging; MTAN's and Nash-MTL's NYUv2 code evaluates in batches of 2 "
-                   "(--eval-batch-size 2)", err=True)
+                   f"{spec.run.eval_batch_size} images (the preset's), and the values depend on that size; MTAN's "
+                   "and Nash-MTL's NYUv2 code evaluates in batches of 2 (--eval-batch-size 2)", err=True)
     if dry_run:
         measured = own_dataset and spec.run.model == preset.run.model and not spec.run.max_steps_per_epoch
         bench_plan = plan(spec)

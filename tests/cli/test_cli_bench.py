@@ -165,7 +165,7 @@ def test_a_dry_run_accepts_valid_dataset_option_values_and_notes_batch_averaging
                                   'attribute_metrics=["accuracy","f1"]'])
     assert celeba.exit_code == 0, celeba.output
     assert "dataset_options={'attribute_metrics': ['accuracy', 'f1']}" in celeba.output
-    note = "note: metric_averaging=batch averages the metrics over evaluation batches of 1024 images"
+    note = "note: metric_averaging=batch averages the metrics over evaluation batches of 16 images (the preset's)"
     default_batch = runner.invoke(main, ["bench", "--preset", "nyuv2-segnet", "--dry-run",
                                          "--dataset-option", "metric_averaging=batch"])
     assert default_batch.exit_code == 0 and note in default_batch.output

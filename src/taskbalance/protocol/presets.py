@@ -157,6 +157,10 @@ _CELEBA = {name: BinaryAttribute(name).head for name in CELEBA_ATTRIBUTES}
 _NYUV2_SPLITS, _CITYSCAPES_SPLITS, _CELEBA_SPLITS = (636, 159, 654), (2380, 595, 500), (162_770, 19_867, 19_962)
 _NYUV2_INPUT, _CITYSCAPES_INPUT, _CELEBA_INPUT = (3, 288, 384), (3, 128, 256), (3, CELEBA_SIZE, CELEBA_SIZE)
 _MULTIFASHION_INPUT = (1, multifashion.CANVAS, multifashion.CANVAS)
+# Evaluation batches of the dense presets: RunConfig's 1024 would put a whole NYUv2 split (654 images at 288×384:
+# 29 GB per 64-channel activation in float32) through the network at once. The metrics are sums over the split, so
+# the batch size does not change them; MTAN-style batch averaging (metric_averaging="batch") uses --eval-batch-size.
+_EVAL_BATCH = {"nyuv2": 16, "cityscapes": 128}
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -205,17 +209,18 @@ PRESETS: dict[str, Preset] = {
             epoch_seconds=5.2,
         ),
         _paper("nyuv2-segnet", "NYUv2 288×384, SegNet, batch 8, 200 epochs, LR halved every 100", _NYUV2,
-               _NYUV2_INPUT, _NYUV2_SPLITS, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100),
+               _NYUV2_INPUT, _NYUV2_SPLITS, dataset="nyuv2", model="segnet", batch_size=8, epochs=200, lr_step=100,
+               eval_batch_size=_EVAL_BATCH["nyuv2"]),
         _paper("nyuv2-deeplabv3plus", "NYUv2 288×384, DeepLabV3+ (ResNet-50), batch 8, 200 epochs, LR halved every 100",
                _NYUV2, _NYUV2_INPUT, _NYUV2_SPLITS, dataset="nyuv2", model="deeplabv3plus", batch_size=8, epochs=200,
-               lr_step=100),
+               lr_step=100, eval_batch_size=_EVAL_BATCH["nyuv2"]),
         _paper("cityscapes-segnet", "Cityscapes 128×256, SegNet, batch 64, 300 epochs, LR halved every 100",
                _CITYSCAPES, _CITYSCAPES_INPUT, _CITYSCAPES_SPLITS, dataset="cityscapes", model="segnet", batch_size=64,
-               epochs=300, lr_step=100),
+               epochs=300, lr_step=100, eval_batch_size=_EVAL_BATCH["cityscapes"]),
         _paper("cityscapes-deeplabv3plus",
                "Cityscapes 128×256, DeepLabV3+ (ResNet-50), batch 64, 300 epochs, LR halved every 100", _CITYSCAPES,
                _CITYSCAPES_INPUT, _CITYSCAPES_SPLITS, dataset="cityscapes", model="deeplabv3plus", batch_size=64,
-               epochs=300, lr_step=100),
+               epochs=300, lr_step=100, eval_batch_size=_EVAL_BATCH["cityscapes"]),
         _paper("celeba-resnet18", "CelebA 64×64, 40 attributes, ResNet-18, batch 512, 100 epochs, LR halved every 30",
                _CELEBA, _CELEBA_INPUT, _CELEBA_SPLITS, dataset="celeba", model="resnet18", batch_size=512, epochs=100,
                lr_step=30),
