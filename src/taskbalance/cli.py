@@ -193,8 +193,8 @@ def bench(
     mean ± std. Finished runs are kept in OUT/results.sqlite and skipped when the command is run again.
     """
     from taskbalance.execution import RunsFailedError, run_configs
-    from taskbalance.protocol.bench import plan, run_bench
-    from taskbalance.protocol.presets import PRESETS, PlanFlops, describe_plan, plan_flops, template_line
+    from taskbalance.protocol.bench import plan, run_bench, template_line
+    from taskbalance.protocol.presets import PRESETS, PlanFlops, describe_plan, plan_flops
     from taskbalance.report import render_table, write_report
     from taskbalance.store import MlflowUnavailableError, mirror_to_mlflow
 

@@ -374,6 +374,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids if i in results):.0f} "
         "CPU-s",
         f"learning rates {spec.lrs}; {spec.run.epochs} epochs; Δm variant {spec.delta_m_variant}",
+        template_line(spec.run),
     ]
     notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
     if failed:
@@ -395,6 +396,22 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         wall_seconds=time.perf_counter() - started,
         excluded_metrics=excluded,
     )
+
+
+# Set per run by the protocol, so not part of what a template fixes.
+_PER_RUN_FIELDS = ("tasks", "method", "method_options", "lr", "seed")
+
+
+def template_line(run: RunConfig) -> str:
+    """The fields a run template sets away from RunConfig's defaults (those the protocol sets per run left out).
+
+    Example:
+        >>> template_line(RunConfig(dataset="nyuv2", epochs=200, optimizer="sgd"))
+        'every run: dataset=nyuv2, epochs=200, optimizer=sgd (other fields: RunConfig defaults)'
+    """
+    defaults = RunConfig().to_dict()
+    changed = [f"{k}={v}" for k, v in run.to_dict().items() if k not in _PER_RUN_FIELDS and v != defaults[k]]
+    return f"every run: {', '.join(changed) or 'RunConfig defaults'} (other fields: RunConfig defaults)"
 
 
 def diagnostics_notes(results: Sequence[RunResult]) -> list[str]:

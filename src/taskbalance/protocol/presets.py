@@ -228,22 +228,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# Set per run by the protocol, so not part of what a template fixes.
-_PER_RUN_FIELDS = ("tasks", "method", "method_options", "lr", "seed")
-
-
-def template_line(run: RunConfig) -> str:
-    """The fields a run template sets away from RunConfig's defaults (those the protocol sets per run left out).
-
-    Example:
-        >>> template_line(PRESETS["nyuv2-segnet"].run)
-        'every run: dataset=nyuv2, model=segnet, epochs=200, batch_size=8 (other fields: RunConfig defaults)'
-    """
-    defaults = RunConfig().to_dict()
-    changed = [f"{k}={v}" for k, v in run.to_dict().items() if k not in _PER_RUN_FIELDS and v != defaults[k]]
-    return f"every run: {', '.join(changed) or 'RunConfig defaults'} (other fields: RunConfig defaults)"
-
-
 SUSTAINED_FLOPS_PER_SECOND = 100e12
 """The rate the dry run converts FLOPs to hours at: a round number to scale by, not a measurement (an H200's dense
 BF16 peak is about ten times this; convolutional MTL models at these batch sizes reach a fraction of any peak)."""
