@@ -146,10 +146,11 @@ def grid_edges(summary: BenchSummary) -> str:
                 found.append(f"{name} {chosen:g}, the {side} of {len(distinct)}")
         if found:
             edges.append(f"{method.label} ({'; '.join(found)})")
+    axes = "in any of its grid's axes of three or more values" if two_valued else "of its grid"
     text = (f"On an edge of its grid, where a wider grid might select past it: {'; '.join(edges)}." if edges else
-            "No selected point lies on an edge of its grid.")
+            f"No selected point lies on an edge {axes}.")
     if two_valued:
-        text += (f" With two values of the {' and the '.join(two_valued)} in the grid, every selected one is an "
+        text += (f" The {' and the '.join(two_valued)} has only two values in the grid, so every selected one is an "
                  "edge of it.")
     return text
 

@@ -373,8 +373,8 @@ def test_grid_edges_says_once_that_two_learning_rates_make_every_selection_an_ed
     pair = summary("small_cnn", gridded("ew", (1e-2, {}), [(1e-3, {}), (1e-2, {})]),
                    gridded("uw", (1e-3, {}), [(1e-3, {}), (1e-2, {})]))
     text = report.grid_edges(pair)
-    assert text.startswith("No selected point lies on an edge")
-    assert text.count("With two values of the learning rate in the grid, every selected one is an edge") == 1
+    assert text.startswith("No selected point lies on an edge in any of its grid's axes of three or more values.")
+    assert text.count("The learning rate has only two values in the grid, so every selected one is an edge") == 1
 
 
 def test_grid_edges_puts_a_weight_vector_on_the_simplex_boundary_by_its_least_weight(report: ModuleType) -> None:
