@@ -217,10 +217,13 @@ class Method(nn.Module):
         """Check the shape, then (if ``validate``) that every value is finite and, if ``positive``, > 0 (if
         ``nonnegative``, ≥ 0)."""
         self.check_shape(losses, what)
-        if self.validate:
-            self.check_values(losses.detach(), positive=positive, what=what, nonnegative=nonnegative)
+        if self.validate:  # "losses after the step" → "the loss after the step (of task k)"
+            singular = "the " + what.replace("losses", "loss", 1)
+            self.check_values(losses.detach(), positive=positive, what=singular, nonnegative=nonnegative)
 
-    def check_values(self, values: Tensor, *, positive: bool, what: str = "losses", nonnegative: bool = False) -> None:
+    def check_values(
+        self, values: Tensor, *, positive: bool, what: str = "the loss", nonnegative: bool = False
+    ) -> None:
         """Raise a ``ValueError`` naming the task and value unless every value is finite (and > 0 if ``positive``,
         ≥ 0 if ``nonnegative``).
 
@@ -242,9 +245,13 @@ class Method(nn.Module):
             if not math.isfinite(value):
                 raise ValueError(f"{name}: {what} of {self.task_label(index)} is {value}; every loss must be finite")
             if (positive and value <= 0) or (nonnegative and value < 0):
+                # An exact 0 is rarely a perfect fit: mostly a batch without a labelled element of the task.
+                hint = ("; a loss of exactly 0 usually means the batch held no labelled element of this task (e.g. "
+                        "every pixel ignored), which a method that accepts 0, such as EW, UW or IMTL-L, trains through"
+                        if positive and value == 0 else "")
                 raise ValueError(
                     f"{name}: {what} of {self.task_label(index)} is {value}; {name} {self.positive_losses_reason}, "
-                    f"so every loss must be {'> 0' if positive else '≥ 0'}"
+                    f"so every loss must be {'> 0' if positive else '≥ 0'}{hint}"
                 )
         raise AssertionError("unreachable: a value failed the combined check but not the per-task one")
 

@@ -149,7 +149,7 @@ def test_dbmtl_ema_follows_the_authors_update() -> None:
 
 def test_dbmtl_rejects_a_non_positive_loss_naming_the_task() -> None:
     losses = torch.tensor([1.0, 0.0], requires_grad=True) * 1.0
-    with pytest.raises(ValueError, match=r"DBMTL: losses of task 1 \('depth'\) is 0.0.*must be > 0"):
+    with pytest.raises(ValueError, match=r"DBMTL: the loss of task 1 \('depth'\) is 0.0.*must be > 0"):
         DBMTL(2, task_names=["seg", "depth"]).step(losses, shared_parameters=[torch.nn.Parameter(torch.ones(1))])
 
 
@@ -201,7 +201,7 @@ def test_famo_same_batch_refuses_a_step_without_update_and_an_update_without_ste
     method(torch.tensor([1.0, 4.0]))
     with pytest.raises(RuntimeError, match=r"call method\.after_step\(new_losses\) \(or update\)"):
         method(torch.tensor([1.0, 4.0]))
-    with pytest.raises(ValueError, match=r"losses after the step of task 1 is 0\.0"):
+    with pytest.raises(ValueError, match=r"the loss after the step of task 1 is 0\.0"):
         method.update(torch.tensor([1.0, 0.0]))
     with pytest.raises(RuntimeError, match=r"update\(\) is not used"):
         FAMO(2, same_batch=False).update(torch.tensor([1.0, 1.0]))

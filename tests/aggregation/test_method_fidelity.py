@@ -212,8 +212,8 @@ GRADIENT_METHODS = AGGREGATIONS.names()
 
 # The loss check of the base class names the value; the gradient check says what is not finite.
 EXPECTED_MESSAGES = {
-    "nan loss": r"losses of task 1 \('depth'\) is nan",
-    "inf loss": r"losses of task 1 \('depth'\) is inf",
+    "nan loss": r"the loss of task 1 \('depth'\) is nan",
+    "inf loss": r"the loss of task 1 \('depth'\) is inf",
     "inf gradient": r"the gradient of task 1 \('depth'\) is not finite",
     "nan gradient": r"the gradient of task 1 \('depth'\) is not finite",
 }

@@ -271,5 +271,5 @@ def test_an_unknown_option_lists_the_hyper_parameters() -> None:
 
 @pytest.mark.parametrize("bad", [0.0, -1.0])
 def test_a_non_positive_loss_names_the_task(bad: float) -> None:
-    with pytest.raises(ValueError, match=rf"GO4Align: losses of task 1 \('depth'\) is {bad}; .* must be > 0"):
+    with pytest.raises(ValueError, match=rf"GO4Align: the loss of task 1 \('depth'\) is {bad}; .* must be > 0"):
         GO4Align(2, task_names=["seg", "depth"])(torch.tensor([1.0, bad]))

@@ -36,19 +36,19 @@ def test_a_list_is_a_type_error_that_suggests_stack(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_loss_names_task_and_value(name: str, bad: float) -> None:
-    with pytest.raises(ValueError, match=rf"losses of task 1 \('depth'\) is {bad}; every loss must be finite"):
+    with pytest.raises(ValueError, match=rf"the loss of task 1 \('depth'\) is {bad}; every loss must be finite"):
         build(name)(torch.tensor([1.0, bad, 2.0]))
 
 
 @pytest.mark.parametrize("name", INVERTING)
 @pytest.mark.parametrize("bad", [0.0, -0.5])
 def test_non_positive_loss_raises_for_methods_that_invert_it(name: str, bad: float) -> None:
-    with pytest.raises(ValueError, match=rf"losses of task 2 \('normal'\) is {bad}; .* must be > 0"):
+    with pytest.raises(ValueError, match=rf"the loss of task 2 \('normal'\) is {bad}; .* must be > 0"):
         build(name)(torch.tensor([1.0, 2.0, bad]))
 
 
 def test_message_without_task_names_uses_the_index() -> None:
-    with pytest.raises(ValueError, match=r"UWO: losses of task 0 is 0.0;"):
+    with pytest.raises(ValueError, match=r"UWO: the loss of task 0 is 0.0;"):
         UWO(2)(torch.tensor([0.0, 1.0]))
 
 

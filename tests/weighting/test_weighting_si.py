@@ -55,5 +55,5 @@ def test_step_fills_grads_like_uwo() -> None:
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
 def test_non_positive_loss_is_refused_naming_method_and_task(bad: float) -> None:
-    with pytest.raises(ValueError, match=r"SI: losses of task 1 \('depth'\)"):
+    with pytest.raises(ValueError, match=r"SI: the loss of task 1 \('depth'\)"):
         SI(2, task_names=["seg", "depth"])(torch.tensor([1.0, bad]))

@@ -63,7 +63,7 @@ class DWA(LossWeighting):
         """Record the epoch-mean training losses and set the weights of the next epoch."""
         # Always validated: once per epoch costs nothing, and a zero mean would otherwise divide by zero later.
         self.check_shape(mean_losses, what="epoch-mean losses")
-        self.check_values(mean_losses.detach(), positive=True, what="epoch-mean loss")
+        self.check_values(mean_losses.detach(), positive=True, what="the epoch-mean loss")
         means = mean_losses.detach().to(self.previous_means)
         if self.sync_across_ranks:
             means = self.shared_values(means)

@@ -122,7 +122,7 @@ class STCH(LossWeighting):
         if not self._warming_up:
             return
         self.check_shape(mean_losses, what="epoch-mean losses")
-        self.check_values(mean_losses.detach(), positive=True, what="epoch-mean loss")
+        self.check_values(mean_losses.detach(), positive=True, what="the epoch-mean loss")
         self.epochs_seen += 1
         if int(self.epochs_seen) >= self.warmup_epochs:
             means = mean_losses.detach().to(self.nadir)
