@@ -125,6 +125,9 @@ def main() -> None:
               help="Optimizer of every run [default: the preset's, adam]; part of a run's identity when not adam.")
 @click.option("--momentum", type=click.FloatRange(min=0, max=1, max_open=True), default=None,
               help="SGD's momentum (with --optimizer sgd) [default 0]; part of a run's identity when not 0.")
+@click.option("--method-lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate of a method's own parameters (UW's log-variances, GradNorm's weights) [default: "
+                   "the model's]; part of a run's identity when given.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Batch size of the evaluation passes [default: the preset's; 1024, 16 on NYUv2, 128 on "
                    "Cityscapes]; part of a run's identity. "
@@ -172,6 +175,7 @@ def bench(
     max_steps: int | None,
     optimizer: str | None,
     momentum: float | None,
+    method_lr: float | None,
     eval_batch_size: int | None,
     out: Path,
     executor: str,
@@ -245,7 +249,8 @@ def bench(
     run_changes: dict[str, Any] = {"dataset": dataset, "dataset_options": dataset_options,
                                    "model_options": {**preset.run.model_options, **_options(model_option_pairs)}}
     for field_name, value in (("model", model), ("epochs", epochs), ("max_steps_per_epoch", max_steps),
-                              ("optimizer", optimizer), ("momentum", momentum), ("eval_batch_size", eval_batch_size),
+                              ("optimizer", optimizer), ("momentum", momentum), ("method_lr", method_lr),
+                              ("eval_batch_size", eval_batch_size),
                               ("device", device), ("precision", precision), ("deterministic", deterministic or None),
                               ("data_on_device", data_on_device or None), ("loader_workers", loader_workers)):
         if value is not None:

@@ -25,6 +25,7 @@ def test_run_id_is_stable_and_sensitive_to_every_field() -> None:
         ("optimizer", "adamw", r"optimizer must be one of \['adam', 'sgd'\], got 'adamw'"),
         ("momentum", 1.0, r"momentum must be a number in \[0, 1\), got 1.0"),
         ("momentum", 0.9, "momentum is SGD's \\(optimizer = 'sgd'\\); optimizer is 'adam'"),
+        ("method_lr", 0.0, r"method_lr must be a positive finite number \(or absent: the model's lr\), got 0.0"),
     ],
 )
 def test_invalid_fields_are_named(field: str, value: object, message: str) -> None:
@@ -50,7 +51,8 @@ def test_a_method_revision_changes_the_run_id_of_its_runs_only(monkeypatch: pyte
 
     def plain_id(config: RunConfig) -> str:  # the identity before revisions existed
         values = {k: v for k, v in config.to_dict().items() if k not in ("device", "deterministic", "data_on_device")}
-        later_defaults = (("precision", "fp32"), ("loader_workers", 0), ("optimizer", "adam"), ("momentum", 0.0))
+        later_defaults = (("precision", "fp32"), ("loader_workers", 0), ("optimizer", "adam"), ("momentum", 0.0),
+                          ("method_lr", None))
         values = {k: v for k, v in values.items() if (k, v) not in later_defaults}
         return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
@@ -89,3 +91,9 @@ def test_a_config_pickled_before_the_optimizer_fields_existed_keeps_its_run_id()
     revived = pickle.loads(pickle.dumps(older))
     assert (revived.optimizer, revived.momentum) == ("adam", 0.0)  # the class defaults fill in
     assert revived.run_id() == config.run_id() and revived.to_dict() == config.to_dict()
+
+
+def test_method_lr_enters_the_identity_only_when_set() -> None:
+    assert "method_lr" not in RunConfig().identity()
+    assert RunConfig(method_lr=0.025).identity()["method_lr"] == 0.025
+    assert RunConfig(method_lr=0.025).run_id() != RunConfig().run_id()

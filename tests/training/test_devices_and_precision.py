@@ -36,7 +36,8 @@ def test_device_and_determinism_are_not_part_of_the_identity_but_precision_is() 
     assert RunConfig(device="cpu", deterministic=True, data_on_device=True).run_id() == base.run_id()
     assert RunConfig(precision="bf16").run_id() != base.run_id()
     # The fp32 default leaves ids of runs stored before these fields existed unchanged.
-    later = ("precision", "device", "deterministic", "loader_workers", "data_on_device", "optimizer", "momentum")
+    later = ("precision", "device", "deterministic", "loader_workers", "data_on_device", "optimizer", "momentum",
+             "method_lr")
     old_fields = {k: v for k, v in base.to_dict().items() if k not in later}
     canonical = json.dumps(old_fields, sort_keys=True, separators=(",", ":"))
     assert base.run_id() == hashlib.sha256(canonical.encode()).hexdigest()[:16]

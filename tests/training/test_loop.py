@@ -246,3 +246,19 @@ def test_nashmtl_fallbacks_are_counted_in_the_result_and_a_step_with_a_zero_grad
     with pytest.raises(ValueError, match=r"NashMTL: the gradient of task 1 \(.reg.\) is zero"):
         train(run, data=synthetic_data())
     assert train(config(method="ew", epochs=1), data=synthetic_data()).method_diagnostics == {}
+
+
+def test_method_lr_gives_the_methods_own_parameters_their_rate_on_the_same_schedule() -> None:
+    from taskbalance.training.build import build
+    from taskbalance.training.loop import _initial_state
+
+    run = config(method="uw", method_lr=0.025, lr_step=1, lr_gamma=0.5)
+    _, model, method = build(run, synthetic_data(), sync_across_ranks=False)
+    state = _initial_state(run, model, method)
+    model_group, method_group = state.optimizer.param_groups
+    assert (model_group["lr"], method_group["lr"]) == (run.lr, 0.025)
+    state.scheduler.step()
+    assert (model_group["lr"], method_group["lr"]) == (run.lr / 2, 0.0125)
+    default = _initial_state(config(method="uw"), *build(config(method="uw"), synthetic_data(),
+                                                         sync_across_ranks=False)[1:])
+    assert default.optimizer.param_groups[1]["lr"] == config().lr

@@ -22,7 +22,9 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 NOT_IDENTITY = ("device", "deterministic", "data_on_device")
 # Fields added after runs were first stored: they enter the identity only when they differ from these defaults, so
 # the ids of runs stored before them stay valid.
-LATER_DEFAULTS: dict[str, Any] = {"precision": "fp32", "loader_workers": 0, "optimizer": "adam", "momentum": 0.0}
+LATER_DEFAULTS: dict[str, Any] = {
+    "precision": "fp32", "loader_workers": 0, "optimizer": "adam", "momentum": 0.0, "method_lr": None,
+}
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -50,6 +52,10 @@ class RunConfig:
             Adam with). Part of the run's identity when it is not the default.
         momentum: SGD's momentum (default 0, as ``torch.optim.SGD``; 0.9 is the usual choice); only with
             ``optimizer = "sgd"``. Part of the run's identity when it is not 0.
+        method_lr: learning rate of the method's own parameters (UW's log-variances, IMTL-L's log-scales,
+            GradNorm's weights); None (default) uses ``lr``, as LibMTL does. Nash-MTL's and FAMO's trainers give
+            them their own (``method_params_lr``, 0.025 there). It follows the same StepLR schedule. Part of the
+            run's identity when set.
         lr_step: epochs between learning-rate decays (StepLR step size).
         lr_gamma: factor of each decay (the paper halves: 0.5).
         epochs: training epochs.
@@ -76,8 +82,8 @@ class RunConfig:
             batches from a DataLoader, so the result is the same (not part of the run's identity).
 
     The run's identity (:meth:`run_id`) hashes every field except ``device``, ``deterministic`` and
-    ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer`` and ``momentum`` enter it only when they are
-    not their defaults, so the ids of runs stored before they existed stay valid.
+    ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer``, ``momentum`` and ``method_lr`` enter it only
+    when they are not their defaults, so the ids of runs stored before they existed stay valid.
     """
 
     dataset: str = "multifashion"
@@ -105,6 +111,7 @@ class RunConfig:
     # Added after runs were first stored: last, so that positional construction keeps its meaning.
     optimizer: str = "adam"
     momentum: float = 0.0
+    method_lr: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -146,6 +153,11 @@ class RunConfig:
         if momentum and self.optimizer != "sgd":
             raise ConfigError(f"momentum is SGD's (optimizer = 'sgd'); optimizer is {self.optimizer!r}, got momentum "
                               f"{momentum!r}")
+        method_lr = self.method_lr
+        if method_lr is not None and (isinstance(method_lr, bool) or not isinstance(method_lr, int | float)
+                                      or not math.isfinite(method_lr) or method_lr <= 0):
+            raise ConfigError(f"method_lr must be a positive finite number (or absent: the model's lr), got "
+                              f"{method_lr!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -180,8 +192,8 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine the run's result: all but ``device``, ``deterministic`` and
-        ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer`` and ``momentum`` only when they are not
-        their defaults; and
+        ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer``, ``momentum`` and ``method_lr`` only when
+        they are not their defaults; and
         ``method_revisions``, the :attr:`~taskbalance.method.Method.revision` of the method and of the weighting it
         composes with, when one is above 0."""
         values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}

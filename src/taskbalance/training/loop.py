@@ -363,7 +363,8 @@ def _initial_state(config: RunConfig, model: MultiTaskModel, method: Method) -> 
     groups = [
         {"params": list(model.parameters()), "weight_decay": config.weight_decay},
         # No weight decay on a method's own parameters (UW's log-variances): it would bias the weighting.
-        {"params": list(method.parameters()), "weight_decay": 0.0},
+        {"params": list(method.parameters()), "weight_decay": 0.0,
+         **({"lr": config.method_lr} if config.method_lr is not None else {})},
     ]
     optimizer: torch.optim.Optimizer
     if config.optimizer == "sgd":
