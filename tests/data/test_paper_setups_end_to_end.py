@@ -69,3 +69,21 @@ def test_missing_dataset_files_name_the_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["train", str(config)])
     assert result.exit_code == 2
     assert "nyuv2.toml: dataset 'nyuv2'" in result.output and "nowhere" in result.output
+
+
+def test_the_metric_conventions_reach_a_run_batch_averaging_and_celeba_f1(tmp_path: Path) -> None:
+    write_nyuv2(tmp_path / "nyuv2", train=6, test=3, size=(32, 32))
+    run = tiny_run("nyuv2", tmp_path / "nyuv2", "segnet", method="ew", augment=False).replace(tasks=["depth"])
+    # The same weights (same seed and steps), evaluated three ways: a pixel mean over the split whatever the batch,
+    # and a mean of per-batch means, which differs with the batch size.
+    split = [train(run.replace(eval_batch_size=size)).epochs[0].test["depth/abs_err"] for size in (1, 4)]
+    batch = [train(run.replace(eval_batch_size=size, dataset_options={**run.dataset_options,
+                                                                      "metric_averaging": "batch"}))
+             .epochs[0].test["depth/abs_err"] for size in (1, 4)]
+    assert split[0] == pytest.approx(split[1], rel=1e-6) and batch[1] == pytest.approx(split[1], rel=1e-6)
+    assert batch[0] != pytest.approx(split[0], rel=1e-6)  # per image: the images' valid-pixel counts differ
+
+    write_celeba(tmp_path / "celeba")
+    celeba = train(tiny_run("celeba", tmp_path / "celeba", "resnet18", method="ew", tasks=["Smiling", "Male"],
+                            attribute_metrics=["f1"]))
+    assert set(celeba.epochs[0].test) == {"Smiling/f1", "Male/f1"}

@@ -86,6 +86,7 @@ def test_binary_attribute_directions_and_head() -> None:
 def test_binary_attribute_f1_from_the_split_counts() -> None:
     task = BinaryAttribute("smiling", metrics=("f1", "accuracy"))
     assert [(m.name, m.higher_is_better) for m in task.metrics] == [("f1", True), ("accuracy", True)]
+    assert repr(task) == "BinaryAttribute(name='smiling', metrics=('f1', 'accuracy'))"
     meter = task.meter()
     # Two batches: decisions 1, 0, 1 | 0, 1 against labels 1, 0, 0 | 1, 1 → TP 2, FP 1, FN 1, TN 1.
     meter.update(torch.tensor([3.0, -1.0, 0.5]), torch.tensor([1, 0, 0]))

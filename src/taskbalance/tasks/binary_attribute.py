@@ -126,6 +126,9 @@ class BinaryAttribute(Task):
         """0/1 labels only (binary cross-entropy takes any number, and goes negative for a −1/1 encoding)."""
         _check_binary(self.name, target)
 
+    def __repr__(self) -> str:
+        return f"BinaryAttribute(name={self.name!r}, metrics={self.metric_names!r})"
+
 
 def check_attribute_metrics(metrics: object, owner: str) -> tuple[str, ...]:
     """``metrics`` as a tuple of distinct names from :data:`ATTRIBUTE_METRICS`, or a ``ValueError`` naming ``owner``.
