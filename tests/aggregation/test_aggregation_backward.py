@@ -234,3 +234,5 @@ def test_shared_parameters_the_losses_never_reach_are_an_error_before_any_gradie
     with pytest.raises(ValueError, match=r"none of the \d+ shared parameters is reached by the task losses"):
         method.step(losses, shared_parameters=list(other.shared_parameters()))  # another model's encoder
     assert all(p.grad is None for p in model.parameters())  # the heads were left alone too
+    if name == "gradnorm":  # refused before any state moved: no first losses taken from the refused batch
+        assert bool(torch.isnan(method.initial_losses).all())

@@ -516,7 +516,8 @@ def test_every_run_of_the_committed_study_store_keeps_its_run_id() -> None:
     from taskbalance.training.config import RunConfig
 
     committed = Path(__file__).resolve().parents[2] / "docs" / "results" / "reproduction" / "study" / "results.sqlite"
-    with sqlite3.connect(f"file:{committed}?mode=ro", uri=True) as db:  # read-only: the file stays as committed
+    # immutable: read-only without the -wal/-shm side files a WAL database otherwise gets beside it
+    with sqlite3.connect(f"file:{committed}?mode=ro&immutable=1", uri=True) as db:
         rows = db.execute("SELECT run_id, config FROM runs").fetchall()
     assert len(rows) > 200
     changed = [run_id for run_id, config in rows if RunConfig.from_dict(json.loads(config)).run_id() != run_id]

@@ -162,14 +162,6 @@ class GradientAggregation(Method):
         self.check_step_losses(losses)
         shared = self.trainable_shared(shared_parameters)
         reps = self._representation_tensors(representation)
-        distributed = self.sync_across_ranks and is_distributed()
-        if distributed:
-            # Every rank computes the scales from the global batch's losses (the mean of the ranks' losses).
-            global_losses = all_reduce_mean(losses.detach())
-            scales = self.task_scales(global_losses, self._weighting_scales(global_losses, loss_scale))
-        else:
-            scales = self.task_scales(losses, self._weighting_scales(losses, loss_scale))
-
         shared_ids = {id(p) for p in shared}
         if self.mode == "representation":
             stop_at = [r.grad_fn for r in reps]
@@ -180,18 +172,24 @@ class GradientAggregation(Method):
         reached = [task_leaves(root, stop_at=stop_at) for root in task_roots(task_losses)]
         if self.mode == "representation":
             self._check_heads_avoid_shared(reached, shared_ids)
+        elif not any(id(leaf) in shared_ids for leaves in reached for leaf in leaves):
+            self._raise_unreached(len(targets))  # before any state (GradNorm's first losses) moves
         extras = [[leaf for leaf in leaves if id(leaf) not in shared_ids] for leaves in reached]
+
+        distributed = self.sync_across_ranks and is_distributed()
+        if distributed:
+            # Every rank computes the scales from the global batch's losses (the mean of the ranks' losses).
+            global_losses = all_reduce_mean(losses.detach())
+            scales = self.task_scales(global_losses, self._weighting_scales(global_losses, loss_scale))
+        else:
+            scales = self.task_scales(losses, self._weighting_scales(losses, loss_scale))
 
         scaled = not is_unscaled(loss_scale)
         if scaled:
             task_losses = [loss * loss_scale for loss in (task_losses if isinstance(task_losses, list) else losses)]
         stacked, by_extra = per_task_gradients(task_losses, targets, extras, strategy=self.strategy)
         if all(piece is None for piece in stacked):  # (free to check: nothing is read) no update of the shared part
-            what = "representation tensors" if self.mode == "representation" else "shared parameters"
-            raise ValueError(
-                f"{type(self).__name__}: none of the {len(targets)} {what} is reached by the task losses; pass "
-                "shared_parameters=model.shared_parameters() (or representation=) of the model that computed them"
-            )
+            self._raise_unreached(len(targets))
         self._write_task_gradients(extras, by_extra, scales)  # heads keep the scale, as a scaled backward would
 
         used = [i for i, piece in enumerate(stacked) if piece is not None]
@@ -277,6 +275,13 @@ class GradientAggregation(Method):
             call_after_step(self.weighting, losses, applied)
 
     # ----------------------------------------------------------------------------------------------- helpers
+    def _raise_unreached(self, count: int) -> None:
+        what = "representation tensors" if self.mode == "representation" else "shared parameters"
+        raise ValueError(
+            f"{type(self).__name__}: none of the {count} {what} is reached by the task losses; pass "
+            "shared_parameters=model.shared_parameters() (or representation=) of the model that computed them"
+        )
+
     def trainable_shared(self, shared_parameters: Iterable[nn.Parameter] | None) -> list[nn.Parameter]:
         """The shared parameters that require grad; an error naming the method when there are none."""
         name = type(self).__name__
