@@ -114,6 +114,10 @@ class Method(nn.Module):
     positive_losses_reason: ClassVar[str] = "divides by or takes the log of each loss"
     # Methods with a per-task ``kinds`` option that ``taskbalance.methods.create`` fills from Task.likelihood (UW).
     uses_task_likelihoods: ClassVar[bool] = False
+    # Methods with parameters of their own that the run's optimizer trains (UW, IMTL-L, GradNorm): only their runs
+    # take ``RunConfig.method_lr`` into their identity (for the others it changes nothing). The loop refuses a
+    # method_lr for a method that has parameters but does not declare them here.
+    learns_parameters: ClassVar[bool] = False
 
     last_weights: Tensor
 

@@ -93,7 +93,11 @@ def test_a_config_pickled_before_the_optimizer_fields_existed_keeps_its_run_id()
     assert revived.run_id() == config.run_id() and revived.to_dict() == config.to_dict()
 
 
-def test_method_lr_enters_the_identity_only_when_set() -> None:
-    assert "method_lr" not in RunConfig().identity()
-    assert RunConfig(method_lr=0.025).identity()["method_lr"] == 0.025
-    assert RunConfig(method_lr=0.025).run_id() != RunConfig().run_id()
+def test_method_lr_enters_the_identity_only_of_methods_with_parameters_of_their_own() -> None:
+    assert "method_lr" not in RunConfig(method="uw").identity()
+    uw = RunConfig(method="uw", method_lr=0.025)
+    assert uw.identity()["method_lr"] == 0.025 and uw.run_id() != RunConfig(method="uw").run_id()
+    composed = RunConfig(method="pcgrad", method_options={"weighting": "uw"}, method_lr=0.025)
+    assert composed.identity()["method_lr"] == 0.025
+    for name in ("ew", "dwa", "pcgrad"):  # nothing to apply it to: the same experiment, the same id
+        assert RunConfig(method=name, method_lr=0.025).run_id() == RunConfig(method=name).run_id()

@@ -262,3 +262,23 @@ def test_method_lr_gives_the_methods_own_parameters_their_rate_on_the_same_sched
     default = _initial_state(config(method="uw"), *build(config(method="uw"), synthetic_data(),
                                                          sync_across_ranks=False)[1:])
     assert default.optimizer.param_groups[1]["lr"] == config().lr
+
+
+def test_method_lr_is_refused_for_a_method_with_undeclared_parameters_of_its_own() -> None:
+    from torch import nn
+
+    from taskbalance.weighting import EW
+
+    class LearnsButDoesNotSay(EW):
+        def __init__(self, num_tasks: int, **common: object) -> None:
+            super().__init__(num_tasks, **common)
+            self.scale = nn.Parameter(torch.ones(()))
+
+    from taskbalance.training.build import build
+    from taskbalance.training.loop import _initial_state
+
+    run = config(method="ew", method_lr=0.025)
+    _, model, _ = build(run, synthetic_data(), sync_across_ranks=False)
+    with pytest.raises(ConfigError, match="method_lr: method 'ew' has parameters of its own but does not declare"):
+        _initial_state(run, model, LearnsButDoesNotSay(2))
+    _initial_state(run, model, EW(2))  # no parameters: method_lr has nothing to do, nothing to refuse

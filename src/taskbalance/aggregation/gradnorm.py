@@ -54,6 +54,7 @@ class GradNorm(GramAggregation):
     """
 
     formula = "d = Σ w_k g_k; w ← argmin Σ_k |w_k|g_k| − mean(w|g|)·r_k^α|, Σ w = K"
+    learns_parameters: ClassVar[bool] = True
     paper = "Chen et al., ICML 2018"
     hyperparameters: ClassVar[dict[str, str]] = {
         "alpha": "strength α of the pull towards the relative training rates (default 1.5)",

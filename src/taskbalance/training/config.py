@@ -11,7 +11,10 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskbalance.method import Method
 
 # Paper defaults (Kirchdorfer et al. 2024, Sec. 5): Adam, weight decay 1e-5, learning rate halved every
 # 100 epochs on NYUv2/Cityscapes (30 on CelebA).
@@ -55,7 +58,7 @@ class RunConfig:
         method_lr: learning rate of the method's own parameters (UW's log-variances, IMTL-L's log-scales,
             GradNorm's weights); None (default) uses ``lr``, as LibMTL does. Nash-MTL's and FAMO's trainers give
             them their own (``method_params_lr``, 0.025 there). It follows the same StepLR schedule. Part of the
-            run's identity when set.
+            run's identity when set and the method has such parameters (``Method.learns_parameters``).
         lr_step: epochs between learning-rate decays (StepLR step size).
         lr_gamma: factor of each decay (the paper halves: 0.5).
         epochs: training epochs.
@@ -201,6 +204,8 @@ class RunConfig:
         revisions = method_revisions(self.method, self.method_options)
         if revisions:
             identity["method_revisions"] = revisions
+        if "method_lr" in identity and not learns_parameters(self.method, self.method_options):
+            del identity["method_lr"]  # no parameter of the method to apply it to: the same experiment
         return identity
 
     def run_id(self) -> str:
@@ -209,11 +214,9 @@ class RunConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def method_revisions(method: str, options: dict[str, Any]) -> dict[str, int]:
-    """``{name: revision}`` of the method and of the weighting named in its ``weighting`` option, those above 0.
-
-    A name no registry knows (a plugin that is not installed here) counts as revision 0.
-    """
+def _method_classes(method: str, options: dict[str, Any]) -> dict[str, type[Method] | None]:
+    """The class of the method and of the weighting named in its ``weighting`` option; None for a name no registry
+    knows (a plugin that is not installed here)."""
     # Imported here: the method registries load every method module (and plugins), which a config needs only to
     # compute an identity.
     from taskbalance.methods import UnknownMethodError, method_class
@@ -221,12 +224,25 @@ def method_revisions(method: str, options: dict[str, Any]) -> dict[str, int]:
     names = [method]
     if isinstance(options.get("weighting"), str):
         names.append(options["weighting"])
-    revisions: dict[str, int] = {}
+    classes: dict[str, type[Method] | None] = {}
     for name in names:
         try:
-            revision = method_class(name).revision
+            classes[name] = method_class(name)
         except UnknownMethodError:
-            continue
-        if revision:
-            revisions[name] = revision
-    return revisions
+            classes[name] = None
+    return classes
+
+
+def method_revisions(method: str, options: dict[str, Any]) -> dict[str, int]:
+    """``{name: revision}`` of the method and of the weighting named in its ``weighting`` option, those above 0.
+
+    A name no registry knows (a plugin that is not installed here) counts as revision 0.
+    """
+    return {name: cls.revision for name, cls in _method_classes(method, options).items()
+            if cls is not None and cls.revision}
+
+
+def learns_parameters(method: str, options: dict[str, Any]) -> bool:
+    """Whether the method, or the weighting it composes with, trains parameters of its own (``learns_parameters``);
+    True for a name no registry knows, so that ``method_lr`` stays in such a run's identity."""
+    return any(cls is None or cls.learns_parameters for cls in _method_classes(method, options).values())

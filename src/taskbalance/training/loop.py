@@ -35,7 +35,7 @@ from taskbalance.models.base import MultiTaskModel
 from taskbalance.tasks.base import Task
 from taskbalance.training.build import build
 from taskbalance.training.checkpoint import load_checkpoint, remove_stale_temporaries, save_atomically
-from taskbalance.training.config import ConfigError, RunConfig
+from taskbalance.training.config import ConfigError, RunConfig, learns_parameters
 from taskbalance.training.device_data import DeviceSplit
 from taskbalance.training.devices import autocast, determinism, device_record, resolve_device
 from taskbalance.training.result import EpochRecord, RunResult
@@ -360,10 +360,15 @@ def _train_on(
 def _initial_state(config: RunConfig, model: MultiTaskModel, method: Method) -> TrainingState:
     """The optimizer (Adam or SGD) over the model (with weight decay) and the method's own parameters (without), and
     the StepLR schedule."""
+    own = list(method.parameters())
+    if config.method_lr is not None and own and not learns_parameters(config.method, config.method_options):
+        # Its runs' identity leaves method_lr out, so the store would pass runs of other rates off as one.
+        raise ConfigError(f"method_lr: method {config.method!r} has parameters of its own but does not declare "
+                          "learns_parameters = True, so its runs' identity would not include method_lr")
     groups = [
         {"params": list(model.parameters()), "weight_decay": config.weight_decay},
         # No weight decay on a method's own parameters (UW's log-variances): it would bias the weighting.
-        {"params": list(method.parameters()), "weight_decay": 0.0,
+        {"params": own, "weight_decay": 0.0,
          **({"lr": config.method_lr} if config.method_lr is not None else {})},
     ]
     optimizer: torch.optim.Optimizer

@@ -33,6 +33,7 @@ class IMTLL(LossWeighting):
     """
 
     formula = "Σ_k e^(s_k)·L_k − s_k, s learnable, init 0"
+    learns_parameters: ClassVar[bool] = True
     # e^s·L − s has its minimum at e^s = 1/L for L > 0; for L < 0 s grows without bound (a 0 moves it one step).
     requires_nonnegative_losses = True
     positive_losses_reason: ClassVar[str] = (

@@ -56,6 +56,7 @@ class UW(LossWeighting):
     """
 
     formula = "Σ_k c_k·e^(−s_k)·L_k + ½·s_k, c_k = ½ (regression) or 1 (classification), s learnable"
+    learns_parameters: ClassVar[bool] = True
     paper = "Kendall, Gal & Cipolla, CVPR 2018"
     hyperparameters: ClassVar[dict[str, str]] = {
         "init": "initial log-variance s_k (default 0.0; LibMTL/MTAN use −0.5)",
