@@ -356,3 +356,20 @@ def test_method_diagnostics_round_trip_and_an_older_store_gets_the_column(tmp_pa
         assert store.get(make_result().run_id) == make_result()  # read back with no counts
         store.save(counted)
         assert store.get(counted.run_id) == counted
+
+
+def test_a_stored_config_leaves_out_later_fields_at_their_defaults_and_reads_back_equal(tmp_path: Path) -> None:
+    import json
+    from dataclasses import replace
+
+    plain = make_result()
+    sgd = replace(plain, config=plain.config.replace(optimizer="sgd", momentum=0.9, seed=7))
+    with RunStore(tmp_path / "r.sqlite") as store:
+        store.save(plain)
+        store.save(sgd)
+        assert store.get(plain.run_id) == plain and store.get(sgd.run_id) == sgd
+    with sqlite3.connect(tmp_path / "r.sqlite") as db:
+        stored = {rid: json.loads(c) for rid, c in db.execute("SELECT run_id, config FROM runs")}
+    # An older taskbalance, which refuses unknown fields, still reads the run that uses none of the new ones.
+    assert not {"optimizer", "momentum", "method_lr", "precision", "loader_workers"} & set(stored[plain.run_id])
+    assert (stored[sgd.run_id]["optimizer"], stored[sgd.run_id]["momentum"]) == ("sgd", 0.9)

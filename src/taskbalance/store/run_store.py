@@ -256,7 +256,7 @@ class RunStore:
                     started = CASE WHEN excluded.status = 'running' THEN excluded.started ELSE runs.started END
                 WHERE runs.status != 'finished'
                 """,
-                (config.run_id(), json.dumps(config.to_dict()), config.method, config.dataset, config.seed, status,
+                (config.run_id(), json.dumps(config.stored_dict()), config.method, config.dataset, config.seed, status,
                  error, now),
             )
 
@@ -372,7 +372,8 @@ class RunStore:
                     method_diagnostics)
                 VALUES (?, ?, ?, ?, ?, 'finished', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                (run_id, json.dumps(config.to_dict()), config.method, config.dataset, config.seed, started, finished,
+                (run_id, json.dumps(config.stored_dict()), config.method, config.dataset, config.seed, started,
+                 finished,
                  json.dumps(result.tasks), json.dumps(result.higher_is_better), float(result.wall_seconds),
                  float(result.cpu_seconds), float(result.ms_per_step), float(result.peak_memory_mb),
                  json.dumps(result.environment), json.dumps(result.method_diagnostics)),

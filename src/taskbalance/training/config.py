@@ -178,6 +178,16 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def stored_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields added later that are at their defaults, as a store keeps a config: a
+        taskbalance from before those fields reads the runs that do not use them (``from_dict`` fills them in).
+
+        Example:
+            >>> sorted(set(RunConfig().to_dict()) - set(RunConfig().stored_dict()))
+            ['loader_workers', 'method_lr', 'momentum', 'optimizer', 'precision']
+        """
+        return {k: v for k, v in self.to_dict().items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Build from a mapping (e.g. a parsed TOML file); unknown keys are an error that names them."""
