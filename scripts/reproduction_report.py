@@ -150,8 +150,9 @@ def grid_edges(summary: BenchSummary) -> str:
     text = (f"On an edge of its grid, where a wider grid might select past it: {'; '.join(edges)}." if edges else
             f"No selected point lies on an edge {axes}.")
     if two_valued:
-        text += (f" The {' and the '.join(two_valued)} has only two values in the grid, so every selected one is an "
-                 "edge of it.")
+        has, it = ("have", "them") if len(two_valued) > 1 else ("has", "it")
+        text += (f" The {' and the '.join(two_valued)} {has} only two values in the grid, so every selected one is "
+                 f"an edge of {it}.")
     return text
 
 

@@ -252,7 +252,7 @@ class Method(nn.Module):
                 # An exact 0 is rarely a perfect fit: mostly a batch without a labelled element of the task.
                 hint = ("; a loss of exactly 0 usually means the batch held no labelled element of this task (e.g. "
                         "every pixel ignored), which a method that accepts 0, such as EW, UW or IMTL-L, trains through"
-                        if positive and value == 0 else "")
+                        if positive and value == 0 and what == "the loss" else "")
                 raise ValueError(
                     f"{name}: {what} of {self.task_label(index)} is {value}; {name} {self.positive_losses_reason}, "
                     f"so every loss must be {'> 0' if positive else '≥ 0'}{hint}"

@@ -138,7 +138,7 @@ def test_failed_runs_are_left_out_and_a_method_without_results_is_listed_as_fail
     assert (ew.method, ew.rank, ew.failed) == ("ew", 2, True)
     assert math.isnan(ew.delta_m_mean) and ew.delta_m_per_seed == [] and ew.metrics_mean == {}
     assert len(ew.failed_run_ids) == 2 and ew.seed_run_ids == []
-    assert "3 run(s) failed" in summary.notes[-1]
+    assert any("3 run(s) failed" in note for note in summary.notes)
     assert [len(call) for call in executor.calls] == [8, 1]  # EW has no phase 2: none of its runs finished
 
 
@@ -202,3 +202,10 @@ def test_diagnostics_notes_name_each_count_above_zero_and_nothing_else() -> None
     assert diagnostics_notes(runs) == [
         "nashmtl: solve_failures 7 over 2 of 3 run(s) (Method.diagnostics; per run in the store)"]
     assert diagnostics_notes([*runs[:1], RunResult(RunConfig(method="ew"), ["a"], {}, [])]) == []
+
+
+def test_the_notes_name_the_run_template_without_the_fields_outside_a_runs_identity() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew"], seeds=[0],
+                     run=RunConfig(epochs=2, optimizer="sgd", device="cpu", data_on_device=True))
+    summary = run_bench(spec, FailingExecutor(lambda c: False))
+    assert "every run: epochs=2, optimizer=sgd (other fields: RunConfig defaults)" in summary.notes

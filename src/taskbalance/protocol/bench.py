@@ -29,7 +29,7 @@ from taskbalance.protocol.delta_m import undefined_baselines
 from taskbalance.protocol.grid import PAPER_TEMPERATURES
 from taskbalance.protocol.selection import defined_part, rank_key, score, selected_record
 from taskbalance.protocol.summary import BenchSummary, GridPoint, MethodSummary
-from taskbalance.training.config import RunConfig
+from taskbalance.training.config import NOT_IDENTITY, RunConfig
 from taskbalance.training.result import EpochRecord, RunResult
 from taskbalance.types import SearchSpace
 
@@ -374,7 +374,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         f"STL baselines: {len(stl_ids)} runs, {sum(results[i].cpu_seconds for i in stl_ids if i in results):.0f} "
         "CPU-s",
         f"learning rates {spec.lrs}; {spec.run.epochs} epochs; Δm variant {spec.delta_m_variant}",
-        template_line(spec.run),
+        template_line(spec.run, identity_only=True),
     ]
     notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
     if failed:
@@ -402,15 +402,18 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
 _PER_RUN_FIELDS = ("tasks", "method", "method_options", "lr", "seed")
 
 
-def template_line(run: RunConfig) -> str:
-    """The fields a run template sets away from RunConfig's defaults (those the protocol sets per run left out).
+def template_line(run: RunConfig, *, identity_only: bool = False) -> str:
+    """The fields a run template sets away from RunConfig's defaults (those the protocol sets per run left out);
+    ``identity_only`` also leaves out the fields that are not part of a run's identity (``device``, …), which a
+    stored run may have been trained with otherwise.
 
     Example:
         >>> template_line(RunConfig(dataset="nyuv2", epochs=200, optimizer="sgd"))
         'every run: dataset=nyuv2, epochs=200, optimizer=sgd (other fields: RunConfig defaults)'
     """
     defaults = RunConfig().to_dict()
-    changed = [f"{k}={v}" for k, v in run.to_dict().items() if k not in _PER_RUN_FIELDS and v != defaults[k]]
+    left_out = _PER_RUN_FIELDS + (NOT_IDENTITY if identity_only else ())
+    changed = [f"{k}={v}" for k, v in run.to_dict().items() if k not in left_out and v != defaults[k]]
     return f"every run: {', '.join(changed) or 'RunConfig defaults'} (other fields: RunConfig defaults)"
 
 

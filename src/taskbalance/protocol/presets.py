@@ -158,7 +158,7 @@ _NYUV2_SPLITS, _CITYSCAPES_SPLITS, _CELEBA_SPLITS = (636, 159, 654), (2380, 595,
 _NYUV2_INPUT, _CITYSCAPES_INPUT, _CELEBA_INPUT = (3, 288, 384), (3, 128, 256), (3, CELEBA_SIZE, CELEBA_SIZE)
 _MULTIFASHION_INPUT = (1, multifashion.CANVAS, multifashion.CANVAS)
 # Evaluation batches of the dense presets: RunConfig's 1024 would put a whole NYUv2 split (654 images at 288×384:
-# 29 GB per 64-channel activation in float32) through the network at once. The metrics are sums over the split, so
+# 18.5 GB per 64-channel activation in float32) through the network at once. The metrics are sums over the split, so
 # the batch size does not change them; MTAN-style batch averaging (metric_averaging="batch") uses --eval-batch-size.
 _EVAL_BATCH = {"nyuv2": 16, "cityscapes": 128}
 
