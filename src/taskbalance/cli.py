@@ -127,7 +127,7 @@ def main() -> None:
               help="SGD's momentum (with --optimizer sgd) [default 0]; part of a run's identity when not 0.")
 @click.option("--method-lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Learning rate of a method's own parameters (UW's log-variances, GradNorm's weights) [default: "
-                   "the model's]; part of a run's identity when given.")
+                   "the model's]; part of the identity of runs whose method has such parameters.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=None,
               help="Batch size of the evaluation passes [default: the preset's; 1024, 16 on NYUv2, 128 on "
                    "Cityscapes]; part of a run's identity. "
