@@ -209,3 +209,21 @@ def test_the_notes_name_the_run_template_without_the_fields_outside_a_runs_ident
                      run=RunConfig(epochs=2, optimizer="sgd", device="cpu", data_on_device=True))
     summary = run_bench(spec, FailingExecutor(lambda c: False))
     assert "every run: epochs=2, optimizer=sgd (other fields: RunConfig defaults)" in summary.notes
+
+
+def test_a_method_whose_grid_failed_counts_only_the_runs_it_started() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     run=RunConfig(epochs=2))
+    summary = run_bench(spec, FailingExecutor(lambda c: c.method == "uwso"))
+    uwso = next(m for m in summary.methods if m.method == "uwso")
+    # Its grid (T = 1, 2 on seed 0) failed, so phase 2 never started seed 1 of a selected point.
+    assert uwso.failed and uwso.runs == 2 and len(uwso.failed_run_ids) == 2
+    assert any(note.startswith("2 run(s) failed") for note in summary.notes)
+
+
+def test_a_benchmark_without_any_usable_baseline_still_gives_its_summary() -> None:
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0],
+                     run=RunConfig(epochs=2))
+    summary = run_bench(spec, FailingExecutor(lambda c: len(c.tasks) == 1))  # every STL run fails
+    assert set(summary.excluded_metrics) == {"a/acc", "b/mae"}
+    assert all(math.isnan(m.delta_m_mean) and math.isnan(m.delta_m_std) for m in summary.methods)

@@ -355,8 +355,10 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         log(f"phase 2: {len(phase2)} runs (selected points on seeds {spec.seeds[1:]})")
         results.update(run_many(phase2))
 
+    handed_out = {c.run_id() for c in phase1 + phase2}
     summaries = [
-        _method_summary(method, point, grids[method], spec, results, record, lambda m: delta_m_of(m, reference_test))
+        _method_summary(method, point, grids[method], spec, results, record, lambda m: delta_m_of(m, reference_test),
+                        handed_out)
         for method, point in selected.items()
     ]
     summaries.sort(key=lambda s: (not s.delta_m_per_seed, rank_key(s.delta_m_mean)))
@@ -437,6 +439,19 @@ def diagnostics_notes(results: Sequence[RunResult]) -> list[str]:
             for (method, name), values in totals.items() if sum(values) > 0]
 
 
+def population_std(values: Sequence[float]) -> float:
+    """The population standard deviation (ddof 0) of ``values``; NaN when there is none or one is not finite (a Δm
+    without any usable baseline), where ``statistics.pstdev`` raises.
+
+    Example:
+        >>> population_std([1.0, 3.0]), population_std([float("nan"), 1.0])
+        (1.0, nan)
+    """
+    if not values or not all(math.isfinite(v) for v in values):
+        return math.nan
+    return statistics.pstdev(values)
+
+
 def _method_summary(
     method: str,
     point: _Point,
@@ -445,25 +460,31 @@ def _method_summary(
     results: Mapping[str, RunResult],
     record: Callable[[RunResult], EpochRecord],
     test_delta_m: Callable[[Mapping[str, float]], float],
+    started: set[str],
 ) -> MethodSummary:
-    """A method's line of the table: its selected point's test Δm over the seeds whose runs finished."""
+    """A method's line of the table: its selected point's test Δm over the seeds whose runs finished.
+
+    ``started``: the run ids handed to the executor; the runs and failures counted are among them (a method whose
+    grid failed has no phase 2, whose runs are then neither spent nor failed).
+    """
     seed_ids = [c.run_id() for c in point.configs(spec, spec.seeds)]
     seed_results = [results[rid] for rid in seed_ids if rid in results]
     records = [record(r) for r in seed_results]
     test_dm = [test_delta_m(r.test) for r in records]
-    method_run_ids = {rid for g in grid for rid in g.run_ids} | set(seed_ids)
+    method_run_ids = ({rid for g in grid for rid in g.run_ids} | set(seed_ids)) & started
     # A method with no finished seed failed: every failed run of it is listed, else only the selected seeds'.
-    failed = [rid for rid in (seed_ids if seed_results else sorted(method_run_ids)) if rid not in results]
+    failed = [rid for rid in (seed_ids if seed_results else sorted(method_run_ids))
+              if rid not in results and rid in started]
     selected_point = next(g for g in grid if g.options == point.options and g.lr == point.lr)
     return MethodSummary(
         method=method,
         label=method_registry.label(method),
         selected=selected_point,
         delta_m_mean=statistics.fmean(test_dm) if test_dm else math.nan,
-        delta_m_std=statistics.pstdev(test_dm) if test_dm else math.nan,
+        delta_m_std=population_std(test_dm),
         delta_m_per_seed=test_dm,
         metrics_mean=_mean_metrics([r.test for r in records]) if records else {},
-        metrics_std={k: statistics.pstdev([r.test[k] for r in records]) for k in records[0].test} if records else {},
+        metrics_std={k: population_std([r.test[k] for r in records]) for k in records[0].test} if records else {},
         rank=0,
         runs=len(method_run_ids),
         cpu_seconds=sum(results[rid].cpu_seconds for rid in method_run_ids if rid in results),
