@@ -167,3 +167,27 @@ def test_a_weights_panel_names_its_seed_only_when_the_first_seed_did_not_run(ben
     assert "seed" not in plain
     assert weights_panel_title(uwso, second, first_seed=0) == f"{plain}, seed 1"
     assert weights_panel_title(uwso, None, first_seed=0) == plain
+
+
+def test_a_mean_over_fewer_seeds_than_the_benchmark_says_how_many() -> None:
+    from dataclasses import replace
+
+    from taskbalance.protocol.summary import GridPoint, MethodSummary
+    from taskbalance.report.tables import format_delta_m
+
+    point = GridPoint(options={}, lr=1e-3, val_delta_m=1.0, run_ids=["r"])
+    method = MethodSummary(method="ew", label="EW", selected=point, delta_m_mean=2.0, delta_m_std=0.0,
+                           delta_m_per_seed=[2.0], metrics_mean={}, metrics_std={}, rank=1, runs=3, cpu_seconds=1.0,
+                           grid=[point])
+    assert format_delta_m(method, seeds=3) == "+2.00 ± 0.00 (1 of 3 seeds)"
+    assert format_delta_m(replace(method, delta_m_per_seed=[1.0, 2.0, 3.0]), seeds=3) == "+2.00 ± 0.00"
+
+
+def test_the_report_defines_the_delta_m_variant_it_shows(bench, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from taskbalance.report.writer import _report_text
+
+    store, summary = bench
+    text = _report_text(replace(summary, delta_m_variant="per_task"), store, {})
+    assert "Δm (per-task variant) = (1/T)·Σₜ" in text and "over the N metrics" not in text

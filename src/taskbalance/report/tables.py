@@ -34,11 +34,14 @@ def format_value(value: float) -> str:
     return f"{value:#.4g}"
 
 
-def format_delta_m(method: MethodSummary) -> str:
-    """``mean ± std``, or ``failed (N runs)`` for a method none of whose selected runs finished."""
+def format_delta_m(method: MethodSummary, seeds: int | None = None) -> str:
+    """``mean ± std``, or ``failed (N runs)`` for a method none of whose selected runs finished; with ``seeds`` (the
+    benchmark's number of seeds) a mean over fewer seeds says over how many, e.g. ``+2.16 ± 0.00 (1 of 3 seeds)``."""
     if method.failed:
         return f"failed ({len(method.failed_run_ids)} runs)"
-    return f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
+    text = f"{method.delta_m_mean:+.2f} ± {method.delta_m_std:.2f}"
+    finished = len(method.delta_m_per_seed)
+    return f"{text} ({finished} of {seeds} seeds)" if seeds is not None and finished < seeds else text
 
 
 def excluded_note(summary: BenchSummary) -> str:
@@ -64,7 +67,8 @@ def table_rows(summary: BenchSummary) -> list[list[str]]:
     rows = []
     for method in sorted(summary.methods, key=lambda m: (m.rank, m.delta_m_mean)):
         metrics = [format_value(method.metrics_mean.get(key, math.nan)) for key in summary.metric_keys]
-        rows.append([str(method.rank), method.label, format_delta_m(method), *metrics, str(method.runs),
+        rows.append([str(method.rank), method.label, format_delta_m(method, len(summary.seeds)), *metrics,
+                     str(method.runs),
                      f"{method.cpu_seconds:.0f}"])
     return rows
 

@@ -35,6 +35,11 @@ DELTA_M_DEFINITION = (
     "Δm = (1/N)·Σᵢ (−1)^hᵢ·(Mᵢ − Bᵢ)/Bᵢ·100 over the N metrics, B = the single-task (STL) baseline, hᵢ = 1 when "
     "higher is better (Maninis et al. 2019; Kirchdorfer et al. 2024). Lower is better; 0 matches STL."
 )
+PER_TASK_DEFINITION = (
+    "Δm (per-task variant) = (1/T)·Σₜ of each task's mean over its metrics of (−1)^hᵢ·(Mᵢ − Bᵢ)/Bᵢ·100, "
+    "B = the single-task (STL) baseline, hᵢ = 1 when higher is better: every task counts once, however many "
+    "metrics it has. Lower is better; 0 matches STL."
+)
 
 
 def mean_weights(runs: list[RunResult]) -> list[float] | None:
@@ -60,12 +65,14 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         f"# taskbalance benchmark: {summary.dataset} / {summary.model}",
         "",
         f"Tasks: {', '.join(summary.tasks)} · seeds: {summary.seeds} · Δm variant: `{summary.delta_m_variant}` · "
-        f"wall time {minutes:.1f} min",
+        f"wall time of the `bench` call that wrote this summary {minutes:.1f} min (runs it found finished in the "
+        "store took none)",
         "",
         "## Test results at the configuration selected by validation Δm",
         "",
         markdown_table(summary),
-        DELTA_M_DEFINITION + " Metric columns are test means over the seeds (↑ higher / ↓ lower is better); runs and "
+        (PER_TASK_DEFINITION if summary.delta_m_variant == "per_task" else DELTA_M_DEFINITION)
+        + " Metric columns are test means over the seeds (↑ higher / ↓ lower is better); runs and "
         "CPU-s count the grid search and every seed.",
         "",
         *([excluded_note(summary), ""] if summary.excluded_metrics else []),
