@@ -82,7 +82,10 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         "|---|---|---:|---:|---|",
     ]
     for method in sorted(summary.methods, key=lambda m: m.rank):
-        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed) or format_delta_m(method)
+        if method.failed:  # no finished run of its grid: nothing was selected
+            lines.append(f"| {method.label} | — | — | — | {format_delta_m(method)} |")
+            continue
+        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed)
         lines.append(f"| {method.label} | `{_options(method)}` | {method.selected.lr:g} | "
                      f"{method.selected.val_delta_m:+.2f} | {per_seed} |")
     lines += ["", "## Single-task baselines", "", "| metric | validation | test |", "|---|---:|---:|"]
@@ -97,7 +100,7 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         "compute": "Δm against the compute spent on each method (training runs and CPU-seconds).",
         "weights": "Task weights over training of each method's selected configuration (first seed).",
         "simplex": "Scalarization's grid on the simplex, coloured by validation Δm; the star is the selected "
-                   "point, the diamond UW-SO's mean weights, the cross equal weighting.",
+                   "point, the diamond UW-SO's mean weights (when UW-SO ran), the cross equal weighting.",
     }
     for name, file_name in plots.items():
         lines += [f"![{name}]({file_name})", "", captions[name], ""]
