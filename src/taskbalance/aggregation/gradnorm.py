@@ -109,8 +109,9 @@ class GradNorm(GramAggregation):
         valid = torch.isfinite(normalised) & (normalised > 0)
         if bool(valid.all()):
             return
-        weights = "[" + ", ".join(f"{w:.3g}" for w in self.task_weights.tolist()) + "]"
-        total = sum(self.task_weights.tolist())
+        values = self.task_weights.tolist()
+        weights = "[" + ", ".join(f"{w:.3g}" for w in values) + "]"
+        total = sum(values)
         if not total > 0:
             problem = (f"the weights {weights} sum to {total:.3g}, so they cannot be renormalised to sum "
                        f"{self.num_tasks}")

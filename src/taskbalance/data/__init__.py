@@ -7,14 +7,16 @@ names and kinds to plan a benchmark), and :func:`check_options` names an unknown
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from taskbalance.data import celeba, cityscapes, multifashion, nyuv2  # noqa: F401  (each module registers itself)
 from taskbalance.data.base import MultiTaskData
 from taskbalance.data.errors import DatasetFormatError
 from taskbalance.data.registry import DATASET_OPTION_CHECKS, DATASET_TASKS, DATASETS
 from taskbalance.tasks.base import Task
+
+T = TypeVar("T")
 
 
 class DatasetOptionError(ValueError):
@@ -74,11 +76,14 @@ def check_option_values(name: str, options: Mapping[str, Any]) -> None:
         ValueError: dataset 'nyuv2': metric_averaging: averaging must be one of 'split', 'batch', got 'Batch'
     """
     arguments = check_options(name, {"root": "", **options})
-    if name not in DATASET_OPTION_CHECKS:
-        return
-    check = DATASET_OPTION_CHECKS.get(name)
-    wanted = inspect.signature(check).parameters
-    check(**{option: value for option, value in arguments.items() if option in wanted})
+    if name in DATASET_OPTION_CHECKS:
+        _call_with_declared(DATASET_OPTION_CHECKS.get(name), arguments)
+
+
+def _call_with_declared(function: Callable[..., T], arguments: Mapping[str, Any]) -> T:
+    """``function`` called with those of ``arguments`` it declares (a dataset's task list or option check)."""
+    wanted = inspect.signature(function).parameters
+    return function(**{option: value for option, value in arguments.items() if option in wanted})
 
 
 def dataset_tasks(name: str, **options: Any) -> dict[str, Task]:
@@ -95,9 +100,7 @@ def dataset_tasks(name: str, **options: Any) -> dict[str, Task]:
     arguments = check_options(name, options)
     if name not in DATASET_TASKS:
         return dict(create(name, **options).tasks)
-    describe = DATASET_TASKS.get(name)
-    wanted = inspect.signature(describe).parameters
-    return describe(**{option: value for option, value in arguments.items() if option in wanted})
+    return _call_with_declared(DATASET_TASKS.get(name), arguments)
 
 
 def create(name: str, **options: object) -> MultiTaskData:

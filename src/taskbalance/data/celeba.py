@@ -43,8 +43,13 @@ def celeba_option_check(
     *, image_size: int = CELEBA_SIZE, center_crop: bool = False, attribute_metrics: Sequence[str] = ("accuracy",)
 ) -> None:
     """The option values :func:`celeba` checks before reading a file."""
+    _checked_metrics(image_size, center_crop, attribute_metrics)
+
+
+def _checked_metrics(image_size: object, center_crop: object, attribute_metrics: object) -> tuple[str, ...]:
+    """Every option value check of :func:`celeba`; the attribute metrics as the tasks take them."""
     check_image_options(image_size, center_crop)
-    check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
+    return check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
 
 
 @DATASET_TASKS.register("celeba")
@@ -54,8 +59,7 @@ def celeba_task_list(
 ) -> dict[str, Task]:
     """The tasks :func:`celeba` gives: the chosen attributes, read from the attribute file's header line only, after
     checking the image options and that the partition file and the image folder are there."""
-    check_image_options(image_size, center_crop)
-    metrics = check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
+    metrics = _checked_metrics(image_size, center_crop, attribute_metrics)
     names = read_attribute_names(root)
     partition, images = Path(root) / PARTITION_FILE, Path(root) / IMAGE_FOLDER
     if not partition.is_file():
@@ -96,8 +100,7 @@ def celeba(
         len(data.train), len(data.val), len(data.test), len(data.tasks), data.input_shape
         # → (162770, 19867, 19962, 40, (3, 64, 64))
     """
-    check_image_options(image_size, center_crop)
-    metrics = check_attribute_metrics(attribute_metrics, "dataset 'celeba': attribute_metrics")
+    metrics = _checked_metrics(image_size, center_crop, attribute_metrics)
     annotations = read_annotations(root)
     chosen = choose_tasks("celeba", annotations.attribute_names, tasks)
     columns = [annotations.attribute_names.index(name) for name in chosen]

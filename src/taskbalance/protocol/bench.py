@@ -355,7 +355,8 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         log(f"phase 2: {len(phase2)} runs (selected points on seeds {spec.seeds[1:]})")
         results.update(run_many(phase2))
 
-    handed_out = {c.run_id() for c in phase1 + phase2}
+    handed_out_ids = list(dict.fromkeys(c.run_id() for c in phase1 + phase2))  # in order, each once
+    handed_out = set(handed_out_ids)
     summaries = [
         _method_summary(method, point, grids[method], spec, results, record, lambda m: delta_m_of(m, reference_test),
                         handed_out)
@@ -366,7 +367,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
         summary.rank = rank
 
     stl_ids = [c.run_id() for per_lr in stl.values() for configs in per_lr for c in configs]
-    failed = [rid for rid in dict.fromkeys(c.run_id() for c in phase1 + phase2) if rid not in results]
+    failed = [rid for rid in handed_out_ids if rid not in results]
     notes = [
         (
             "grids searched on every seed (the paper's protocol)"
@@ -381,8 +382,7 @@ def run_bench(spec: BenchSpec, run_many: RunMany, log: Callable[[str], None] = l
     notes += [f"Δm leaves out {key}: {why}" for key, why in excluded.items()]
     if failed:
         notes.append(f"{len(failed)} run(s) failed and are left out (errors in the store and in the report)")
-    notes += diagnostics_notes([results[rid] for rid in dict.fromkeys(c.run_id() for c in phase1 + phase2)
-                                if rid in results])
+    notes += diagnostics_notes([results[rid] for rid in handed_out_ids if rid in results])
     return BenchSummary(
         dataset=spec.run.dataset,
         model=spec.run.model,

@@ -209,8 +209,7 @@ class RunConfig:
         they are not their defaults; and
         ``method_revisions``, the :attr:`~taskbalance.method.Method.revision` of the method and of the weighting it
         composes with, when one is above 0."""
-        values = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
-        identity = {k: v for k, v in values.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+        identity = {k: v for k, v in self.stored_dict().items() if k not in NOT_IDENTITY}
         revisions = method_revisions(self.method, self.method_options)
         if revisions:
             identity["method_revisions"] = revisions
