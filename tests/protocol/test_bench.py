@@ -63,6 +63,7 @@ def test_one_seed_search_selects_by_validation_and_reports_test_delta_m() -> Non
     assert ew.delta_m_mean == pytest.approx(1.25)
     assert ew.delta_m_std == pytest.approx(3.75)
     assert ew.runs == 2 and ew.cpu_seconds == pytest.approx(4.0)
+    assert ew.delta_m_seeds == [0, 1] and ew.gpu_seconds == 0.0  # fake runs record no device: the CPU
 
     uwso = by_method["uwso"]
     assert uwso.selected.options == {"temperature": 2.0}
@@ -227,3 +228,20 @@ def test_a_benchmark_without_any_usable_baseline_still_gives_its_summary() -> No
     summary = run_bench(spec, FailingExecutor(lambda c: len(c.tasks) == 1))  # every STL run fails
     assert set(summary.excluded_metrics) == {"a/acc", "b/mae"}
     assert all(math.isnan(m.delta_m_mean) and math.isnan(m.delta_m_std) for m in summary.methods)
+
+
+def test_a_method_counts_the_wall_time_of_its_gpu_runs_as_gpu_seconds() -> None:
+    class GpuExecutor(FakeExecutor):
+        def __call__(self, configs: list[RunConfig]) -> dict[str, RunResult]:
+            results = super().__call__(configs)
+            for result in results.values():
+                result.wall_seconds = 5.0
+                if result.config.method == "uwso":
+                    result.environment = {"device": "cuda:0"}
+            return results
+
+    spec = BenchSpec(task_names=["a", "b"], methods=["ew", "uwso"], seeds=[0, 1], temperatures=[1.0, 2.0],
+                     run=RunConfig(epochs=2))
+    by_method = {m.method: m for m in run_bench(spec, GpuExecutor()).methods}
+    assert by_method["uwso"].gpu_seconds == pytest.approx(15.0)  # 3 runs × 5 s
+    assert by_method["ew"].gpu_seconds == 0.0 and by_method["ew"].cpu_seconds == pytest.approx(4.0)

@@ -60,7 +60,8 @@ def method(name: str, label: str, options: dict, rank: int, dm: list[float], met
     point = GridPoint(options, 1e-3, mean + 0.5, [seed_runs[0].run_id])
     return (
         MethodSummary(name, label, point, mean, std, dm, dict(zip(KEYS, metrics, strict=True)),
-                      dict.fromkeys(KEYS, 0.01), rank, runs, cpu, grid or [point], [r.run_id for r in seed_runs]),
+                      dict.fromkeys(KEYS, 0.01), rank, runs, cpu, grid or [point], [r.run_id for r in seed_runs],
+                      delta_m_seeds=list(range(len(dm)))),
         seed_runs,
     )
 

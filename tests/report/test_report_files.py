@@ -77,7 +77,7 @@ def test_write_report_writes_every_file(bench, tmp_path: Path) -> None:
                                                      "simplex.png", "weights.png"]
     text = report.read_text()
     assert "\n".join(EXPECTED_ROWS) in text
-    assert "| UW-SO | `{\"temperature\": 5.0}` | 0.001 | -2.50 | -4.00, -2.00 |" in text
+    assert "| UW-SO | `{\"temperature\": 5.0}` | 0.001 | -2.50 | seed 0 -4.00, seed 1 -2.00 |" in text
     assert "| dense/l1 ↓ | 0.1300 | 0.1350 |" in text
     for name in ("delta_m", "compute", "weights", "simplex"):
         assert f"![{name}]({name}.png)" in text
@@ -107,6 +107,8 @@ def test_results_csv_keeps_full_precision(bench, tmp_path: Path) -> None:
     assert rows[3]["delta_m_per_seed"] == "3.0;6.0"
     assert float(rows[2]["cpu_seconds"]) == 41.5 and float(rows[0]["dense/l1 mean"]) == 0.1234
     assert rows[1]["selected_options"] == '{"weights": [0.2, 0.2, 0.6]}' and rows[1]["runs"] == "37"
+    assert rows[3]["delta_m_seeds"] == "0;1" and float(rows[3]["gpu_seconds"]) == 0.0
+    assert {r["metrics_not_in_delta_m"] for r in rows} == {""}
 
 
 def test_no_simplex_without_scalarization_and_a_missing_summary_is_named(bench, tmp_path: Path) -> None:
@@ -191,3 +193,36 @@ def test_the_report_defines_the_delta_m_variant_it_shows(bench, tmp_path: Path) 
     store, summary = bench
     text = _report_text(replace(summary, delta_m_variant="per_task"), store, {})
     assert "Δm (per-task variant) = (1/T)·Σₜ" in text and "over the N metrics" not in text
+
+
+def test_each_seed_is_named_beside_its_delta_m_and_an_older_summary_lists_values_only(bench, tmp_path: Path) -> None:
+    store, summary = bench
+    rlw = summary.methods[3]
+    rlw.delta_m_per_seed, rlw.delta_m_seeds = [6.0], [1]  # seed 0's run is missing
+    text = write_report(store_with(store, summary), tmp_path / "out").read_text()
+    assert "| seed 1 +6.00 |" in text and "seed 0 -4.00, seed 1 -2.00 |" in text
+    rlw.delta_m_seeds = []  # written before the seeds were recorded
+    text = write_report(store_with(store, summary), tmp_path / "old").read_text()
+    assert "| +6.00 |" in text
+
+
+def store_with(store: RunStore, summary) -> RunStore:
+    store.save_summary("bench", summary.to_dict())
+    return store
+
+
+def test_gpu_seconds_get_a_column_only_when_some_run_trained_on_a_gpu(bench, tmp_path: Path) -> None:
+    store, summary = bench
+    assert "GPU-s" not in markdown_table(summary)
+    for method in summary.methods:
+        method.gpu_seconds = 10.0 * method.rank
+    summary.excluded_metrics = {"dense/l1": "its STL baseline is 0"}
+    table = markdown_table(summary)
+    assert table.splitlines()[0].endswith("| runs | CPU-s | GPU-s |")
+    assert "| 3 | EW | +2.00 ± 0.00 | 0.7700 | 0.7600 | 0.1400 | 2 | 42 | 30 |" in table
+    text = write_report(store_with(store, summary), tmp_path / "out").read_text()
+    assert "GPU-s the wall time of the runs that trained on a GPU" in text
+    with open(tmp_path / "out" / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["gpu_seconds"]) for r in rows] == [10.0, 20.0, 30.0, 40.0]
+    assert {r["metrics_not_in_delta_m"] for r in rows} == {"dense/l1"}

@@ -439,6 +439,19 @@ def diagnostics_notes(results: Sequence[RunResult]) -> list[str]:
             for (method, name), values in totals.items() if sum(values) > 0]
 
 
+def trained_on_accelerator(result: RunResult) -> bool:
+    """Whether the run trained on a GPU (its recorded device is not the CPU), so its compute is its wall time.
+
+    Example:
+        >>> from taskbalance.training import RunConfig
+        >>> run = RunResult(RunConfig(), ["a"], {}, [], environment={"device": "cuda:0"})
+        >>> trained_on_accelerator(run)
+        True
+    """
+    device = str(result.environment.get("device", "cpu"))
+    return device.split(":")[0] != "cpu"
+
+
 def population_std(values: Sequence[float]) -> float:
     """The population standard deviation (ddof 0) of ``values``; NaN when there is none or one is not finite (a Δm
     without any usable baseline), where ``statistics.pstdev`` raises.
@@ -491,4 +504,7 @@ def _method_summary(
         grid=grid,
         seed_run_ids=[r.run_id for r in seed_results],
         failed_run_ids=failed,
+        delta_m_seeds=[r.config.seed for r in seed_results],
+        gpu_seconds=sum(results[rid].wall_seconds for rid in method_run_ids
+                        if rid in results and trained_on_accelerator(results[rid])),
     )

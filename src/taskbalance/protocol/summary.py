@@ -44,6 +44,11 @@ class MethodSummary:
         seed_run_ids: the runs behind the reported numbers (one per seed that finished).
         failed_run_ids: the selected point's runs that failed; when none of them finished (the method failed), every
             failed run of the method. Δm is then NaN and ``delta_m_per_seed`` empty.
+        delta_m_seeds: the seed of each entry of ``delta_m_per_seed`` (empty in summaries written before it was
+            recorded).
+        gpu_seconds: wall seconds of the method's runs that trained on an accelerator (``cuda``, ``mps``). Their
+            ``cpu_seconds`` count only the host process, so this is their compute; 0 when every run trained on the
+            CPU.
     """
 
     method: str
@@ -60,6 +65,8 @@ class MethodSummary:
     grid: list[GridPoint] = field(default_factory=list)
     seed_run_ids: list[str] = field(default_factory=list)
     failed_run_ids: list[str] = field(default_factory=list)
+    delta_m_seeds: list[int] = field(default_factory=list)
+    gpu_seconds: float = 0.0
 
     @property
     def failed(self) -> bool:

@@ -163,14 +163,17 @@ def _label_points(axes: Axes, xs: Sequence[float], ys: Sequence[float], labels: 
 
 
 def plot_compute(summary: BenchSummary, path: Path) -> Path:
-    """Test Δm against the compute spent per method: training runs (left) and CPU-seconds (right)."""
+    """Test Δm against the compute spent per method: training runs (left) and CPU-seconds (right), or GPU-seconds
+    when every method's runs include some that trained on a GPU (a GPU run's CPU time is only its host process)."""
     methods = list(summary.methods)
+    on_gpu = bool(methods) and all(m.gpu_seconds > 0 for m in methods)
     figure = Figure(figsize=(11.0, 4.2), dpi=DPI)
     means = [m.delta_m_mean for m in methods]
     stds = [m.delta_m_std for m in methods]
     labels = [m.label for m in methods]
     panels = (("training runs (grid search and seeds)", [float(m.runs) for m in methods]),
-              ("CPU-seconds", [m.cpu_seconds for m in methods]))
+              ("GPU-seconds (wall time on the GPU)", [m.gpu_seconds for m in methods]) if on_gpu
+              else ("CPU-seconds", [m.cpu_seconds for m in methods]))
     for index, (name, xs) in enumerate(panels):
         axes = figure.add_subplot(1, 2, index + 1)
         axes.errorbar(xs, means, yerr=stds, fmt="o", color="#264653", ecolor="#8d99ae", capsize=3, markersize=5)

@@ -1,5 +1,5 @@
-"""The benchmark table — rank, method, test Δm mean ± std, each metric's test mean, runs, CPU-seconds — for the
-terminal (rich), Markdown and CSV.
+"""The benchmark table — rank, method, test Δm mean ± std, each metric's test mean, runs, CPU-seconds and, when some
+run trained on a GPU, GPU-seconds — for the terminal (rich), Markdown and CSV.
 
 Δm (Maninis et al. 2019; Kirchdorfer et al. 2024, Sec. 5): Δm = (1/N)·Σ_i (−1)^{h_i}·(M_i − B_i)/B_i·100 over the N
 metrics, B = the single-task baseline, h_i = 1 when higher is better; lower is better.
@@ -57,19 +57,24 @@ def metric_header(summary: BenchSummary, key: str) -> str:
     return f"{key} {arrow}"
 
 
+def used_gpu(summary: BenchSummary) -> bool:
+    """Whether some method's runs trained on an accelerator (the table then has a GPU-s column)."""
+    return any(method.gpu_seconds > 0 for method in summary.methods)
+
+
 def table_header(summary: BenchSummary) -> list[str]:
     return ["rank", "method", "Δm % (mean ± std)", *(metric_header(summary, k) for k in summary.metric_keys), "runs",
-            "CPU-s"]
+            "CPU-s", *(["GPU-s"] if used_gpu(summary) else [])]
 
 
 def table_rows(summary: BenchSummary) -> list[list[str]]:
     """One row per method in rank order, as text."""
     rows = []
+    gpu = used_gpu(summary)
     for method in sorted(summary.methods, key=lambda m: (m.rank, m.delta_m_mean)):
         metrics = [format_value(method.metrics_mean.get(key, math.nan)) for key in summary.metric_keys]
         rows.append([str(method.rank), method.label, format_delta_m(method, len(summary.seeds)), *metrics,
-                     str(method.runs),
-                     f"{method.cpu_seconds:.0f}"])
+                     str(method.runs), f"{method.cpu_seconds:.0f}", *([f"{method.gpu_seconds:.0f}"] if gpu else [])])
     return rows
 
 
@@ -97,20 +102,26 @@ def markdown_table(summary: BenchSummary) -> str:
 
 
 def write_results_csv(summary: BenchSummary, path: Path) -> Path:
-    """One row per method at full precision: Δm per seed, each metric's test mean and std, the selected point."""
-    header = ["rank", "method", "label", "delta_m_mean", "delta_m_std", "delta_m_per_seed"]
+    """One row per method at full precision: Δm per seed (``delta_m_seeds`` names each one's seed), each metric's
+    test mean and std, the compute, the selected point, and the metrics Δm leaves out (``metrics_not_in_delta_m``,
+    ``;``-separated, the same in every row; see the report for why)."""
+    header = ["rank", "method", "label", "delta_m_mean", "delta_m_std", "delta_m_per_seed", "delta_m_seeds"]
     for key in summary.metric_keys:
         header += [f"{key} mean", f"{key} std"]
-    header += ["runs", "cpu_seconds", "selected_options", "selected_lr", "selected_val_delta_m"]
+    header += ["runs", "cpu_seconds", "gpu_seconds", "selected_options", "selected_lr", "selected_val_delta_m",
+               "metrics_not_in_delta_m"]
+    left_out = ";".join(summary.excluded_metrics)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for method in sorted(summary.methods, key=lambda m: (m.rank, m.delta_m_mean)):
             row: list[object] = [method.rank, method.method, method.label, repr(method.delta_m_mean),
-                                 repr(method.delta_m_std), ";".join(repr(v) for v in method.delta_m_per_seed)]
+                                 repr(method.delta_m_std), ";".join(repr(v) for v in method.delta_m_per_seed),
+                                 ";".join(str(seed) for seed in method.delta_m_seeds)]
             for key in summary.metric_keys:
                 row += [repr(method.metrics_mean.get(key, math.nan)), repr(method.metrics_std.get(key, math.nan))]
-            row += [method.runs, repr(method.cpu_seconds), json.dumps(method.selected.options, sort_keys=True),
-                    repr(method.selected.lr), repr(method.selected.val_delta_m)]
+            row += [method.runs, repr(method.cpu_seconds), repr(method.gpu_seconds),
+                    json.dumps(method.selected.options, sort_keys=True), repr(method.selected.lr),
+                    repr(method.selected.val_delta_m), left_out]
             writer.writerow(row)
     return path

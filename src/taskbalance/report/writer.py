@@ -26,6 +26,7 @@ from taskbalance.report.tables import (
     format_value,
     markdown_table,
     metric_header,
+    used_gpu,
     write_results_csv,
 )
 from taskbalance.store.run_store import RunStore
@@ -55,6 +56,23 @@ def mean_weights(runs: list[RunResult]) -> list[float] | None:
     return [float(v) for v in np.nanmean(np.asarray(rows, dtype=float), axis=0)]
 
 
+def per_seed_text(method: MethodSummary) -> str:
+    """Each seed's test Δm, named by its seed when the summary recorded them (``seed 0 +2.10, seed 2 +1.95``), so a
+    missing seed shows which one is missing.
+
+    Example:
+        >>> from taskbalance.protocol.summary import GridPoint
+        >>> ew = MethodSummary("ew", "EW", GridPoint({}, 1e-3, 1.0, []), 2.5, 0.5, [2.0, 3.0], {}, {}, 1, 2, 30.0,
+        ...                    delta_m_seeds=[0, 2])
+        >>> per_seed_text(ew)
+        'seed 0 +2.00, seed 2 +3.00'
+    """
+    values = method.delta_m_per_seed
+    if len(method.delta_m_seeds) != len(values):  # a summary written before the seeds were recorded
+        return ", ".join(f"{v:+.2f}" for v in values)
+    return ", ".join(f"seed {seed} {v:+.2f}" for seed, v in zip(method.delta_m_seeds, values, strict=True))
+
+
 def _options(method: MethodSummary) -> str:
     return json.dumps(method.selected.options, sort_keys=True) if method.selected.options else "—"
 
@@ -73,7 +91,9 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         markdown_table(summary),
         (PER_TASK_DEFINITION if summary.delta_m_variant == "per_task" else DELTA_M_DEFINITION)
         + " Metric columns are test means over the seeds (↑ higher / ↓ lower is better); runs and "
-        "CPU-s count the grid search and every seed.",
+        "CPU-s count the grid search and every seed"
+        + (" (CPU-s is the host processes' CPU time; GPU-s the wall time of the runs that trained on a GPU)."
+           if used_gpu(summary) else "."),
         "",
         *([excluded_note(summary), ""] if summary.excluded_metrics else []),
         "## Selected configurations",
@@ -85,7 +105,7 @@ def _report_text(summary: BenchSummary, store: RunStore, plots: dict[str, str]) 
         if method.failed:  # no finished run of its grid: nothing was selected
             lines.append(f"| {method.label} | — | — | — | {format_delta_m(method)} |")
             continue
-        per_seed = ", ".join(f"{v:+.2f}" for v in method.delta_m_per_seed)
+        per_seed = per_seed_text(method)
         lines.append(f"| {method.label} | `{_options(method)}` | {method.selected.lr:g} | "
                      f"{method.selected.val_delta_m:+.2f} | {per_seed} |")
     lines += ["", "## Single-task baselines", "", "| metric | validation | test |", "|---|---:|---:|"]
