@@ -101,3 +101,14 @@ def test_method_lr_enters_the_identity_only_of_methods_with_parameters_of_their_
     assert composed.identity()["method_lr"] == 0.025
     for name in ("ew", "dwa", "pcgrad"):  # nothing to apply it to: the same experiment, the same id
         assert RunConfig(method=name, method_lr=0.025).run_id() == RunConfig(method=name).run_id()
+
+
+def test_an_int_for_a_real_valued_field_is_the_same_run_as_its_float() -> None:
+    as_ints = RunConfig(method="uw", lr=1, weight_decay=0, lr_gamma=1, method_lr=2)
+    as_floats = RunConfig(method="uw", lr=1.0, weight_decay=0.0, lr_gamma=1.0, method_lr=2.0)
+    assert as_ints.run_id() == as_floats.run_id()
+    assert all(isinstance(as_ints.to_dict()[name], float) for name in ("lr", "weight_decay", "lr_gamma", "method_lr"))
+    assert RunConfig.from_dict({"optimizer": "sgd", "momentum": 0}).momentum == 0.0
+    assert RunConfig(lr=2).run_id() != RunConfig(lr=1).run_id()
+    with pytest.raises(ConfigError, match="lr must be a positive finite number, got True"):
+        RunConfig(lr=True)

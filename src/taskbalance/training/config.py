@@ -29,6 +29,9 @@ LATER_DEFAULTS: dict[str, Any] = {
     "precision": "fp32", "loader_workers": 0, "optimizer": "adam", "momentum": 0.0, "method_lr": None,
 }
 OPTIMIZERS = ("adam", "sgd")
+# Real-valued fields: an int given for one (``lr=1``, TOML's ``weight_decay = 0``) is stored as a float, so that
+# ``1`` and ``1.0`` are one experiment with one run id.
+REAL_FIELDS = ("lr", "weight_decay", "lr_gamma", "momentum", "method_lr")
 
 
 class ConfigError(ValueError):
@@ -84,6 +87,9 @@ class RunConfig:
             splits in memory, e.g. MultiFashion): no per-batch host work. The same samples in the same order as
             batches from a DataLoader, so the result is the same (not part of the run's identity).
 
+    ``lr``, ``weight_decay``, ``lr_gamma``, ``momentum`` and ``method_lr`` are kept as floats (an int given for one
+    is converted), so ``lr=1`` and ``lr=1.0`` are the same run.
+
     The run's identity (:meth:`run_id`) hashes every field except ``device``, ``deterministic`` and
     ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer``, ``momentum`` and ``method_lr`` enter it only
     when they are not their defaults, so the ids of runs stored before they existed stay valid.
@@ -118,6 +124,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+        for name in REAL_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int):  # validate refused bools
+                setattr(self, name, float(value))
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
