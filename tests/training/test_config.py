@@ -112,3 +112,22 @@ def test_an_int_for_a_real_valued_field_is_the_same_run_as_its_float() -> None:
     assert RunConfig(lr=2).run_id() != RunConfig(lr=1).run_id()
     with pytest.raises(ConfigError, match="lr must be a positive finite number, got True"):
         RunConfig(lr=True)
+
+
+def test_an_int_for_a_real_valued_method_option_is_the_same_run_as_its_float() -> None:
+    def same(method: str, given: dict, floats: dict) -> bool:
+        return RunConfig(method=method, method_options=given).run_id() == \
+            RunConfig(method=method, method_options=floats).run_id()
+
+    assert same("uwso", {"temperature": 1}, {"temperature": 1.0})
+    assert same("scalarization", {"weights": [1, 0, 0]}, {"weights": [1.0, 0.0, 0.0]})
+    assert same("pcgrad", {"weighting": "uw", "weighting_options": {"init": 0}},
+                {"weighting": "uw", "weighting_options": {"init": 0.0}})
+    # An integer option stays an integer, and a different value is a different run.
+    assert RunConfig(method="nashmtl", method_options={"iterations": 30}).identity()["method_options"] == \
+        {"iterations": 30}
+    assert not same("uwso", {"temperature": 2}, {"temperature": 1.0})
+    # A bool is no number, and a plugin's options (no class to read them from) are kept as given.
+    assert RunConfig(method="cagrad", method_options={"rescale": True}).identity()["method_options"] == \
+        {"rescale": True}
+    assert RunConfig(method="not-installed", method_options={"x": 1}).identity()["method_options"] == {"x": 1}

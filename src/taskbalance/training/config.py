@@ -7,6 +7,7 @@ store can recognise a finished run and a sweep can skip it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import re
@@ -218,8 +219,10 @@ class RunConfig:
         ``data_on_device``; ``precision``, ``loader_workers``, ``optimizer``, ``momentum`` and ``method_lr`` only when
         they are not their defaults; and
         ``method_revisions``, the :attr:`~taskbalance.method.Method.revision` of the method and of the weighting it
-        composes with, when one is above 0."""
+        composes with, when one is above 0. Method options are hashed as :func:`canonical_method_options` gives
+        them (``temperature=1`` and ``temperature=1.0`` are one run)."""
         identity = {k: v for k, v in self.stored_dict().items() if k not in NOT_IDENTITY}
+        identity["method_options"] = canonical_method_options(self.method, self.method_options)
         revisions = method_revisions(self.method, self.method_options)
         if revisions:
             identity["method_revisions"] = revisions
@@ -250,6 +253,61 @@ def _method_classes(method: str, options: dict[str, Any]) -> dict[str, type[Meth
         except UnknownMethodError:
             classes[name] = None
     return classes
+
+
+_REAL_VALUED_OPTIONS: dict[type, frozenset[str]] = {}
+
+
+def real_valued_options(cls: type[Method]) -> frozenset[str]:
+    """The constructor options of a method class annotated as real numbers (``float``, ``Sequence[float]``, …) and
+    not as integers.
+
+    Example:
+        >>> from taskbalance.methods import method_class
+        >>> sorted(real_valued_options(method_class("stch")))
+        ['mu', 'preference']
+    """
+    if cls in _REAL_VALUED_OPTIONS:
+        return _REAL_VALUED_OPTIONS[cls]
+    names = set()
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        annotation = parameter.annotation
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        words = set(re.findall(r"\w+", text))
+        if "float" in words and "int" not in words:
+            names.add(name)
+    _REAL_VALUED_OPTIONS[cls] = frozenset(names)
+    return _REAL_VALUED_OPTIONS[cls]
+
+
+def _as_floats(options: dict[str, Any], real: frozenset[str]) -> dict[str, Any]:
+    def real_number(value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    return {key: ([real_number(v) for v in value] if isinstance(value, list) else real_number(value))
+            if key in real else value for key, value in options.items()}
+
+
+def canonical_method_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with an int given for a real-valued option of the method (or of the weighting it composes with,
+    under ``weighting_options``) as a float, so that ``1`` and ``1.0`` are one experiment. Options of a method no
+    registry knows are kept as given.
+
+    Example:
+        >>> canonical_method_options("uwso", {"temperature": 1})
+        {'temperature': 1.0}
+        >>> canonical_method_options("pcgrad", {"seed": 1, "weighting": "dwa", "weighting_options": {"temperature": 2}})
+        {'seed': 1, 'weighting': 'dwa', 'weighting_options': {'temperature': 2.0}}
+    """
+    classes = _method_classes(method, options)
+    own = classes[method]
+    canonical = _as_floats(options, real_valued_options(own)) if own is not None else dict(options)
+    weighting, nested = options.get("weighting"), options.get("weighting_options")
+    if isinstance(weighting, str) and isinstance(nested, dict) and classes.get(weighting) is not None:
+        weighting_class = classes[weighting]
+        assert weighting_class is not None
+        canonical["weighting_options"] = _as_floats(nested, real_valued_options(weighting_class))
+    return canonical
 
 
 def method_revisions(method: str, options: dict[str, Any]) -> dict[str, int]:
