@@ -349,6 +349,20 @@ def test_claim3_compares_spreads_over_common_methods(report: ModuleType) -> None
     assert report.claim_larger_network(small, None)[0].label == "not run yet"
 
 
+def test_claim3_says_when_one_method_decides_the_spread_and_whether_the_order_holds(report: ModuleType) -> None:
+    # On the larger model UW-SO alone is far ahead; without it the other methods lie closer than on the smaller one.
+    small = summary("multilenet", method("uwso", 2.0, 0.5), method("ew", 6.0, 0.5), method("gls", 2.5, 0.5),
+                    method("rlw", 6.5, 0.5))
+    large = summary("small_cnn", method("uwso", 6.0, 0.5), method("ew", 12.0, 0.5), method("gls", 13.0, 0.5),
+                    method("rlw", 14.0, 0.5))
+    verdict, _ = report.claim_larger_network(small, large)
+    assert verdict.label == "not confirmed"  # 8.0 against 4.5
+    assert ("Leaving out one method at a time, max − min is smaller on small_cnn in 1 of 4 cases; the method that "
+            "changes the comparison most is UWSO (without it: 4.00 on multilenet, 2.00 on small_cnn).") in verdict.why
+    # Orders uwso, gls, ew, rlw and uwso, ew, gls, rlw: 5 of 6 pairs agree, τ = (5 − 1)/6.
+    assert "Kendall's τ between the two models' orders of the methods is +0.67." in verdict.why
+
+
 def gridded(name: str, selected: tuple[float, dict[str, object]], points: list[tuple[float, dict[str, object]]]
             ) -> MethodSummary:
     """A method whose grid holds ``points`` (learning rate, options) and whose selection is ``selected``."""
