@@ -116,6 +116,26 @@ def test_two_ranks_equal_one_process_on_the_global_batch(two_rank_results: list[
         torch.testing.assert_close(first[key], expected, rtol=1e-9, atol=1e-12, msg=f"{name} {options}: {key}")
 
 
+def test_loss_weightings_reduce_the_k_losses_once_plus_one_gradient(two_rank_results: list[dict]) -> None:
+    num_gradients = sum(p.numel() for p in _TinyModel().parameters())
+    per_step = {name: int(two_rank_results[0][index]["bytes"]) / STEPS
+                for index, (name, options) in enumerate(CASES) if "mode" not in options and name != "pcgrad"}
+    # float64: the K mean losses the weights are computed from, then the model's gradients; nothing twice.
+    for name in ("ew", "uw", "uwso"):
+        assert per_step[name] == 8 * (3 + num_gradients), name
+    # RLW also broadcasts rank 0's K weights; FAMO also averages the K losses after the step (its update).
+    assert per_step["rlw"] == 8 * (3 + 3 + num_gradients)
+    assert per_step["famo"] == 8 * (3 + 3 + num_gradients)
+
+
+def test_a_composed_weighting_takes_the_mean_losses_of_its_gradient_method(two_rank_results: list[dict]) -> None:
+    num_shared = sum(p.numel() for p in _TinyModel().encoder.parameters())
+    num_heads = sum(p.numel() for p in _TinyModel().heads.parameters())
+    index = CASES.index(("pcgrad", {"mode": "representation", "weighting": "uw"}))
+    # The gradient method averages the K losses once; its UW computes the scales from them without a second average.
+    assert int(two_rank_results[0][index]["bytes"]) / STEPS == 8 * (3 + 9 + num_shared + num_heads)
+
+
 def test_gram_methods_in_representation_mode_reduce_k_squared_numbers_plus_one_gradient(
     two_rank_results: list[dict],
 ) -> None:

@@ -58,9 +58,12 @@ class LossWeighting(Method):
 
     def forward(self, losses: Tensor) -> Tensor:
         """Return the scalar total loss for the K task ``losses`` and record ``last_weights``."""
+        return self._weigh(losses, share=self.sync_across_ranks)
+
+    def _weigh(self, losses: Tensor, *, share: bool) -> Tensor:
         self.check_losses(losses, positive=self.requires_positive_losses, nonnegative=self.requires_nonnegative_losses)
         values = losses.detach()
-        if self.sync_across_ranks:
+        if share:
             values = self.shared_values(values)
         total, weights = self.combine(losses, values)
         self.last_weights = weights.detach()
@@ -96,13 +99,16 @@ class LossWeighting(Method):
     def loss_scales(self, losses: Tensor, loss_scale: float | Tensor = 1.0) -> Tensor:
         """``s_k = ∂total/∂L_k`` at ``losses`` (detached ``[K]``); sets the ``.grad`` of the method's own parameters.
 
-        Records ``last_weights`` and advances the method's state like a call does. Gradient methods composed with
-        a weighting scale task k's gradient by ``s_k``. The parameters' ``.grad`` are ``loss_scale`` times their
+        Records ``last_weights`` and advances the method's state like a call does, but computes the weights at
+        exactly ``losses``: it exchanges no losses across ranks, even with ``sync_across_ranks`` (its callers, the
+        distributed :meth:`step` and a gradient method's, pass the ranks' mean losses already; a second average would
+        cost a collective and change nothing). Gradient methods composed with a weighting scale task k's gradient by
+        ``s_k``. The parameters' ``.grad`` are ``loss_scale`` times their
         gradient, like every other gradient of a scaled step (``GradScaler.step`` divides them all by the scale);
         the returned ``s_k`` are not scaled.
         """
         values = losses.detach().clone().requires_grad_(True)
-        total = self(values)
+        total = self._weigh(values, share=False)
         params = [p for p in self.parameters() if p.requires_grad]
         grads = torch.autograd.grad(total, [values, *params], allow_unused=True)
         for p, g in zip(params, grads[1:], strict=True):
