@@ -1004,7 +1004,9 @@ def write_study_report(study: Study, out_dir: Path, default_csv: Path) -> Path:
     if large is None and larger_so_far is not None and paper is not None:
         text += [*claim3_so_far(paper, larger_so_far), ""]
     if large is not None:
-        text += [f"`{large.model}`:", "", *method_table(large), "", grid_edges(large), "",
+        text += [f"`{large.model}`:", "", *method_table(large), "", *(f"* {note}" for note in large.notes), "",
+                 grid_edges(large), "",
+                 f"STL baselines on `{large.model}` (as in claim 1):", "", *baseline_table(large), "",
                  "Each metric's term of Δm (as in claim 1):", "", *metric_terms_table(large), ""]
     if spreads:
         text += ["| model | methods | max − min of mean Δm | std over methods | mean seed std |",
