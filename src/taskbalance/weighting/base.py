@@ -103,9 +103,8 @@ class LossWeighting(Method):
         exactly ``losses``: it exchanges no losses across ranks, even with ``sync_across_ranks`` (its callers, the
         distributed :meth:`step` and a gradient method's, pass the ranks' mean losses already; a second average would
         cost a collective and change nothing). Gradient methods composed with a weighting scale task k's gradient by
-        ``s_k``. The parameters' ``.grad`` are ``loss_scale`` times their
-        gradient, like every other gradient of a scaled step (``GradScaler.step`` divides them all by the scale);
-        the returned ``s_k`` are not scaled.
+        ``s_k``. The parameters' ``.grad`` are ``loss_scale`` times their gradient, like every other gradient of a
+        scaled step (``GradScaler.step`` divides them all by the scale); the returned ``s_k`` are not scaled.
         """
         values = losses.detach().clone().requires_grad_(True)
         total = self._weigh(values, share=False)
